@@ -1,0 +1,413 @@
+package EV::Etcd;
+
+use strict;
+use warnings;
+
+use EV ();
+use Scalar::Util ();
+use XSLoader;
+
+our $VERSION = '0.02';
+
+XSLoader::load('EV::Etcd', $VERSION);
+
+# One EV::io watcher per process drains the completion queue. It keeps the
+# loop alive only while something is outstanding (toggled from the engine
+# through _keepalive), so an idle client costs nothing and EV::run returns.
+my ($IO, $IO_PID);
+
+sub _keepalive { $IO->keepalive($_[0]) if $IO && $IO_PID == $$ }
+
+sub _ensure_io {
+    return if $IO && $IO_PID == $$;
+    $IO = EV::io(_fd(), EV::READ(), \&_drain);
+    $IO->keepalive(0);
+    $IO_PID = $$;
+}
+
+sub new {
+    my $class = shift;
+    my %opts;
+    while (@_ > 1) {
+        my $k = shift;
+        $opts{$k} = shift;
+    }
+    my $self = _new(\%opts);
+    _ensure_io();
+    return $self;
+}
+
+sub _is_code { ref $_[0] && Scalar::Util::reftype($_[0]) eq 'CODE' }
+
+sub txn {
+    my $self = shift;
+    my ($compare, $success, $failure, $cb);
+    if (@_ == 4 && ref $_[0] && Scalar::Util::reftype($_[0]) eq 'ARRAY') {
+        ($compare, $success, $failure, $cb) = @_;
+    }
+    else {
+        $cb = pop if @_ && _is_code($_[-1]);
+        my %args;
+        while (@_ > 1) {
+            my $k = shift;
+            $args{$k} = shift;
+        }
+        $cb = $args{callback} unless defined $cb;
+        ($compare, $success, $failure) = @args{qw(compare success failure)};
+    }
+    require Carp;
+    Carp::croak('callback must be a code reference') unless _is_code($cb);
+    _txn($self, $compare, $success, $failure, $cb);
+    return;
+}
+
+sub CLONE_SKIP { 1 }
+
+END { _shutdown() }
+
+1;
+
+__END__
+
+=head1 NAME
+
+EV::Etcd - asynchronous etcd v3 client for the EV event loop
+
+=head1 SYNOPSIS
+
+    use EV::Etcd;    # loads EV as well
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+
+    $etcd->put('/app/greeting', 'hello', sub {
+        my ($resp, $err) = @_;
+        die $err->{message} if $err;
+        print "stored at revision $resp->{header}{revision}\n";
+
+        $etcd->get('/app/greeting', sub {
+            my ($resp, $err) = @_;
+            die $err->{message} if $err;
+            print "value: $resp->{kvs}[0]{value}\n";
+        });
+    });
+
+    EV::run;    # returns once nothing is outstanding
+
+=head1 DESCRIPTION
+
+EV::Etcd talks to an etcd v3 cluster over gRPC from programs built on the
+L<EV> event loop. Every request method takes a callback and returns at
+once; the callback later runs from inside the loop with C<($response,
+undef)> on success or C<(undef, $error)> on failure.
+
+The engine is written in Rust: a single background thread per process runs
+the gRPC transport (tokio and tonic); finished results cross back to the
+Perl thread as plain data and wake the loop through a file descriptor that
+an C<EV::io> watcher drains. Perl values are only ever built, and callbacks
+only ever run, on the thread that runs Perl.
+
+=head1 CONSTRUCTOR
+
+=head2 new
+
+    my $etcd = EV::Etcd->new(%options);
+
+Creates a client. Nothing is contacted until the first request, so creating
+a client for an unreachable cluster succeeds. Options (all optional;
+unknown keys are ignored, a trailing key without a value is ignored):
+
+=over 4
+
+=item endpoints => \@list
+
+Endpoints as C<host:port> or C<http://host:port>. Default
+C<['127.0.0.1:2379']>; an empty list means the default, and an element
+that is not a string is replaced by the default. An element longer than
+2048 bytes croaks (C<peer URL too large: N bytes (max 2048)>). Requests go
+to the first endpoint; a request that cannot reach it is tried on the next
+(see L</RETRIES AND FAILOVER>).
+
+=item timeout => $seconds
+
+Whole seconds (fractions truncate; values below 1 mean 1); default 30. Each
+unary request must complete within this time from the call, retries
+included, or its callback receives a C<DEADLINE_EXCEEDED> error.
+
+=item max_retries => $n
+
+How many times a failed request may be retried (default 3; negative means
+0). See L</RETRIES AND FAILOVER>.
+
+=item auth_token => $token
+
+A token to send as C<authorization> metadata with every request. Ignored
+unless it is a non-empty string.
+
+=item max_recv_size => $bytes
+
+The largest response the client accepts. Default 0, meaning no limit
+(etcd's own limits still apply on the server side).
+
+=back
+
+=head1 CALLING CONVENTIONS
+
+=over 4
+
+=item *
+
+The callback must be a code reference (blessed ones are fine); anything
+else croaks with C<callback must be a code reference>.
+
+=item *
+
+Callbacks always run from the loop, never before the method returns, even
+for errors known at once. A unary request calls back exactly once.
+
+=item *
+
+A wrong number of arguments croaks with a C<Usage:> message. Methods with
+an optional options hash take it just before the callback; anything other
+than a hash reference there is ignored.
+
+=item *
+
+Size limits croak at once: keys and range ends up to 1 MiB (C<key too
+large: N bytes (max 1048576)>), values up to 1 MiB (C<value too large:
+...>). The limits are inclusive.
+
+=item *
+
+Keys and values are bytes. A string with Perl's UTF-8 flag is sent as its
+UTF-8 encoding; everything returned is a byte string without the flag.
+
+=item *
+
+Request methods return nothing. Requests of one client go out in call
+order over one connection.
+
+=item *
+
+An exception thrown by a callback is handed to C<$EV::DIED> (which warns
+by default), exactly as for EV's own watchers; the remaining callbacks
+still run and the loop carries on.
+
+=back
+
+=head1 RESPONSES
+
+Most responses contain a C<header> hash with C<cluster_id>, C<member_id>,
+C<revision> and C<raft_term> (cluster and member ids are unsigned 64-bit
+integers and stringify as such).
+
+Key-value entries (C<kvs>, C<prev_kv>) are hashes with exactly the keys
+C<key>, C<value>, C<create_revision>, C<mod_revision>, C<version> and
+C<lease>.
+
+Booleans are the integers 0 and 1.
+
+=head1 KV METHODS
+
+=head2 get
+
+    $etcd->get($key, [\%opts,] $cb);
+
+Reads a key or a range. Response: C<header>, C<kvs> (array, empty when
+nothing matched), C<more> (1 if C<limit> cut the result), C<count> (keys in
+the range regardless of C<limit>). Options:
+
+=over 4
+
+=item range_end => $end
+
+Reads C<[$key, $end)>. C<"\0"> means every key from C<$key> on. Wins over
+C<prefix>.
+
+=item prefix => 1
+
+Reads every key that starts with C<$key> (ignored for an empty key).
+
+=item limit => $n
+
+=item revision => $rev
+
+Reads the store as it was at C<$rev>.
+
+=item keys_only => 1
+
+Values come back empty.
+
+=item count_only => 1
+
+Only C<count> is filled; C<kvs> is empty.
+
+=item serializable => 1
+
+A serializable (possibly stale, but local) read.
+
+=item sort_order => 'ascend' | 'descend'
+
+=item sort_target => 'key' | 'version' | 'create' | 'mod' | 'value'
+
+=item min_mod_revision, max_mod_revision, min_create_revision, max_create_revision
+
+Server-side filters.
+
+=back
+
+=head2 put
+
+    $etcd->put($key, $value, [\%opts,] $cb);
+
+Response: C<header>, and C<prev_kv> when requested and the key existed.
+Options: C<lease> (attach to a lease id), C<prev_kv>, C<ignore_value>
+(keep the stored value), C<ignore_lease> (keep the stored lease).
+
+=head2 delete
+
+    $etcd->delete($key, [\%opts,] $cb);
+
+Response: C<header>, C<deleted> (count; 0 is not an error), and C<prev_kvs>
+when C<prev_kv> was requested and something was deleted. Options:
+C<range_end>, C<prefix>, C<prev_kv>.
+
+=head2 compact
+
+    $etcd->compact($revision, [\%opts,] $cb);
+
+Discards history before C<$revision>. Option C<physical>: answer only once
+the compaction has been applied physically. Response: C<header>.
+Compacting at or below the current compaction revision fails with
+C<OUT_OF_RANGE>.
+
+=head2 txn
+
+    $etcd->txn(\@compare, \@success, \@failure, $cb);
+    $etcd->txn(compare => \@compare, success => \@success,
+               failure => \@failure, callback => $cb);
+    $etcd->txn(compare => \@compare, success => \@success, $cb);
+
+An atomic compare-and-swap. If every compare holds, the C<success>
+operations run, otherwise the C<failure> ones. Missing lists are empty.
+
+Compare entries are hashes: C<key>, optional C<range_end>, C<target>
+(C<version>, C<create>, C<mod>, C<value>, C<lease>; inferred from the
+operand given when omitted), C<result> (C<=> the default, C<!=>, C<< < >>,
+C<< > >>, or C<EQUAL>, C<NOT_EQUAL>, C<LESS>, C<GREATER>) and one operand:
+C<version>, C<create_revision>, C<mod_revision>, C<value> or C<lease>.
+
+Operations are hashes with one key: C<request_range> (or C<range>) with
+C<key> and C<range_end>; C<request_put> (or C<put>) with C<key>, C<value>
+and C<lease>; C<request_delete_range> (or C<delete>) with C<key> and
+C<range_end>. An unrecognised operation makes the server reject the whole
+transaction.
+
+Response: C<header>, C<succeeded> (1 if the compares held), C<responses>:
+one hash per operation run, with one key: C<response_range> (C<header>,
+C<kvs>, C<more>, C<count>), C<response_put> (C<header>) or
+C<response_delete_range> (C<header>, C<deleted>, C<prev_kvs>, always
+present here). Sub-response headers carry only C<revision>.
+
+=head1 MAINTENANCE METHODS
+
+=head2 status
+
+    $etcd->status($cb);
+
+Response: C<header>, C<version> (server version string), C<db_size>,
+C<leader> (member id), C<raft_index>, C<raft_term>, C<raft_applied_index>,
+C<db_size_in_use>, C<is_learner>, and C<errors> (array of strings) only
+when the member reports any. A good first health probe.
+
+=head1 ERRORS
+
+A failure reaches the callback as C<(undef, $err)> where C<$err> is a hash
+with exactly these keys:
+
+=over 4
+
+=item code
+
+The gRPC status code (0-16).
+
+=item status
+
+Its name: C<OK>, C<CANCELLED>, C<UNKNOWN>, C<INVALID_ARGUMENT>,
+C<DEADLINE_EXCEEDED>, C<NOT_FOUND>, C<ALREADY_EXISTS>,
+C<PERMISSION_DENIED>, C<RESOURCE_EXHAUSTED>, C<FAILED_PRECONDITION>,
+C<ABORTED>, C<OUT_OF_RANGE>, C<UNIMPLEMENTED>, C<INTERNAL>,
+C<UNAVAILABLE>, C<DATA_LOSS>, C<UNAUTHENTICATED> (C<UNKNOWN_CODE>
+otherwise).
+
+=item message
+
+The server's text (for example C<etcdserver: requested lease not found>),
+or the client's own (C<Deadline Exceeded> when C<timeout> ran out, the
+transport's reason when no connection could be made).
+
+=item source
+
+Which operation failed: C<range> for C<get>; C<put>, C<delete>,
+C<compact>, C<txn>, C<status> for the methods of those names; C<internal>
+for failures of the client's own processing.
+
+=item retryable
+
+1 for codes 4, 8, 10, 13 and 14, else 0. Informational.
+
+=back
+
+Bad arguments are not reported this way: they croak at once.
+
+=head1 RETRIES AND FAILOVER
+
+Each request method belongs to a retry class. Reads (C<get>, C<status>,
+and C<txn> with only range operations) are retried when the server is
+unavailable, on the next endpoint, with a backoff that starts at 50 ms and
+doubles up to 2 s (with jitter), while retries remain (C<max_retries>)
+and the request's C<timeout> has not run out. Writes are retried only
+when they provably never left the client (no connection could be made),
+so a write that may have reached the server is never replayed behind your
+back. A request that cannot connect to one endpoint is tried on each of
+the others at least once. The error finally reported is the last one seen.
+
+=head1 THE EVENT LOOP
+
+All work runs from the L<EV> default loop: callbacks only run while
+C<EV::run> (or C<EV::run EV::RUN_ONCE>) is executing. The client keeps the
+loop alive only while requests are outstanding, so C<EV::run> returns by
+itself once everything has called back, and an idle client causes no
+wakeups at all.
+
+=head1 DESTRUCTION
+
+Destroying a client (C<undef $etcd>, leaving its scope, program end)
+cancels its outstanding requests; their callbacks are not called.
+Destroying a client from inside one of its own callbacks is safe: the
+remaining callbacks of that client are dropped quietly. Other clients are
+not affected.
+
+=head1 THREADS AND FORK
+
+One background thread serves every client of a process; it starts with the
+first client. A client belongs to the process that created it: after
+C<fork>, create new clients in the child; using an inherited one croaks.
+
+=head1 BYTES VERSUS CHARACTERS
+
+etcd stores bytes. Keys and values are sent as the bytes of the Perl
+string: a string with the UTF-8 flag goes out as its UTF-8 encoding, any
+other as its bytes (so C<"\xe9"> is one byte unless flagged). Everything
+returned is a byte string without the UTF-8 flag; decode it yourself
+(C<Encode::decode_utf8>) when you stored text.
+
+=head1 SEE ALSO
+
+L<EV>, the etcd API reference at L<https://etcd.io/docs/>.
+
+=head1 LICENSE
+
+This library is free software; you can redistribute it and/or modify it
+under the same terms as Perl itself.
+
+=cut

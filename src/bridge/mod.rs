@@ -1,0 +1,220 @@
+//! The thread boundary. The runtime side lives in runtime.rs; this file is
+//! the Perl-thread side: the process's one bridge (job sender, completion
+//! queue, notify fd), the registry of clients and of outstanding callbacks,
+//! and the drain that turns completions into callback calls. Everything
+//! here runs on the Perl thread; borrows of the registry are never held
+//! while Perl code runs, so callbacks may re-enter freely (new requests,
+//! destroying the client, nested loops).
+#![forbid(unsafe_code)]
+
+pub mod notify;
+pub mod runtime;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::unix::io::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::etcd::call::Call;
+use crate::etcd::client::Config;
+use crate::perl::convert;
+use crate::perl::{NewSv, Perl, SvBox};
+
+use runtime::{Completion, Job};
+
+/// Completions handled per drain before yielding back to the loop.
+const MAX_BATCH: usize = 4096;
+
+struct Bridge {
+    jobs: UnboundedSender<Job>,
+    done_rx: crossbeam_channel::Receiver<Completion>,
+    notify: Arc<notify::Notifier>,
+    wake: notify::Receiver,
+    pid: u32,
+}
+
+impl Bridge {
+    fn start() -> std::io::Result<Bridge> {
+        let (n, wake) = notify::pair()?;
+        let notify = Arc::new(n);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let jobs = runtime::spawn(done_tx, notify.clone())?;
+        Ok(Bridge { jobs, done_rx, notify, wake, pid: std::process::id() })
+    }
+}
+
+/// What a client entry on the Perl side remembers.
+struct ClientEntry {
+    pid: u32,
+    timeout: Duration,
+}
+
+/// An outstanding unary request: its callback and its error `source` label.
+struct Pending {
+    client: u64,
+    cb: SvBox,
+    label: &'static str,
+}
+
+#[derive(Default)]
+struct Main {
+    bridge: Option<Bridge>,
+    clients: HashMap<u64, ClientEntry>,
+    pending: HashMap<u64, Pending>,
+    next_id: u64,
+    keepalive_on: bool,
+}
+
+thread_local! {
+    static MAIN: RefCell<Main> = RefCell::new(Main::default());
+}
+
+fn with<R>(f: impl FnOnce(&mut Main) -> R) -> R {
+    MAIN.with(|m| f(&mut m.borrow_mut()))
+}
+
+/// The notify fd of this process's bridge, starting the bridge (and its
+/// runtime thread) on first use, and again in a forked child.
+pub fn notify_fd() -> Result<RawFd, String> {
+    with(|m| {
+        let pid = std::process::id();
+        if m.bridge.as_ref().map(|b| b.pid) != Some(pid) {
+            // A bridge inherited over fork has no runtime thread: replace it
+            // (its sockets close; the dead thread's handles are not touched).
+            if let Some(old) = m.bridge.take() {
+                std::mem::forget(old.jobs);
+            }
+            m.bridge = Some(Bridge::start().map_err(|e| format!("EV::Etcd: cannot start the runtime thread: {e}"))?);
+        }
+        Ok(m.bridge.as_ref().map(|b| b.wake.fd()).unwrap_or(-1))
+    })
+}
+
+/// Registers a new client and hands its settings to the runtime.
+pub fn new_client(cfg: Config) -> Result<u64, String> {
+    notify_fd()?;
+    with(|m| {
+        m.next_id += 1;
+        let id = m.next_id;
+        m.clients.insert(id, ClientEntry { pid: std::process::id(), timeout: cfg.timeout });
+        let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
+        b.jobs.send(Job::NewClient { id, cfg }).map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        Ok(id)
+    })
+}
+
+/// Forgets a client: its outstanding callbacks are dropped without being
+/// called (API.md 8.1) and the runtime cancels its work.
+pub fn drop_client(p: &Perl, id: u64) {
+    let dropped: Vec<Pending> = with(|m| {
+        let Some(entry) = m.clients.remove(&id) else { return Vec::new() };
+        if entry.pid == std::process::id() {
+            if let Some(b) = &m.bridge {
+                let _ = b.jobs.send(Job::DropClient { id });
+            }
+        }
+        let reqs: Vec<u64> = m.pending.iter().filter(|(_, v)| v.client == id).map(|(k, _)| *k).collect();
+        reqs.into_iter().filter_map(|r| m.pending.remove(&r)).collect()
+    });
+    // Released outside the borrow: freeing a closure may run DESTROY code.
+    drop(dropped);
+    sync_keepalive(p);
+}
+
+/// Checks that `id` is a live client of this process.
+pub fn check_client(id: u64) -> Result<(), String> {
+    with(|m| match m.clients.get(&id) {
+        None => Err("EV::Etcd: client has been destroyed".to_owned()),
+        Some(c) if c.pid != std::process::id() => Err(format!(
+            "EV::Etcd: this client was created in process {} and cannot be used after fork; create a new client in the child",
+            c.pid
+        )),
+        Some(_) => Ok(()),
+    })
+}
+
+/// Sends a unary call; `cb` is called once, from the loop, with the result.
+pub fn submit(p: &Perl, client: u64, label: &'static str, call: Call, cb: SvBox) -> Result<(), String> {
+    check_client(client)?;
+    let turn_on = with(|m| {
+        let timeout = m.clients.get(&client).map(|c| c.timeout).unwrap_or(Duration::from_secs(30));
+        m.next_id += 1;
+        let req = m.next_id;
+        let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
+        let deadline = Instant::now() + timeout;
+        b.jobs
+            .send(Job::Unary { client, req, call, deadline })
+            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        m.pending.insert(req, Pending { client, cb, label });
+        let turn_on = !m.keepalive_on;
+        m.keepalive_on = true;
+        Ok::<bool, String>(turn_on)
+    })?;
+    if turn_on {
+        p.call_named(c"EV::Etcd::_keepalive", 1);
+    }
+    Ok(())
+}
+
+/// Lets the loop exit once nothing is outstanding.
+fn sync_keepalive(p: &Perl) {
+    let turn_off = with(|m| {
+        let off = m.keepalive_on && m.pending.is_empty();
+        if off {
+            m.keepalive_on = false;
+        }
+        off
+    });
+    if turn_off {
+        p.call_named(c"EV::Etcd::_keepalive", 0);
+    }
+}
+
+/// Runs the callbacks of every completion that has arrived (called by the
+/// `EV::io` watcher on the notify fd).
+pub fn drain(p: &Perl) {
+    let ok = with(|m| match &m.bridge {
+        Some(b) if b.pid == std::process::id() => {
+            b.wake.clear();
+            b.notify.disarm();
+            true
+        }
+        _ => false,
+    });
+    if !ok {
+        return;
+    }
+    for _ in 0..MAX_BATCH {
+        let next = with(|m| m.bridge.as_ref().and_then(|b| b.done_rx.try_recv().ok()));
+        let Some(done) = next else {
+            sync_keepalive(p);
+            return;
+        };
+        let Some(pending) = with(|m| m.pending.remove(&done.req)) else { continue };
+        let args = match &done.result {
+            Ok(reply) => vec![convert::reply(p, reply), NewSv::undef()],
+            Err(e) => vec![NewSv::undef(), convert::error(p, e, pending.label)],
+        };
+        drop(done);
+        p.call_cb(&pending.cb, args);
+        drop(pending);
+    }
+    // Work left behind: make the fd readable again so the loop comes back.
+    with(|m| {
+        if let Some(b) = &m.bridge {
+            b.notify.force();
+        }
+    });
+    sync_keepalive(p);
+}
+
+/// END-time teardown: releases every stored callback while the interpreter
+/// is still whole; later drops leak instead of touching a dying interpreter.
+pub fn shutdown() {
+    let pending: Vec<Pending> = with(|m| m.pending.drain().map(|(_, v)| v).collect());
+    drop(pending);
+    crate::perl::mark_perl_dead();
+}

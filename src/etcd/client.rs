@@ -1,0 +1,84 @@
+//! A pure async etcd client for one EV::Etcd object: endpoints, settings,
+//! and the unary call path with deadline, retry by RPC class and endpoint
+//! failover. Runs on the runtime thread; knows nothing of Perl.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::metadata::AsciiMetadataValue;
+
+use super::call::{Call, CallOpts, Reply};
+use super::endpoints::Endpoints;
+use super::error::{self, Error};
+use super::retry::{verdict, Backoff, Verdict};
+
+/// Settings decoded from the constructor options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub endpoints: Vec<String>,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub auth_token: Option<String>,
+    /// 0: no receive limit.
+    pub max_recv_size: usize,
+}
+
+pub struct Client {
+    pub cfg: Config,
+    pub endpoints: Endpoints,
+    token: RwLock<Option<AsciiMetadataValue>>,
+}
+
+impl Client {
+    pub fn new(cfg: Config) -> Client {
+        let endpoints = Endpoints::new(cfg.endpoints.clone(), cfg.timeout.min(Duration::from_secs(5)));
+        let token = cfg.auth_token.as_deref().and_then(|t| AsciiMetadataValue::try_from(t).ok());
+        Client { cfg, endpoints, token: RwLock::new(token) }
+    }
+
+    fn opts(&self) -> CallOpts {
+        CallOpts {
+            token: self.token.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            max_recv: self.cfg.max_recv_size,
+        }
+    }
+
+    /// Sends `call`, retrying per its class, until `deadline`.
+    pub async fn unary(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        let class = call.class();
+        let opts = self.opts();
+        let mut backoff = Backoff::new();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let idx = self.endpoints.current();
+            let ch = self.endpoints.channel(idx).map_err(|m| Error::new(error::UNAVAILABLE, m))?;
+            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await {
+                Err(_) => return Err(Error::deadline()),
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(status)) => status,
+            };
+            let never_sent = error::never_sent(&status);
+            let code = status.code() as i32;
+            if never_sent || code == error::UNAVAILABLE {
+                self.endpoints.failover(idx);
+            }
+            if verdict(class, code, never_sent, attempt, self.cfg.max_retries, self.endpoints.len()) == Verdict::Fail {
+                return Err(Error::from_status(&status));
+            }
+            // Each other endpoint is tried at once; a full round backs off.
+            if attempt as usize % self.endpoints.len().max(1) == 0 {
+                let wake = Instant::now() + backoff.next_delay();
+                if wake >= deadline {
+                    return Err(Error::from_status(&status));
+                }
+                tokio::time::sleep_until(wake).await;
+            }
+        }
+    }
+
+    pub fn close(&self) {
+        self.endpoints.close();
+    }
+}

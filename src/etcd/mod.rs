@@ -1,0 +1,12 @@
+//! A pure async Rust etcd v3 client, testable without Perl: generated
+//! protobuf types, error mapping, retry policy, endpoints, and the unary call
+//! path. Runs on the runtime thread; never touches Perl.
+#![forbid(unsafe_code)]
+
+pub mod call;
+pub mod client;
+pub mod endpoints;
+pub mod error;
+pub mod kv;
+pub mod pb;
+pub mod retry;

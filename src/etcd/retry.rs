@@ -1,0 +1,122 @@
+//! Retry policy, declared per RPC class apart from the API surface, and the
+//! backoff used by unary retries and stream reconnects. Pure Rust.
+
+use std::time::Duration;
+
+/// Which retries an RPC allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Repeatable reads: retried on UNAVAILABLE, on the next endpoint.
+    Idempotent,
+    /// Writes and other calls: retried only when the request provably never
+    /// left the client (no connection could be made).
+    AtMostOnce,
+}
+
+/// What to do with a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Retry,
+    Fail,
+}
+
+/// Decides whether attempt number `attempt` (1-based, the one that just
+/// failed) may be followed by another.
+pub fn verdict(class: RetryClass, code: i32, never_sent: bool, attempt: u32, max_retries: u32, endpoints: usize) -> Verdict {
+    // A request that never reached a server may always try each other endpoint once.
+    let budget = if never_sent { max_retries.max(endpoints.saturating_sub(1) as u32) } else { max_retries };
+    if attempt > budget {
+        return Verdict::Fail;
+    }
+    let allowed = never_sent || (class == RetryClass::Idempotent && code == super::error::UNAVAILABLE);
+    if allowed {
+        Verdict::Retry
+    } else {
+        Verdict::Fail
+    }
+}
+
+/// Exponential backoff with a floor (so a dead server never makes a tight
+/// loop), a cap, and jitter (so many clients do not reconnect in step).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    seed: u64,
+}
+
+pub const FLOOR: Duration = Duration::from_millis(50);
+pub const CAP: Duration = Duration::from_secs(2);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15)
+            | 1;
+        Backoff { next: FLOOR, seed }
+    }
+
+    /// The next delay: between half and all of the current step (never
+    /// below the floor), then the step doubles up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (self.next * 2).min(CAP);
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let half = step / 2;
+        let jitter = Duration::from_nanos(self.seed % (half.as_nanos() as u64 + 1));
+        (half + jitter).max(FLOOR)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = FLOOR;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_retry_on_unavailable_writes_do_not() {
+        assert_eq!(verdict(RetryClass::Idempotent, 14, false, 1, 3, 1), Verdict::Retry);
+        assert_eq!(verdict(RetryClass::AtMostOnce, 14, false, 1, 3, 1), Verdict::Fail);
+        assert_eq!(verdict(RetryClass::Idempotent, 4, false, 1, 3, 1), Verdict::Fail);
+        assert_eq!(verdict(RetryClass::Idempotent, 11, false, 1, 3, 1), Verdict::Fail);
+    }
+
+    #[test]
+    fn never_sent_writes_retry_and_budget_is_bounded() {
+        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 1, 3, 1), Verdict::Retry);
+        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 3, 3, 1), Verdict::Retry);
+        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 4, 3, 1), Verdict::Fail);
+        assert_eq!(verdict(RetryClass::Idempotent, 14, false, 4, 3, 1), Verdict::Fail);
+        // max_retries 0 still tries every other endpoint once when nothing was sent
+        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 1, 0, 2), Verdict::Retry);
+        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 2, 0, 2), Verdict::Fail);
+        assert_eq!(verdict(RetryClass::Idempotent, 14, false, 1, 0, 2), Verdict::Fail);
+    }
+
+    #[test]
+    fn backoff_has_floor_doubles_and_caps() {
+        let mut b = Backoff::new();
+        let mut prev_cap = Duration::ZERO;
+        for i in 0..20 {
+            let d = b.next_delay();
+            assert!(d >= FLOOR, "step {i}: {d:?} below floor");
+            assert!(d <= CAP, "step {i}: {d:?} above cap");
+            prev_cap = prev_cap.max(d);
+        }
+        assert!(prev_cap >= CAP / 2, "never grew: {prev_cap:?}");
+        b.reset();
+        assert!(b.next_delay() <= FLOOR.max(Duration::from_millis(50)));
+    }
+}

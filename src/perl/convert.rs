@@ -1,0 +1,135 @@
+//! Builds the Perl response and error hashes (API.md sections 4 and 5) from
+//! the engine's plain Rust replies. The single owner of response shapes.
+//! Perl thread only (every function takes the `Perl` token).
+
+use crate::etcd::call::Reply;
+use crate::etcd::error::Error;
+use crate::etcd::pb::etcdserverpb as rpc;
+use crate::etcd::pb::mvccpb;
+
+use super::sv::{NewSv, Perl};
+
+pub fn header(p: &Perl, h: &rpc::ResponseHeader) -> NewSv {
+    let mut hv = p.new_hash();
+    hv.uv("cluster_id", h.cluster_id).uv("member_id", h.member_id).iv("revision", h.revision).uv("raft_term", h.raft_term);
+    hv.finish()
+}
+
+pub fn kv(p: &Perl, kv: &mvccpb::KeyValue) -> NewSv {
+    let mut hv = p.new_hash();
+    hv.bytes("key", &kv.key)
+        .bytes("value", &kv.value)
+        .iv("create_revision", kv.create_revision)
+        .iv("mod_revision", kv.mod_revision)
+        .iv("version", kv.version)
+        .iv("lease", kv.lease);
+    hv.finish()
+}
+
+pub fn kv_list(p: &Perl, kvs: &[mvccpb::KeyValue]) -> NewSv {
+    let mut av = p.new_array(kvs.len());
+    for k in kvs {
+        av.push(kv(p, k));
+    }
+    av.finish()
+}
+
+fn with_header<'p, 'a>(p: &'p Perl<'a>, h: &Option<rpc::ResponseHeader>) -> super::sv::HashBuilder<'p, 'a> {
+    let mut hv = p.new_hash();
+    if let Some(h) = h {
+        hv.put("header", header(p, h));
+    }
+    hv
+}
+
+fn range(p: &Perl, r: &rpc::RangeResponse) -> NewSv {
+    let mut hv = with_header(p, &r.header);
+    hv.put("kvs", kv_list(p, &r.kvs)).bool("more", r.more).iv("count", r.count);
+    hv.finish()
+}
+
+fn put(p: &Perl, r: &rpc::PutResponse) -> NewSv {
+    let mut hv = with_header(p, &r.header);
+    if let Some(prev) = &r.prev_kv {
+        hv.put("prev_kv", kv(p, prev));
+    }
+    hv.finish()
+}
+
+fn delete_range(p: &Perl, r: &rpc::DeleteRangeResponse, always_prev: bool) -> NewSv {
+    let mut hv = with_header(p, &r.header);
+    hv.iv("deleted", r.deleted);
+    if always_prev || !r.prev_kvs.is_empty() {
+        hv.put("prev_kvs", kv_list(p, &r.prev_kvs));
+    }
+    hv.finish()
+}
+
+fn txn(p: &Perl, r: &rpc::TxnResponse) -> NewSv {
+    use rpc::response_op::Response as R;
+    let mut hv = with_header(p, &r.header);
+    let mut list = p.new_array(r.responses.len());
+    for op in &r.responses {
+        let mut one = p.new_hash();
+        match &op.response {
+            Some(R::ResponseRange(x)) => {
+                one.put("response_range", range(p, x));
+            }
+            Some(R::ResponsePut(x)) => {
+                one.put("response_put", put(p, x));
+            }
+            Some(R::ResponseDeleteRange(x)) => {
+                one.put("response_delete_range", delete_range(p, x, true));
+            }
+            Some(R::ResponseTxn(_)) | None => {}
+        }
+        list.push(one.finish());
+    }
+    hv.bool("succeeded", r.succeeded).put("responses", list.finish());
+    hv.finish()
+}
+
+fn status(p: &Perl, r: &rpc::StatusResponse) -> NewSv {
+    let mut hv = with_header(p, &r.header);
+    if !r.version.is_empty() {
+        hv.bytes("version", r.version.as_bytes());
+    }
+    hv.iv("db_size", r.db_size)
+        .uv("leader", r.leader)
+        .uv("raft_index", r.raft_index)
+        .uv("raft_term", r.raft_term)
+        .uv("raft_applied_index", r.raft_applied_index)
+        .iv("db_size_in_use", r.db_size_in_use)
+        .bool("is_learner", r.is_learner);
+    if !r.errors.is_empty() {
+        let mut av = p.new_array(r.errors.len());
+        for e in &r.errors {
+            av.push(p.new_bytes(e.as_bytes()));
+        }
+        hv.put("errors", av.finish());
+    }
+    hv.finish()
+}
+
+/// The response hash handed to a unary callback.
+pub fn reply(p: &Perl, r: &Reply) -> NewSv {
+    match r {
+        Reply::Range(x) => range(p, x),
+        Reply::Put(x) => put(p, x),
+        Reply::DeleteRange(x) => delete_range(p, x, false),
+        Reply::Txn(x) => txn(p, x),
+        Reply::Compact(x) => with_header(p, &x.header).finish(),
+        Reply::Status(x) => status(p, x),
+    }
+}
+
+/// The five-key error hash of API.md section 5.
+pub fn error(p: &Perl, e: &Error, label: &str) -> NewSv {
+    let mut hv = p.new_hash();
+    hv.iv("code", i64::from(e.code))
+        .bytes("status", e.status_name().as_bytes())
+        .bytes("message", e.message.as_bytes())
+        .bytes("source", if e.internal { b"internal" } else { label.as_bytes() })
+        .bool("retryable", e.retryable());
+    hv.finish()
+}

@@ -1,0 +1,100 @@
+//! Raw declarations of the C shim (csrc/perl_shim.c). Only src/perl/ uses
+//! them; every call site is an `unsafe` block with its own SAFETY line. The
+//! first argument of each is the interpreter pointer (null on a perl built
+//! without MULTIPLICITY). Main thread only.
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_void};
+
+/// Opaque Perl scalar.
+#[repr(C)]
+pub struct SV {
+    _p: [u8; 0],
+}
+/// Opaque Perl hash.
+#[repr(C)]
+pub struct HV {
+    _p: [u8; 0],
+}
+/// Opaque Perl array.
+#[repr(C)]
+pub struct AV {
+    _p: [u8; 0],
+}
+/// Opaque Perl code value.
+#[repr(C)]
+pub struct CV {
+    _p: [u8; 0],
+}
+
+pub type Pi = *mut c_void;
+pub type IV = isize;
+pub type UV = usize;
+pub type I32 = i32;
+
+#[cfg(perl_multiplicity)]
+pub type XsubFn = unsafe extern "C" fn(Pi, *mut CV);
+#[cfg(not(perl_multiplicity))]
+pub type XsubFn = unsafe extern "C" fn(*mut CV);
+
+extern "C" {
+    pub fn ev_etcd_stack_base(pi: Pi) -> *mut *mut SV;
+    pub fn ev_etcd_stack_sp(pi: Pi) -> *mut *mut SV;
+    pub fn ev_etcd_set_stack_sp(pi: Pi, sp: *mut *mut SV);
+    pub fn ev_etcd_popmark(pi: Pi) -> I32;
+    pub fn ev_etcd_pushmark(pi: Pi);
+    pub fn ev_etcd_xpush(pi: Pi, sv: *mut SV);
+    pub fn ev_etcd_enter(pi: Pi);
+    pub fn ev_etcd_leave(pi: Pi);
+    pub fn ev_etcd_savetmps(pi: Pi);
+    pub fn ev_etcd_freetmps(pi: Pi);
+
+    pub fn ev_etcd_newxs(pi: Pi, name: *const c_char, f: XsubFn, file: *const c_char);
+    pub fn ev_etcd_xs_boot_epilog(pi: Pi, ax: I32);
+
+    pub fn ev_etcd_call_sv(pi: Pi, sv: *mut SV, flags: I32) -> I32;
+    pub fn ev_etcd_call_pv(pi: Pi, name: *const c_char, flags: I32) -> I32;
+    pub fn ev_etcd_g_discard_eval() -> I32;
+    pub fn ev_etcd_g_keeperr() -> I32;
+    pub fn ev_etcd_errsv(pi: Pi) -> *mut SV;
+    pub fn ev_etcd_get_sv(pi: Pi, name: *const c_char) -> *mut SV;
+    pub fn ev_etcd_croak_sv(pi: Pi, msg: *mut SV) -> !;
+    pub fn ev_etcd_warn_sv(pi: Pi, msg: *mut SV);
+
+    pub fn ev_etcd_undef(pi: Pi) -> *mut SV;
+    pub fn ev_etcd_new_iv(pi: Pi, v: IV) -> *mut SV;
+    pub fn ev_etcd_new_uv(pi: Pi, v: UV) -> *mut SV;
+    pub fn ev_etcd_new_pvn(pi: Pi, s: *const c_char, len: usize) -> *mut SV;
+    pub fn ev_etcd_new_rv_noinc(pi: Pi, sv: *mut SV) -> *mut SV;
+    pub fn ev_etcd_new_hv(pi: Pi) -> *mut HV;
+    pub fn ev_etcd_new_av(pi: Pi) -> *mut AV;
+    pub fn ev_etcd_hv_store(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32, v: *mut SV);
+    pub fn ev_etcd_av_push(pi: Pi, av: *mut AV, v: *mut SV);
+    pub fn ev_etcd_av_extend(pi: Pi, av: *mut AV, n: isize);
+    pub fn ev_etcd_mortal(pi: Pi, sv: *mut SV) -> *mut SV;
+    pub fn ev_etcd_refcnt_inc(pi: Pi, sv: *mut SV) -> *mut SV;
+    pub fn ev_etcd_refcnt_dec(pi: Pi, sv: *mut SV);
+    pub fn ev_etcd_bless(pi: Pi, rv: *mut SV, pkg: *const c_char) -> *mut SV;
+
+    pub fn ev_etcd_get_magic(pi: Pi, sv: *mut SV);
+    pub fn ev_etcd_ok(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_rok(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_rv(pi: Pi, sv: *mut SV) -> *mut SV;
+    pub fn ev_etcd_type(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_t_pvhv() -> c_int;
+    pub fn ev_etcd_t_pvav() -> c_int;
+    pub fn ev_etcd_t_pvcv() -> c_int;
+    pub fn ev_etcd_is_object(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_derived_from(pi: Pi, sv: *mut SV, pkg: *const c_char) -> c_int;
+    pub fn ev_etcd_pok(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_niok(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_pv(pi: Pi, sv: *mut SV, len: *mut usize) -> *const c_char;
+    pub fn ev_etcd_iv(pi: Pi, sv: *mut SV) -> IV;
+    pub fn ev_etcd_uv(pi: Pi, sv: *mut SV) -> UV;
+    pub fn ev_etcd_nv(pi: Pi, sv: *mut SV) -> f64;
+    pub fn ev_etcd_true(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_hv_fetch(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32) -> *mut *mut SV;
+    pub fn ev_etcd_hv_exists(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32) -> c_int;
+    pub fn ev_etcd_av_top(pi: Pi, av: *mut AV) -> isize;
+    pub fn ev_etcd_av_fetch(pi: Pi, av: *mut AV, i: isize) -> *mut *mut SV;
+}

@@ -1,0 +1,417 @@
+//! Safe handles around Perl values. Everything that reads or builds an SV
+//! needs a `&Perl` token, which is minted only at xsub entry on the thread
+//! running the interpreter and is `!Send`/`!Sync`, so the compiler keeps Perl
+//! values off the runtime thread. Owned values (`SvBox`) are `!Send` too.
+
+use std::cell::Cell;
+use std::ffi::{c_char, CString};
+use std::marker::PhantomData;
+use std::ptr::null_mut;
+
+use super::ffi::{self, Pi, AV, HV, SV};
+
+thread_local! {
+    /// False once the interpreter is being torn down (END time): from then on
+    /// owned SVs are leaked rather than released into a dying interpreter.
+    static PERL_ALIVE: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Proof that the current code runs on the interpreter's thread inside a
+/// call from Perl. Not `Send`, not `Sync`, not constructible outside src/perl/.
+pub struct Perl<'a> {
+    pi: Pi,
+    _not_send: PhantomData<&'a *mut ()>,
+}
+
+/// A Perl scalar borrowed for the duration of the current call.
+#[derive(Clone, Copy)]
+pub struct Sv<'a> {
+    raw: *mut SV,
+    _l: PhantomData<&'a ()>,
+}
+
+/// A borrowed hash (the target of a hash reference).
+#[derive(Clone, Copy)]
+pub struct Hv<'a> {
+    raw: *mut HV,
+    _l: PhantomData<&'a ()>,
+}
+
+/// A borrowed array (the target of an array reference).
+#[derive(Clone, Copy)]
+pub struct Av<'a> {
+    raw: *mut AV,
+    _l: PhantomData<&'a ()>,
+}
+
+/// A counted reference to a scalar, kept beyond the current call (stored
+/// callbacks). Dropping it releases the count, on the interpreter thread only
+/// (the raw pointer makes it `!Send`).
+pub struct SvBox {
+    raw: *mut SV,
+    pi: Pi,
+}
+
+/// A freshly built scalar that nothing owns yet: it is either handed to a
+/// container (which takes the count) or made mortal.
+pub struct NewSv {
+    raw: *mut SV,
+}
+
+fn klen(k: &str) -> i32 {
+    i32::try_from(k.len()).unwrap_or(i32::MAX)
+}
+
+impl<'a> Perl<'a> {
+    /// # Safety
+    /// `pi` must be the running interpreter and the caller must be inside a
+    /// call from it, on its thread.
+    pub(crate) unsafe fn enter(pi: Pi) -> Perl<'a> {
+        Perl { pi, _not_send: PhantomData }
+    }
+
+    pub(crate) fn sv(&self, raw: *mut SV) -> Sv<'a> {
+        Sv { raw, _l: PhantomData }
+    }
+
+    // ---- reading ----
+
+    pub fn is_defined(&self, sv: Sv) -> bool {
+        // SAFETY: sv is a live SV of this interpreter (borrowed from the stack or a container).
+        unsafe { ffi::ev_etcd_ok(self.pi, sv.raw) != 0 }
+    }
+
+    fn ref_target(&self, sv: Sv, ty: i32) -> Option<*mut SV> {
+        // SAFETY: live SV; SvRV is only read after SvROK said it is a reference.
+        unsafe {
+            ffi::ev_etcd_get_magic(self.pi, sv.raw);
+            if ffi::ev_etcd_rok(self.pi, sv.raw) == 0 {
+                return None;
+            }
+            let t = ffi::ev_etcd_rv(self.pi, sv.raw);
+            (ffi::ev_etcd_type(self.pi, t) == ty).then_some(t)
+        }
+    }
+
+    pub fn is_code_ref(&self, sv: Sv) -> bool {
+        // SAFETY: plain constant.
+        self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvcv() }).is_some()
+    }
+
+    pub fn hash_ref(&self, sv: Sv) -> Option<Hv<'a>> {
+        // SAFETY: plain constant.
+        self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvhv() })
+            .map(|t| Hv { raw: t.cast(), _l: PhantomData })
+    }
+
+    pub fn array_ref(&self, sv: Sv) -> Option<Av<'a>> {
+        // SAFETY: plain constant.
+        self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvav() })
+            .map(|t| Av { raw: t.cast(), _l: PhantomData })
+    }
+
+    pub fn is_ref(&self, sv: Sv) -> bool {
+        // SAFETY: live SV.
+        unsafe { ffi::ev_etcd_rok(self.pi, sv.raw) != 0 }
+    }
+
+    /// True for a plain (non-reference) string value, as opposed to a number.
+    pub fn is_string(&self, sv: Sv) -> bool {
+        // SAFETY: live SV.
+        unsafe { ffi::ev_etcd_pok(self.pi, sv.raw) != 0 && ffi::ev_etcd_rok(self.pi, sv.raw) == 0 }
+    }
+
+    /// True if `sv` is a reference to an object of class `pkg` (or a subclass);
+    /// a plain class-name string does not count.
+    pub fn derived_from(&self, sv: Sv, pkg: &str) -> bool {
+        let c = CString::new(pkg).unwrap_or_default();
+        // SAFETY: live SV, NUL-terminated package name.
+        unsafe { ffi::ev_etcd_is_object(self.pi, sv.raw) != 0 && ffi::ev_etcd_derived_from(self.pi, sv.raw, c.as_ptr()) != 0 }
+    }
+
+    /// The string value as bytes (the internal UTF-8 encoding for a string
+    /// carrying the UTF-8 flag), copied out.
+    pub fn bytes(&self, sv: Sv) -> Vec<u8> {
+        let mut len = 0usize;
+        // SAFETY: SvPV returns a buffer of `len` bytes valid until the SV
+        // changes; it is copied before any other Perl call.
+        unsafe {
+            let p = ffi::ev_etcd_pv(self.pi, sv.raw, &mut len);
+            if p.is_null() || len == 0 {
+                return Vec::new();
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec()
+        }
+    }
+
+    /// Lossy text (for option words such as `ascend`).
+    pub fn text(&self, sv: Sv) -> String {
+        String::from_utf8_lossy(&self.bytes(sv)).into_owned()
+    }
+
+    pub fn iv(&self, sv: Sv) -> i64 {
+        // SAFETY: live SV; SvIV performs Perl's numeric conversion.
+        unsafe { ffi::ev_etcd_iv(self.pi, sv.raw) as i64 }
+    }
+
+    pub fn uv(&self, sv: Sv) -> u64 {
+        // SAFETY: live SV.
+        unsafe { ffi::ev_etcd_uv(self.pi, sv.raw) as u64 }
+    }
+
+    pub fn nv(&self, sv: Sv) -> f64 {
+        // SAFETY: live SV.
+        unsafe { ffi::ev_etcd_nv(self.pi, sv.raw) }
+    }
+
+    pub fn truthy(&self, sv: Sv) -> bool {
+        // SAFETY: live SV.
+        unsafe { ffi::ev_etcd_true(self.pi, sv.raw) != 0 }
+    }
+
+    /// The integer inside a blessed scalar reference (our object layout).
+    pub fn object_id(&self, sv: Sv) -> Option<u64> {
+        // SAFETY: live SV; SvRV only after SvROK.
+        unsafe {
+            if ffi::ev_etcd_rok(self.pi, sv.raw) == 0 {
+                return None;
+            }
+            let inner = ffi::ev_etcd_rv(self.pi, sv.raw);
+            if ffi::ev_etcd_type(self.pi, inner) >= ffi::ev_etcd_t_pvav() {
+                return None;
+            }
+            Some(ffi::ev_etcd_uv(self.pi, inner) as u64)
+        }
+    }
+
+    pub fn hv_get(&self, hv: Hv, key: &str) -> Option<Sv<'a>> {
+        // SAFETY: live HV; hv_fetch returns null or a pointer to the slot.
+        unsafe {
+            let slot = ffi::ev_etcd_hv_fetch(self.pi, hv.raw, key.as_ptr().cast::<c_char>(), klen(key));
+            if slot.is_null() || (*slot).is_null() {
+                None
+            } else {
+                Some(self.sv(*slot))
+            }
+        }
+    }
+
+    /// The value under `key` if it is defined.
+    pub fn hv_defined(&self, hv: Hv, key: &str) -> Option<Sv<'a>> {
+        self.hv_get(hv, key).filter(|v| self.is_defined(*v))
+    }
+
+    pub fn hv_exists(&self, hv: Hv, key: &str) -> bool {
+        // SAFETY: live HV.
+        unsafe { ffi::ev_etcd_hv_exists(self.pi, hv.raw, key.as_ptr().cast::<c_char>(), klen(key)) != 0 }
+    }
+
+    pub fn av_len(&self, av: Av) -> usize {
+        // SAFETY: live AV.
+        let top = unsafe { ffi::ev_etcd_av_top(self.pi, av.raw) };
+        usize::try_from(top + 1).unwrap_or(0)
+    }
+
+    pub fn av_get(&self, av: Av, i: usize) -> Option<Sv<'a>> {
+        // SAFETY: live AV; av_fetch returns null or a slot pointer.
+        unsafe {
+            let slot = ffi::ev_etcd_av_fetch(self.pi, av.raw, i as isize);
+            if slot.is_null() || (*slot).is_null() {
+                None
+            } else {
+                Some(self.sv(*slot))
+            }
+        }
+    }
+
+    /// Keeps `sv` beyond this call.
+    pub fn keep(&self, sv: Sv) -> SvBox {
+        // SAFETY: live SV; the count taken here is released by SvBox::drop.
+        let raw = unsafe { ffi::ev_etcd_refcnt_inc(self.pi, sv.raw) };
+        SvBox { raw, pi: self.pi }
+    }
+
+    // ---- building ----
+
+    pub fn new_iv(&self, v: i64) -> NewSv {
+        // SAFETY: allocation in this interpreter.
+        NewSv { raw: unsafe { ffi::ev_etcd_new_iv(self.pi, v as isize) } }
+    }
+
+    pub fn new_uv(&self, v: u64) -> NewSv {
+        // SAFETY: allocation in this interpreter.
+        NewSv { raw: unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) } }
+    }
+
+    pub fn new_bool(&self, v: bool) -> NewSv {
+        self.new_iv(i64::from(v))
+    }
+
+    pub fn new_bytes(&self, b: &[u8]) -> NewSv {
+        // SAFETY: copies `b.len()` bytes from a valid slice.
+        NewSv { raw: unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) } }
+    }
+
+    pub fn new_hash(&self) -> HashBuilder<'_, 'a> {
+        // SAFETY: allocation in this interpreter.
+        HashBuilder { p: self, hv: unsafe { ffi::ev_etcd_new_hv(self.pi) } }
+    }
+
+    pub fn new_array(&self, cap: usize) -> ArrayBuilder<'_, 'a> {
+        // SAFETY: allocation in this interpreter; extend only pre-sizes.
+        let av = unsafe { ffi::ev_etcd_new_av(self.pi) };
+        if cap > 0 {
+            // SAFETY: av was just created.
+            unsafe { ffi::ev_etcd_av_extend(self.pi, av, cap as isize - 1) };
+        }
+        ArrayBuilder { p: self, av }
+    }
+
+    /// A blessed reference to a scalar holding `id`.
+    pub fn new_object(&self, id: u64, pkg: &str) -> NewSv {
+        let c = CString::new(pkg).unwrap_or_default();
+        // SAFETY: new SVs of this interpreter; bless returns the same RV.
+        unsafe {
+            let inner = ffi::ev_etcd_new_uv(self.pi, id as usize);
+            let rv = ffi::ev_etcd_new_rv_noinc(self.pi, inner);
+            NewSv { raw: ffi::ev_etcd_bless(self.pi, rv, c.as_ptr()) }
+        }
+    }
+
+    pub fn mortal(&self, v: NewSv) -> *mut SV {
+        // SAFETY: hands the fresh count to the temps stack.
+        unsafe { ffi::ev_etcd_mortal(self.pi, v.raw) }
+    }
+
+    pub fn undef_raw(&self) -> *mut SV {
+        // SAFETY: the immortal undef.
+        unsafe { ffi::ev_etcd_undef(self.pi) }
+    }
+
+    // ---- calling ----
+
+    /// Calls `cb` with the given arguments under G_EVAL; an exception is
+    /// handed to `$EV::DIED` (as EV does for its own watchers), so it never
+    /// unwinds through Rust frames.
+    pub fn call_cb(&self, cb: &SvBox, args: Vec<NewSv>) {
+        let pi = self.pi;
+        // SAFETY: standard call sequence (ENTER/SAVETMPS/PUSHMARK/push/call/FREETMPS/LEAVE);
+        // every pushed argument is mortal so FREETMPS releases it; G_EVAL keeps
+        // die from longjmp-ing out of this frame.
+        unsafe {
+            ffi::ev_etcd_enter(pi);
+            ffi::ev_etcd_savetmps(pi);
+            ffi::ev_etcd_pushmark(pi);
+            for a in args {
+                let raw = if a.raw.is_null() { ffi::ev_etcd_undef(pi) } else { ffi::ev_etcd_mortal(pi, a.raw) };
+                ffi::ev_etcd_xpush(pi, raw);
+            }
+            ffi::ev_etcd_call_sv(pi, cb.raw, ffi::ev_etcd_g_discard_eval());
+            if ffi::ev_etcd_true(pi, ffi::ev_etcd_errsv(pi)) != 0 {
+                let died = ffi::ev_etcd_get_sv(pi, c"EV::DIED".as_ptr());
+                ffi::ev_etcd_pushmark(pi);
+                if !died.is_null() && ffi::ev_etcd_ok(pi, died) != 0 {
+                    ffi::ev_etcd_call_sv(pi, died, ffi::ev_etcd_g_discard_eval() | ffi::ev_etcd_g_keeperr());
+                } else {
+                    let msg = format!("EV::Etcd: error in callback (ignoring): {}", self.text(self.sv(ffi::ev_etcd_errsv(pi))));
+                    ffi::ev_etcd_warn_sv(pi, ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_pvn(pi, msg.as_ptr().cast(), msg.len())));
+                }
+            }
+            ffi::ev_etcd_freetmps(pi);
+            ffi::ev_etcd_leave(pi);
+        }
+    }
+
+    /// Calls a named Perl sub with one integer argument, errors ignored.
+    pub fn call_named(&self, name: &std::ffi::CStr, arg: i64) {
+        let pi = self.pi;
+        // SAFETY: as in call_cb.
+        unsafe {
+            ffi::ev_etcd_enter(pi);
+            ffi::ev_etcd_savetmps(pi);
+            ffi::ev_etcd_pushmark(pi);
+            ffi::ev_etcd_xpush(pi, ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_iv(pi, arg as isize)));
+            ffi::ev_etcd_call_pv(pi, name.as_ptr(), ffi::ev_etcd_g_discard_eval());
+            ffi::ev_etcd_freetmps(pi);
+            ffi::ev_etcd_leave(pi);
+        }
+    }
+}
+
+impl NewSv {
+    /// The "no value" argument: becomes undef when passed to Perl.
+    pub fn undef() -> NewSv {
+        NewSv { raw: null_mut() }
+    }
+}
+
+/// Builds a hash and returns a reference to it.
+pub struct HashBuilder<'p, 'a> {
+    p: &'p Perl<'a>,
+    hv: *mut HV,
+}
+
+impl HashBuilder<'_, '_> {
+    pub fn put(&mut self, k: &str, v: NewSv) -> &mut Self {
+        // SAFETY: hv is ours; hv_store takes over v's count.
+        unsafe { ffi::ev_etcd_hv_store(self.p.pi, self.hv, k.as_ptr().cast::<c_char>(), klen(k), v.raw) };
+        self
+    }
+    pub fn iv(&mut self, k: &str, v: i64) -> &mut Self {
+        let s = self.p.new_iv(v);
+        self.put(k, s)
+    }
+    pub fn uv(&mut self, k: &str, v: u64) -> &mut Self {
+        let s = self.p.new_uv(v);
+        self.put(k, s)
+    }
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.iv(k, i64::from(v))
+    }
+    pub fn bytes(&mut self, k: &str, v: &[u8]) -> &mut Self {
+        let s = self.p.new_bytes(v);
+        self.put(k, s)
+    }
+    pub fn finish(self) -> NewSv {
+        // SAFETY: the new RV takes over the hash's only count.
+        NewSv { raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.hv.cast()) } }
+    }
+}
+
+/// Builds an array and returns a reference to it.
+pub struct ArrayBuilder<'p, 'a> {
+    p: &'p Perl<'a>,
+    av: *mut AV,
+}
+
+impl ArrayBuilder<'_, '_> {
+    pub fn push(&mut self, v: NewSv) -> &mut Self {
+        // SAFETY: av is ours; av_push takes over v's count.
+        unsafe { ffi::ev_etcd_av_push(self.p.pi, self.av, v.raw) };
+        self
+    }
+    pub fn finish(self) -> NewSv {
+        // SAFETY: the new RV takes over the array's only count.
+        NewSv { raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.av.cast()) } }
+    }
+}
+
+impl Drop for SvBox {
+    fn drop(&mut self) {
+        if PERL_ALIVE.with(Cell::get) {
+            // SAFETY: SvBox is !Send, so this runs on the interpreter thread,
+            // and the interpreter is still alive (PERL_ALIVE); the count was
+            // taken in Perl::keep.
+            unsafe { ffi::ev_etcd_refcnt_dec(self.pi, self.raw) };
+        }
+    }
+}
+
+/// Marks the interpreter as going away: later drops of SvBox leak instead.
+pub fn mark_perl_dead() {
+    PERL_ALIVE.with(|a| a.set(false));
+}
+
+pub fn perl_alive() -> bool {
+    PERL_ALIVE.with(Cell::get)
+}

@@ -1,0 +1,108 @@
+//! Argument decoding shared by every method: the client invocant, the
+//! callback, usage checks, size limits (API.md 3.3) and option lookups.
+//! Perl thread only; returns croak messages as `Err(String)`.
+
+use crate::perl::{Hv, Perl, Sv, SvBox};
+
+pub const MAX_KEY: usize = 1_048_576;
+pub const MAX_VALUE: usize = 1_048_576;
+pub const MAX_NAME: usize = 256;
+pub const MAX_PASSWORD: usize = 4096;
+pub const MAX_URL: usize = 2048;
+
+pub type Res<T> = Result<T, String>;
+
+/// The client id behind the invocant.
+pub fn client(p: &Perl, sv: Sv) -> Res<u64> {
+    if !p.derived_from(sv, "EV::Etcd") {
+        return Err("client is not of type EV::Etcd".into());
+    }
+    p.object_id(sv).ok_or_else(|| "client is not of type EV::Etcd".into())
+}
+
+pub fn callback(p: &Perl, sv: Sv) -> Res<SvBox> {
+    if p.is_code_ref(sv) {
+        Ok(p.keep(sv))
+    } else {
+        Err("callback must be a code reference".into())
+    }
+}
+
+/// Fixed-arity methods: `Usage: EV::Etcd::NAME(client, ...)`.
+pub fn fixed(args: &[Sv], n: usize, usage: &str) -> Res<()> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(format!("Usage: EV::Etcd::{usage}"))
+    }
+}
+
+fn limited(p: &Perl, sv: Sv, max: usize, what: &str) -> Res<Vec<u8>> {
+    let b = p.bytes(sv);
+    if b.len() > max {
+        Err(format!("{what} too large: {} bytes (max {max})", b.len()))
+    } else {
+        Ok(b)
+    }
+}
+
+pub fn key(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
+    limited(p, sv, MAX_KEY, "key")
+}
+
+pub fn value(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
+    limited(p, sv, MAX_VALUE, "value")
+}
+
+pub fn name(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
+    limited(p, sv, MAX_NAME, "username")
+}
+
+pub fn password(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
+    limited(p, sv, MAX_PASSWORD, "password")
+}
+
+pub fn url(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
+    limited(p, sv, MAX_URL, "peer URL")
+}
+
+/// Option readers over an optional options hash.
+#[derive(Clone, Copy)]
+pub struct Opts<'a, 'p> {
+    pub p: &'p Perl<'a>,
+    pub hv: Option<Hv<'a>>,
+}
+
+impl<'a, 'p> Opts<'a, 'p> {
+    pub fn new(p: &'p Perl<'a>, sv: Option<Sv<'a>>) -> Opts<'a, 'p> {
+        Opts { p, hv: sv.and_then(|s| p.hash_ref(s)) }
+    }
+
+    pub fn get(&self, k: &str) -> Option<Sv<'a>> {
+        self.hv.and_then(|h| self.p.hv_defined(h, k))
+    }
+
+    pub fn exists(&self, k: &str) -> bool {
+        self.hv.map(|h| self.p.hv_exists(h, k)).unwrap_or(false)
+    }
+
+    pub fn flag(&self, k: &str) -> bool {
+        self.hv.and_then(|h| self.p.hv_get(h, k)).map(|v| self.p.truthy(v)).unwrap_or(false)
+    }
+
+    pub fn int(&self, k: &str) -> Option<i64> {
+        self.get(k).map(|v| self.p.iv(v))
+    }
+
+    pub fn uint(&self, k: &str) -> Option<u64> {
+        self.get(k).map(|v| self.p.uv(v))
+    }
+
+    pub fn text(&self, k: &str) -> Option<String> {
+        self.get(k).map(|v| self.p.text(v))
+    }
+
+    pub fn key(&self, k: &str) -> Res<Option<Vec<u8>>> {
+        self.get(k).map(|v| key(self.p, v)).transpose()
+    }
+}

@@ -1,0 +1,70 @@
+//! Client lifecycle xsubs: the constructor's option decoding (API.md 2),
+//! DESTROY, and the loop plumbing the .pm uses (notify fd, drain, END).
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use crate::bridge;
+use crate::etcd::client::Config;
+use crate::perl::{Perl, Sv, XsResult};
+
+use super::args::{self, Opts};
+
+const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
+
+/// `EV::Etcd::_new(\%opts)`: the .pm flattens `new(%options)` into a hash.
+pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let o = Opts::new(p, a.first().copied());
+    let mut endpoints = Vec::new();
+    if let Some(list) = o.hv.and_then(|h| p.hv_get(h, "endpoints")).and_then(|v| p.array_ref(v)) {
+        for i in 0..p.av_len(list) {
+            let ep = match p.av_get(list, i) {
+                Some(v) if p.is_string(v) => String::from_utf8_lossy(&args::url(p, v)?).into_owned(),
+                _ => DEFAULT_ENDPOINT.to_owned(),
+            };
+            endpoints.push(ep);
+        }
+    }
+    if endpoints.is_empty() {
+        endpoints.push(DEFAULT_ENDPOINT.to_owned());
+    }
+    let timeout = o.int("timeout").unwrap_or(30).max(1) as u64;
+    let max_retries = o.int("max_retries").unwrap_or(3).clamp(0, i64::from(u32::MAX)) as u32;
+    let auth_token = o
+        .get("auth_token")
+        .filter(|v| p.is_string(*v))
+        .map(|v| p.text(v))
+        .filter(|t| !t.is_empty());
+    let max_recv_size = o.int("max_recv_size").unwrap_or(0).max(0) as usize;
+    let cfg = Config { endpoints, timeout: Duration::from_secs(timeout), max_retries, auth_token, max_recv_size };
+    let id = bridge::new_client(cfg)?;
+    Ok(Some(p.new_object(id, "EV::Etcd")))
+}
+
+/// `DESTROY`: outstanding callbacks are dropped silently (API.md 8.1). Safe
+/// from inside the client's own callbacks: nothing of the running callback
+/// is borrowed while it runs.
+pub fn destroy<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    if let Some(id) = a.first().and_then(|s| p.object_id(*s)) {
+        bridge::drop_client(p, id);
+    }
+    Ok(None)
+}
+
+/// `_fd()`: the notify fd (starts the runtime thread on first use).
+pub fn fd<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    let fd = bridge::notify_fd()?;
+    Ok(Some(p.new_iv(i64::from(fd))))
+}
+
+/// `_drain()`: runs the callbacks of everything that completed.
+pub fn drain<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    bridge::drain(p);
+    Ok(None)
+}
+
+/// `_shutdown()`: END-time teardown.
+pub fn shutdown<'a>(_p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    bridge::shutdown();
+    Ok(None)
+}

@@ -1,0 +1,223 @@
+//! KV methods (API.md 6.1): get, put, delete, compact and the internal
+//! `_txn` behind the .pm's `txn` wrapper. Decodes Perl arguments into plain
+//! prost requests and submits them; croaks on bad arguments.
+#![forbid(unsafe_code)]
+
+use crate::bridge;
+use crate::etcd::call::Call;
+use crate::etcd::kv::prefix_range_end;
+use crate::etcd::pb::etcdserverpb::{self as rpc, compare, range_request, request_op};
+use crate::perl::{Perl, Sv, XsResult};
+
+use super::args::{self, Opts, Res};
+
+/// Splits `(client, fixed..., [opts,] cb)` for optional-options methods.
+fn optional_form<'a>(p: &Perl<'a>, a: &[Sv<'a>], fixed: usize, usage: &str) -> Res<(u64, Option<Sv<'a>>, Sv<'a>)> {
+    let id = args::client(p, a.first().copied().ok_or_else(|| format!("Usage: $client->{usage}"))?)?;
+    let n = a.len() - 1;
+    if n != fixed + 1 && n != fixed + 2 {
+        return Err(format!("Usage: $client->{usage}"));
+    }
+    let cb = a[a.len() - 1];
+    let opts = (n == fixed + 2).then(|| a[a.len() - 2]);
+    Ok((id, opts, cb))
+}
+
+/// `range_end` wins over `prefix`; a prefix of the empty key adds nothing.
+fn range_end(o: &Opts, key: &[u8]) -> Res<Vec<u8>> {
+    if let Some(end) = o.key("range_end")? {
+        return Ok(end);
+    }
+    if o.flag("prefix") && !key.is_empty() {
+        return Ok(prefix_range_end(key));
+    }
+    Ok(Vec::new())
+}
+
+pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) = optional_form(p, a, 1, "get($key, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let o = Opts::new(p, opts);
+    let key = args::key(p, a[1])?;
+    let mut r = rpc::RangeRequest { range_end: range_end(&o, &key)?, key, ..Default::default() };
+    r.limit = o.int("limit").unwrap_or(0);
+    r.revision = o.int("revision").unwrap_or(0);
+    r.keys_only = o.flag("keys_only");
+    r.count_only = o.flag("count_only");
+    r.serializable = o.flag("serializable");
+    r.sort_order = match o.text("sort_order").as_deref() {
+        Some("ascend" | "ASCEND") => range_request::SortOrder::Ascend,
+        Some("descend" | "DESCEND") => range_request::SortOrder::Descend,
+        _ => range_request::SortOrder::None,
+    } as i32;
+    r.sort_target = match o.text("sort_target").as_deref() {
+        Some("version" | "VERSION") => range_request::SortTarget::Version,
+        Some("create" | "CREATE") => range_request::SortTarget::Create,
+        Some("mod" | "MOD") => range_request::SortTarget::Mod,
+        Some("value" | "VALUE") => range_request::SortTarget::Value,
+        _ => range_request::SortTarget::Key,
+    } as i32;
+    r.min_mod_revision = o.int("min_mod_revision").unwrap_or(0);
+    r.max_mod_revision = o.int("max_mod_revision").unwrap_or(0);
+    r.min_create_revision = o.int("min_create_revision").unwrap_or(0);
+    r.max_create_revision = o.int("max_create_revision").unwrap_or(0);
+    bridge::submit(p, id, "range", Call::Range(r), cb)?;
+    Ok(None)
+}
+
+pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) = optional_form(p, a, 2, "put($key, $value, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let o = Opts::new(p, opts);
+    let r = rpc::PutRequest {
+        key: args::key(p, a[1])?,
+        value: args::value(p, a[2])?,
+        lease: o.int("lease").unwrap_or(0),
+        prev_kv: o.flag("prev_kv"),
+        ignore_value: o.flag("ignore_value"),
+        ignore_lease: o.flag("ignore_lease"),
+    };
+    bridge::submit(p, id, "put", Call::Put(r), cb)?;
+    Ok(None)
+}
+
+pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) = optional_form(p, a, 1, "delete($key, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let o = Opts::new(p, opts);
+    let key = args::key(p, a[1])?;
+    let r = rpc::DeleteRangeRequest { range_end: range_end(&o, &key)?, key, prev_kv: o.flag("prev_kv") };
+    bridge::submit(p, id, "delete", Call::DeleteRange(r), cb)?;
+    Ok(None)
+}
+
+pub fn compact<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) = optional_form(p, a, 1, "compact($revision, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let o = Opts::new(p, opts);
+    let r = rpc::CompactionRequest { revision: p.iv(a[1]), physical: o.flag("physical") };
+    bridge::submit(p, id, "compact", Call::Compact(r), cb)?;
+    Ok(None)
+}
+
+/// A text field of a txn entry: strings and (harmlessly) numbers.
+fn field<'a>(p: &Perl<'a>, hv: crate::perl::Hv<'a>, k: &str) -> Option<Sv<'a>> {
+    p.hv_defined(hv, k).filter(|v| !p.is_ref(*v))
+}
+
+fn compare_entry(p: &Perl, sv: Sv) -> Res<rpc::Compare> {
+    use compare::{CompareResult as CR, CompareTarget as CT, TargetUnion as TU};
+    let hv = p.hash_ref(sv).ok_or("txn: compare entries must be hash references")?;
+    let mut c = rpc::Compare::default();
+    if let Some(k) = field(p, hv, "key") {
+        c.key = args::key(p, k)?;
+    }
+    if let Some(e) = field(p, hv, "range_end") {
+        c.range_end = args::key(p, e)?;
+    }
+    // Operands in the documented order: the last one present wins.
+    let mut inferred = None;
+    if let Some(v) = p.hv_defined(hv, "version") {
+        c.target_union = Some(TU::Version(p.iv(v)));
+        inferred = Some(CT::Version);
+    }
+    if let Some(v) = p.hv_defined(hv, "create_revision") {
+        c.target_union = Some(TU::CreateRevision(p.iv(v)));
+        inferred = Some(CT::Create);
+    }
+    if let Some(v) = p.hv_defined(hv, "mod_revision") {
+        c.target_union = Some(TU::ModRevision(p.iv(v)));
+        inferred = Some(CT::Mod);
+    }
+    if let Some(v) = field(p, hv, "value") {
+        c.target_union = Some(TU::Value(args::value(p, v)?));
+        inferred = Some(CT::Value);
+    }
+    if let Some(v) = p.hv_defined(hv, "lease") {
+        c.target_union = Some(TU::Lease(p.iv(v)));
+        inferred = Some(CT::Lease);
+    }
+    let target = match p.hv_defined(hv, "target").map(|v| p.text(v)).as_deref() {
+        Some("version" | "VERSION") => Some(CT::Version),
+        Some("create" | "CREATE") => Some(CT::Create),
+        Some("mod" | "MOD") => Some(CT::Mod),
+        Some("value" | "VALUE") => Some(CT::Value),
+        Some("lease" | "LEASE") => Some(CT::Lease),
+        _ => None,
+    }
+    .or(inferred)
+    .unwrap_or(CT::Version);
+    if c.target_union.is_none() {
+        c.target_union = Some(match target {
+            CT::Version => TU::Version(0),
+            CT::Create => TU::CreateRevision(0),
+            CT::Mod => TU::ModRevision(0),
+            CT::Value => TU::Value(Vec::new()),
+            CT::Lease => TU::Lease(0),
+        });
+    }
+    c.target = target as i32;
+    c.result = match p.hv_defined(hv, "result").map(|v| p.text(v)).as_deref() {
+        Some("!=" | "NOT_EQUAL") => CR::NotEqual,
+        Some("<" | "LESS") => CR::Less,
+        Some(">" | "GREATER") => CR::Greater,
+        _ => CR::Equal,
+    } as i32;
+    Ok(c)
+}
+
+fn request_op(p: &Perl, sv: Sv) -> Res<rpc::RequestOp> {
+    use request_op::Request as R;
+    let Some(hv) = p.hash_ref(sv) else { return Ok(rpc::RequestOp { request: None }) };
+    let inner = |names: [&str; 2]| names.iter().find_map(|n| p.hv_get(hv, n)).and_then(|v| p.hash_ref(v));
+    let key_of = |h| field(p, h, "key").map(|k| args::key(p, k)).transpose().map(Option::unwrap_or_default);
+    let end_of = |h| field(p, h, "range_end").map(|k| args::key(p, k)).transpose().map(Option::unwrap_or_default);
+    let names_present = |names: [&str; 2]| names.iter().any(|n| p.hv_get(hv, n).is_some());
+    let request = if names_present(["request_range", "range"]) {
+        inner(["request_range", "range"])
+            .map(|h| Ok::<_, String>(R::RequestRange(rpc::RangeRequest { key: key_of(h)?, range_end: end_of(h)?, ..Default::default() })))
+            .transpose()?
+    } else if names_present(["request_put", "put"]) {
+        inner(["request_put", "put"])
+            .map(|h| {
+                Ok::<_, String>(R::RequestPut(rpc::PutRequest {
+                    key: key_of(h)?,
+                    value: field(p, h, "value").map(|v| args::value(p, v)).transpose()?.unwrap_or_default(),
+                    lease: p.hv_defined(h, "lease").map(|v| p.iv(v)).unwrap_or(0),
+                    ..Default::default()
+                }))
+            })
+            .transpose()?
+    } else if names_present(["request_delete_range", "delete"]) {
+        inner(["request_delete_range", "delete"])
+            .map(|h| Ok::<_, String>(R::RequestDeleteRange(rpc::DeleteRangeRequest { key: key_of(h)?, range_end: end_of(h)?, ..Default::default() })))
+            .transpose()?
+    } else {
+        None
+    };
+    Ok(rpc::RequestOp { request })
+}
+
+fn list<T>(p: &Perl, sv: Sv, each: impl Fn(&Perl, Sv) -> Res<T>) -> Res<Vec<T>> {
+    let Some(av) = p.array_ref(sv) else { return Ok(Vec::new()) };
+    (0..p.av_len(av))
+        .map(|i| match p.av_get(av, i) {
+            Some(v) => each(p, v),
+            None => each(p, p.sv(p.undef_raw())),
+        })
+        .collect()
+}
+
+/// `_txn($client, \@compare, \@success, \@failure, $cb)`.
+pub fn txn<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    args::fixed(a, 5, "txn(client, compare, success, failure, callback)")?;
+    let id = args::client(p, a[0])?;
+    let cb = args::callback(p, a[4])?;
+    let r = rpc::TxnRequest {
+        compare: list(p, a[1], compare_entry)?,
+        success: list(p, a[2], request_op)?,
+        failure: list(p, a[3], request_op)?,
+    };
+    bridge::submit(p, id, "txn", Call::Txn(r), cb)?;
+    Ok(None)
+}
