@@ -16,7 +16,10 @@ fn perl_config(perl: &str) -> Vec<String> {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {perl} to read its configuration: {e}"));
     assert!(out.status.success(), "{perl} -MConfig failed");
-    String::from_utf8_lossy(&out.stdout).split('\n').map(str::to_owned).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .split('\n')
+        .map(str::to_owned)
+        .collect()
 }
 
 fn main() {
@@ -29,8 +32,15 @@ fn main() {
     let cfg = perl_config(&perl);
     let core = PathBuf::from(&cfg[0]).join("CORE");
     let mut build = cc::Build::new();
-    build.file("csrc/perl_shim.c").include(&core).define("PERL_NO_GET_CONTEXT", None);
-    for flag in cfg.get(1).map(|s| s.split_whitespace().collect::<Vec<_>>()).unwrap_or_default() {
+    build
+        .file("csrc/perl_shim.c")
+        .include(&core)
+        .define("PERL_NO_GET_CONTEXT", None);
+    for flag in cfg
+        .get(1)
+        .map(|s| s.split_whitespace().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         build.flag(flag);
     }
     build

@@ -14,14 +14,22 @@ XSLoader::load('EV::Etcd', $VERSION);
 # One EV::io watcher per process drains the completion queue. It keeps the
 # loop alive only while something is outstanding (toggled from the engine
 # through _keepalive), so an idle client costs nothing and EV::run returns.
-my ($IO, $IO_PID);
+# While work is outstanding, a prepare watcher sends the requests that
+# callbacks issued, in one batch, before the loop blocks again.
+my ($IO, $PREPARE, $IO_PID);
 
-sub _keepalive { $IO->keepalive($_[0]) if $IO && $IO_PID == $$ }
+sub _keepalive {
+    return unless $IO && $IO_PID == $$;
+    $IO->keepalive($_[0]);
+    $_[0] ? $PREPARE->start : $PREPARE->stop;
+}
 
 sub _ensure_io {
     return if $IO && $IO_PID == $$;
     $IO = EV::io(_fd(), EV::READ(), \&_drain);
     $IO->keepalive(0);
+    $PREPARE = EV::prepare_ns(\&_flush);
+    $PREPARE->keepalive(0);
     $IO_PID = $$;
 }
 

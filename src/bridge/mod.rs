@@ -42,7 +42,13 @@ impl Bridge {
         let notify = Arc::new(n);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let jobs = runtime::spawn(done_tx, notify.clone())?;
-        Ok(Bridge { jobs, done_rx, notify, wake, pid: std::process::id() })
+        Ok(Bridge {
+            jobs,
+            done_rx,
+            notify,
+            wake,
+            pid: crate::perl::process::pid(),
+        })
     }
 }
 
@@ -66,6 +72,11 @@ struct Main {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     keepalive_on: bool,
+    /// Jobs issued by callbacks during a drain, sent as one batch when the
+    /// drain ends (or when the loop is about to block: `flush`), so a burst
+    /// of completions yields one wakeup of the runtime, not one per request.
+    outbox: Vec<Job>,
+    draining: u32,
 }
 
 thread_local! {
@@ -80,14 +91,17 @@ fn with<R>(f: impl FnOnce(&mut Main) -> R) -> R {
 /// runtime thread) on first use, and again in a forked child.
 pub fn notify_fd() -> Result<RawFd, String> {
     with(|m| {
-        let pid = std::process::id();
+        let pid = crate::perl::process::pid();
         if m.bridge.as_ref().map(|b| b.pid) != Some(pid) {
             // A bridge inherited over fork has no runtime thread: replace it
             // (its sockets close; the dead thread's handles are not touched).
             if let Some(old) = m.bridge.take() {
                 std::mem::forget(old.jobs);
             }
-            m.bridge = Some(Bridge::start().map_err(|e| format!("EV::Etcd: cannot start the runtime thread: {e}"))?);
+            m.bridge = Some(
+                Bridge::start()
+                    .map_err(|e| format!("EV::Etcd: cannot start the runtime thread: {e}"))?,
+            );
         }
         Ok(m.bridge.as_ref().map(|b| b.wake.fd()).unwrap_or(-1))
     })
@@ -99,9 +113,17 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
     with(|m| {
         m.next_id += 1;
         let id = m.next_id;
-        m.clients.insert(id, ClientEntry { pid: std::process::id(), timeout: cfg.timeout });
+        m.clients.insert(
+            id,
+            ClientEntry {
+                pid: crate::perl::process::pid(),
+                timeout: cfg.timeout,
+            },
+        );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
-        b.jobs.send(Job::NewClient { id, cfg }).map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        b.jobs
+            .send(Job::NewClient { id, cfg })
+            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
         Ok(id)
     })
 }
@@ -110,14 +132,23 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
 /// called (API.md 8.1) and the runtime cancels its work.
 pub fn drop_client(p: &Perl, id: u64) {
     let dropped: Vec<Pending> = with(|m| {
-        let Some(entry) = m.clients.remove(&id) else { return Vec::new() };
-        if entry.pid == std::process::id() {
+        let Some(entry) = m.clients.remove(&id) else {
+            return Vec::new();
+        };
+        if entry.pid == crate::perl::process::pid() {
             if let Some(b) = &m.bridge {
                 let _ = b.jobs.send(Job::DropClient { id });
             }
         }
-        let reqs: Vec<u64> = m.pending.iter().filter(|(_, v)| v.client == id).map(|(k, _)| *k).collect();
-        reqs.into_iter().filter_map(|r| m.pending.remove(&r)).collect()
+        let reqs: Vec<u64> = m
+            .pending
+            .iter()
+            .filter(|(_, v)| v.client == id)
+            .map(|(k, _)| *k)
+            .collect();
+        reqs.into_iter()
+            .filter_map(|r| m.pending.remove(&r))
+            .collect()
     });
     // Released outside the borrow: freeing a closure may run DESTROY code.
     drop(dropped);
@@ -126,28 +157,50 @@ pub fn drop_client(p: &Perl, id: u64) {
 
 /// Checks that `id` is a live client of this process.
 pub fn check_client(id: u64) -> Result<(), String> {
-    with(|m| match m.clients.get(&id) {
+    with(|m| {
+        match m.clients.get(&id) {
         None => Err("EV::Etcd: client has been destroyed".to_owned()),
-        Some(c) if c.pid != std::process::id() => Err(format!(
+        Some(c) if c.pid != crate::perl::process::pid() => Err(format!(
             "EV::Etcd: this client was created in process {} and cannot be used after fork; create a new client in the child",
             c.pid
         )),
         Some(_) => Ok(()),
+    }
     })
 }
 
 /// Sends a unary call; `cb` is called once, from the loop, with the result.
-pub fn submit(p: &Perl, client: u64, label: &'static str, call: Call, cb: SvBox) -> Result<(), String> {
+pub fn submit(
+    p: &Perl,
+    client: u64,
+    label: &'static str,
+    call: Call,
+    cb: SvBox,
+) -> Result<(), String> {
     check_client(client)?;
     let turn_on = with(|m| {
-        let timeout = m.clients.get(&client).map(|c| c.timeout).unwrap_or(Duration::from_secs(30));
+        let timeout = m
+            .clients
+            .get(&client)
+            .map(|c| c.timeout)
+            .unwrap_or(Duration::from_secs(30));
         m.next_id += 1;
         let req = m.next_id;
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
         let deadline = Instant::now() + timeout;
-        b.jobs
-            .send(Job::Unary { client, req, call, deadline })
-            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        let job = Job::Unary {
+            client,
+            req,
+            call,
+            deadline,
+        };
+        if m.draining > 0 {
+            m.outbox.push(job);
+        } else {
+            b.jobs
+                .send(job)
+                .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        }
         m.pending.insert(req, Pending { client, cb, label });
         let turn_on = !m.keepalive_on;
         m.keepalive_on = true;
@@ -173,11 +226,33 @@ fn sync_keepalive(p: &Perl) {
     }
 }
 
+/// Sends the jobs buffered during a drain. Also called by the .pm's prepare
+/// watcher, so a callback that runs a nested loop never waits on its own
+/// unsent request.
+pub fn flush() {
+    with(|m| {
+        if !m.outbox.is_empty() {
+            let batch = std::mem::take(&mut m.outbox);
+            if let Some(b) = &m.bridge {
+                let _ = b.jobs.send(Job::Batch(batch));
+            }
+        }
+    });
+}
+
 /// Runs the callbacks of every completion that has arrived (called by the
 /// `EV::io` watcher on the notify fd).
 pub fn drain(p: &Perl) {
+    with(|m| m.draining += 1);
+    drain_batch(p);
+    with(|m| m.draining -= 1);
+    flush();
+    sync_keepalive(p);
+}
+
+fn drain_batch(p: &Perl) {
     let ok = with(|m| match &m.bridge {
-        Some(b) if b.pid == std::process::id() => {
+        Some(b) if b.pid == crate::perl::process::pid() => {
             b.wake.clear();
             b.notify.disarm();
             true
@@ -189,11 +264,10 @@ pub fn drain(p: &Perl) {
     }
     for _ in 0..MAX_BATCH {
         let next = with(|m| m.bridge.as_ref().and_then(|b| b.done_rx.try_recv().ok()));
-        let Some(done) = next else {
-            sync_keepalive(p);
-            return;
+        let Some(done) = next else { return };
+        let Some(pending) = with(|m| m.pending.remove(&done.req)) else {
+            continue;
         };
-        let Some(pending) = with(|m| m.pending.remove(&done.req)) else { continue };
         let args = match &done.result {
             Ok(reply) => vec![convert::reply(p, reply), NewSv::undef()],
             Err(e) => vec![NewSv::undef(), convert::error(p, e, pending.label)],
@@ -208,7 +282,6 @@ pub fn drain(p: &Perl) {
             b.notify.force();
         }
     });
-    sync_keepalive(p);
 }
 
 /// END-time teardown: releases every stored callback while the interpreter

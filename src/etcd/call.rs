@@ -54,7 +54,9 @@ impl Call {
     pub fn class(&self) -> RetryClass {
         match self {
             Call::Range(_) | Call::Status(_) => RetryClass::Idempotent,
-            Call::Txn(t) if t.success.iter().chain(&t.failure).all(is_read_op) => RetryClass::Idempotent,
+            Call::Txn(t) if t.success.iter().chain(&t.failure).all(is_read_op) => {
+                RetryClass::Idempotent
+            }
             _ => RetryClass::AtMostOnce,
         }
     }
@@ -63,11 +65,19 @@ impl Call {
     pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
         use rpc::kv_client::KvClient;
         use rpc::maintenance_client::MaintenanceClient;
-        let max = if o.max_recv == 0 { usize::MAX } else { o.max_recv };
+        let max = if o.max_recv == 0 {
+            usize::MAX
+        } else {
+            o.max_recv
+        };
         macro_rules! kv {
             ($m:ident, $req:expr, $v:ident) => {
-                KvClient::new(ch).max_decoding_message_size(max).max_encoding_message_size(usize::MAX)
-                    .$m(o.request($req)).await.map(|r| Reply::$v(r.into_inner()))
+                KvClient::new(ch)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(usize::MAX)
+                    .$m(o.request($req))
+                    .await
+                    .map(|r| Reply::$v(r.into_inner()))
             };
         }
         match self {
@@ -95,16 +105,43 @@ mod tests {
 
     #[test]
     fn classes() {
-        assert_eq!(Call::Range(Default::default()).class(), RetryClass::Idempotent);
-        assert_eq!(Call::Status(Default::default()).class(), RetryClass::Idempotent);
-        assert_eq!(Call::Put(Default::default()).class(), RetryClass::AtMostOnce);
-        assert_eq!(Call::DeleteRange(Default::default()).class(), RetryClass::AtMostOnce);
-        assert_eq!(Call::Compact(Default::default()).class(), RetryClass::AtMostOnce);
-        let read = rpc::RequestOp { request: Some(rpc::request_op::Request::RequestRange(Default::default())) };
-        let write = rpc::RequestOp { request: Some(rpc::request_op::Request::RequestPut(Default::default())) };
-        let t = rpc::TxnRequest { success: vec![read.clone()], failure: vec![read.clone()], ..Default::default() };
+        assert_eq!(
+            Call::Range(Default::default()).class(),
+            RetryClass::Idempotent
+        );
+        assert_eq!(
+            Call::Status(Default::default()).class(),
+            RetryClass::Idempotent
+        );
+        assert_eq!(
+            Call::Put(Default::default()).class(),
+            RetryClass::AtMostOnce
+        );
+        assert_eq!(
+            Call::DeleteRange(Default::default()).class(),
+            RetryClass::AtMostOnce
+        );
+        assert_eq!(
+            Call::Compact(Default::default()).class(),
+            RetryClass::AtMostOnce
+        );
+        let read = rpc::RequestOp {
+            request: Some(rpc::request_op::Request::RequestRange(Default::default())),
+        };
+        let write = rpc::RequestOp {
+            request: Some(rpc::request_op::Request::RequestPut(Default::default())),
+        };
+        let t = rpc::TxnRequest {
+            success: vec![read.clone()],
+            failure: vec![read.clone()],
+            ..Default::default()
+        };
         assert_eq!(Call::Txn(t).class(), RetryClass::Idempotent);
-        let t = rpc::TxnRequest { success: vec![read], failure: vec![write], ..Default::default() };
+        let t = rpc::TxnRequest {
+            success: vec![read],
+            failure: vec![write],
+            ..Default::default()
+        };
         assert_eq!(Call::Txn(t).class(), RetryClass::AtMostOnce);
     }
 }

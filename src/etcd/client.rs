@@ -32,9 +32,19 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: Config) -> Client {
-        let endpoints = Endpoints::new(cfg.endpoints.clone(), cfg.timeout.min(Duration::from_secs(5)));
-        let token = cfg.auth_token.as_deref().and_then(|t| AsciiMetadataValue::try_from(t).ok());
-        Client { cfg, endpoints, token: RwLock::new(token) }
+        let endpoints = Endpoints::new(
+            cfg.endpoints.clone(),
+            cfg.timeout.min(Duration::from_secs(5)),
+        );
+        let token = cfg
+            .auth_token
+            .as_deref()
+            .and_then(|t| AsciiMetadataValue::try_from(t).ok());
+        Client {
+            cfg,
+            endpoints,
+            token: RwLock::new(token),
+        }
     }
 
     fn opts(&self) -> CallOpts {
@@ -53,8 +63,12 @@ impl Client {
         loop {
             attempt += 1;
             let idx = self.endpoints.current();
-            let ch = self.endpoints.channel(idx).map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await {
+            let ch = self
+                .endpoints
+                .channel(idx)
+                .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
+            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await
+            {
                 Err(_) => return Err(Error::deadline()),
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(status)) => status,
@@ -64,7 +78,15 @@ impl Client {
             if never_sent || code == error::UNAVAILABLE {
                 self.endpoints.failover(idx);
             }
-            if verdict(class, code, never_sent, attempt, self.cfg.max_retries, self.endpoints.len()) == Verdict::Fail {
+            if verdict(
+                class,
+                code,
+                never_sent,
+                attempt,
+                self.cfg.max_retries,
+                self.endpoints.len(),
+            ) == Verdict::Fail
+            {
                 return Err(Error::from_status(&status));
             }
             // Each other endpoint is tried at once; a full round backs off.

@@ -27,7 +27,12 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn new(names: Vec<String>, connect_timeout: Duration) -> Endpoints {
         let n = names.len();
-        Endpoints { names, channels: Mutex::new(vec![None; n]), current: AtomicUsize::new(0), connect_timeout }
+        Endpoints {
+            names,
+            channels: Mutex::new(vec![None; n]),
+            current: AtomicUsize::new(0),
+            connect_timeout,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -50,7 +55,12 @@ impl Endpoints {
     pub fn failover(&self, from: usize) {
         let n = self.names.len();
         if n > 1 {
-            let _ = self.current.compare_exchange(from, (from + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = self.current.compare_exchange(
+                from,
+                (from + 1) % n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -95,7 +105,10 @@ mod tests {
 
     #[test]
     fn failover_is_round_robin_and_only_from_current() {
-        let e = Endpoints::new(vec!["a:1".into(), "b:2".into(), "c:3".into()], Duration::from_secs(1));
+        let e = Endpoints::new(
+            vec!["a:1".into(), "b:2".into(), "c:3".into()],
+            Duration::from_secs(1),
+        );
         assert_eq!(e.current(), 0);
         e.failover(0);
         assert_eq!(e.current(), 1);

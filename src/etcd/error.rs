@@ -21,12 +21,20 @@ pub const INTERNAL: i32 = 13;
 
 impl Error {
     pub fn new(code: i32, message: impl Into<String>) -> Error {
-        Error { code, message: message.into(), internal: false }
+        Error {
+            code,
+            message: message.into(),
+            internal: false,
+        }
     }
 
     /// A client-side processing failure (source `internal`).
     pub fn internal(message: impl Into<String>) -> Error {
-        Error { code: INTERNAL, message: message.into(), internal: true }
+        Error {
+            code: INTERNAL,
+            message: message.into(),
+            internal: true,
+        }
     }
 
     /// The call's `timeout` ran out.
@@ -40,7 +48,11 @@ impl Error {
             // Transport failures carry their cause in the source chain only.
             if let Some(cause) = transport_cause(s) {
                 if message.is_empty() || !message.contains(&cause) {
-                    message = if message.is_empty() { cause } else { format!("{message}: {cause}") };
+                    message = if message.is_empty() {
+                        cause
+                    } else {
+                        format!("{message}: {cause}")
+                    };
                 }
             }
         }
@@ -101,12 +113,22 @@ pub fn never_sent(s: &Status) -> bool {
     while let Some(e) = src {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
-            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | NotFound | HostUnreachable | NetworkUnreachable) {
+            if matches!(
+                io.kind(),
+                ConnectionRefused
+                    | AddrNotAvailable
+                    | NotFound
+                    | HostUnreachable
+                    | NetworkUnreachable
+            ) {
                 return true;
             }
         }
         let text = e.to_string();
-        if text.contains("tcp connect error") || text.contains("error trying to connect") || text.contains("dns error") {
+        if text.contains("tcp connect error")
+            || text.contains("error trying to connect")
+            || text.contains("dns error")
+        {
             return true;
         }
         src = e.source();
@@ -120,9 +142,17 @@ mod tests {
 
     #[test]
     fn names_and_retryable_flags() {
-        let cases = [(0, "OK", false), (4, "DEADLINE_EXCEEDED", true), (8, "RESOURCE_EXHAUSTED", true),
-            (10, "ABORTED", true), (11, "OUT_OF_RANGE", false), (13, "INTERNAL", true),
-            (14, "UNAVAILABLE", true), (16, "UNAUTHENTICATED", false), (17, "UNKNOWN_CODE", false)];
+        let cases = [
+            (0, "OK", false),
+            (4, "DEADLINE_EXCEEDED", true),
+            (8, "RESOURCE_EXHAUSTED", true),
+            (10, "ABORTED", true),
+            (11, "OUT_OF_RANGE", false),
+            (13, "INTERNAL", true),
+            (14, "UNAVAILABLE", true),
+            (16, "UNAUTHENTICATED", false),
+            (17, "UNKNOWN_CODE", false),
+        ];
         for (code, name, retry) in cases {
             let e = Error::new(code, "x");
             assert_eq!(e.status_name(), name);
@@ -139,13 +169,29 @@ mod tests {
         assert!(Error::internal("x").internal);
     }
 
-    #[test]
-    fn refused_connection_is_never_sent() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let s = Status::from_error(Box::new(io));
-        assert!(never_sent(&Status::new(Code::Unavailable, "x")) == false);
-        let s = Status::with_details(Code::Unavailable, s.message().to_owned(), Default::default());
-        assert!(!never_sent(&s)); // no source chain: cannot prove anything
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_connection_is_never_sent() {
+        use crate::etcd::pb::etcdserverpb::kv_client::KvClient;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy();
+        let st = KvClient::new(ch)
+            .range(crate::etcd::pb::etcdserverpb::RangeRequest::default())
+            .await
+            .unwrap_err();
+        assert!(never_sent(&st), "{st:?}");
+        let e = Error::from_status(&st);
+        assert_eq!(e.code, UNAVAILABLE);
+        assert!(e.message.contains("refused"), "{}", e.message);
+        // A server-side UNAVAILABLE has no transport cause: it may have been applied.
+        assert!(!never_sent(&Status::unavailable(
+            "etcdserver: leader changed"
+        )));
         assert!(!never_sent(&Status::internal("boom")));
     }
 }

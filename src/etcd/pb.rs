@@ -1,7 +1,13 @@
 //! The generated etcd v3 protobuf messages and gRPC clients (tonic/prost,
 //! built from proto/ by build.rs), fenced into one module with the lint
 //! allowances generated code needs. Plain data: safe to move between threads.
-#![allow(clippy::all, clippy::pedantic, missing_docs, non_camel_case_types, unused_qualifications)]
+#![allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    non_camel_case_types,
+    unused_qualifications
+)]
 
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

@@ -22,13 +22,25 @@ pub enum Verdict {
 
 /// Decides whether attempt number `attempt` (1-based, the one that just
 /// failed) may be followed by another.
-pub fn verdict(class: RetryClass, code: i32, never_sent: bool, attempt: u32, max_retries: u32, endpoints: usize) -> Verdict {
+pub fn verdict(
+    class: RetryClass,
+    code: i32,
+    never_sent: bool,
+    attempt: u32,
+    max_retries: u32,
+    endpoints: usize,
+) -> Verdict {
     // A request that never reached a server may always try each other endpoint once.
-    let budget = if never_sent { max_retries.max(endpoints.saturating_sub(1) as u32) } else { max_retries };
+    let budget = if never_sent {
+        max_retries.max(endpoints.saturating_sub(1) as u32)
+    } else {
+        max_retries
+    };
     if attempt > budget {
         return Verdict::Fail;
     }
-    let allowed = never_sent || (class == RetryClass::Idempotent && code == super::error::UNAVAILABLE);
+    let allowed =
+        never_sent || (class == RetryClass::Idempotent && code == super::error::UNAVAILABLE);
     if allowed {
         Verdict::Retry
     } else {
@@ -87,22 +99,55 @@ mod tests {
 
     #[test]
     fn reads_retry_on_unavailable_writes_do_not() {
-        assert_eq!(verdict(RetryClass::Idempotent, 14, false, 1, 3, 1), Verdict::Retry);
-        assert_eq!(verdict(RetryClass::AtMostOnce, 14, false, 1, 3, 1), Verdict::Fail);
-        assert_eq!(verdict(RetryClass::Idempotent, 4, false, 1, 3, 1), Verdict::Fail);
-        assert_eq!(verdict(RetryClass::Idempotent, 11, false, 1, 3, 1), Verdict::Fail);
+        assert_eq!(
+            verdict(RetryClass::Idempotent, 14, false, 1, 3, 1),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(RetryClass::AtMostOnce, 14, false, 1, 3, 1),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(RetryClass::Idempotent, 4, false, 1, 3, 1),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(RetryClass::Idempotent, 11, false, 1, 3, 1),
+            Verdict::Fail
+        );
     }
 
     #[test]
     fn never_sent_writes_retry_and_budget_is_bounded() {
-        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 1, 3, 1), Verdict::Retry);
-        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 3, 3, 1), Verdict::Retry);
-        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 4, 3, 1), Verdict::Fail);
-        assert_eq!(verdict(RetryClass::Idempotent, 14, false, 4, 3, 1), Verdict::Fail);
+        assert_eq!(
+            verdict(RetryClass::AtMostOnce, 14, true, 1, 3, 1),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(RetryClass::AtMostOnce, 14, true, 3, 3, 1),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(RetryClass::AtMostOnce, 14, true, 4, 3, 1),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(RetryClass::Idempotent, 14, false, 4, 3, 1),
+            Verdict::Fail
+        );
         // max_retries 0 still tries every other endpoint once when nothing was sent
-        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 1, 0, 2), Verdict::Retry);
-        assert_eq!(verdict(RetryClass::AtMostOnce, 14, true, 2, 0, 2), Verdict::Fail);
-        assert_eq!(verdict(RetryClass::Idempotent, 14, false, 1, 0, 2), Verdict::Fail);
+        assert_eq!(
+            verdict(RetryClass::AtMostOnce, 14, true, 1, 0, 2),
+            Verdict::Retry
+        );
+        assert_eq!(
+            verdict(RetryClass::AtMostOnce, 14, true, 2, 0, 2),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(RetryClass::Idempotent, 14, false, 1, 0, 2),
+            Verdict::Fail
+        );
     }
 
     #[test]

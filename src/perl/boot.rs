@@ -11,6 +11,7 @@ crate::xsubs! {
     xs_destroy => xs::client::destroy;
     xs_fd => xs::client::fd;
     xs_drain => xs::client::drain;
+    xs_flush => xs::client::flush;
     xs_shutdown => xs::client::shutdown;
     xs_get => xs::kv::get;
     xs_put => xs::kv::put;
@@ -25,6 +26,7 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::DESTROY", xs_destroy),
     (c"EV::Etcd::_fd", xs_fd),
     (c"EV::Etcd::_drain", xs_drain),
+    (c"EV::Etcd::_flush", xs_flush),
     (c"EV::Etcd::_shutdown", xs_shutdown),
     (c"EV::Etcd::get", xs_get),
     (c"EV::Etcd::put", xs_put),
@@ -39,6 +41,7 @@ unsafe fn boot(pi: Pi) {
     // pushed by XSLoader's call is popped here and the stack restored by
     // xs_boot_epilog; names and the file name are static NUL-terminated strings.
     unsafe {
+        super::process::install();
         let ax = ffi::ev_etcd_popmark(pi) + 1;
         for (name, f) in TABLE {
             ffi::ev_etcd_newxs(pi, name.as_ptr(), *f, c"Etcd.so".as_ptr());

@@ -11,7 +11,10 @@ use super::sv::{NewSv, Perl};
 
 pub fn header(p: &Perl, h: &rpc::ResponseHeader) -> NewSv {
     let mut hv = p.new_hash();
-    hv.uv("cluster_id", h.cluster_id).uv("member_id", h.member_id).iv("revision", h.revision).uv("raft_term", h.raft_term);
+    hv.uv("cluster_id", h.cluster_id)
+        .uv("member_id", h.member_id)
+        .iv("revision", h.revision)
+        .uv("raft_term", h.raft_term);
     hv.finish()
 }
 
@@ -34,7 +37,10 @@ pub fn kv_list(p: &Perl, kvs: &[mvccpb::KeyValue]) -> NewSv {
     av.finish()
 }
 
-fn with_header<'p, 'a>(p: &'p Perl<'a>, h: &Option<rpc::ResponseHeader>) -> super::sv::HashBuilder<'p, 'a> {
+fn with_header<'p, 'a>(
+    p: &'p Perl<'a>,
+    h: &Option<rpc::ResponseHeader>,
+) -> super::sv::HashBuilder<'p, 'a> {
     let mut hv = p.new_hash();
     if let Some(h) = h {
         hv.put("header", header(p, h));
@@ -44,7 +50,9 @@ fn with_header<'p, 'a>(p: &'p Perl<'a>, h: &Option<rpc::ResponseHeader>) -> supe
 
 fn range(p: &Perl, r: &rpc::RangeResponse) -> NewSv {
     let mut hv = with_header(p, &r.header);
-    hv.put("kvs", kv_list(p, &r.kvs)).bool("more", r.more).iv("count", r.count);
+    hv.put("kvs", kv_list(p, &r.kvs))
+        .bool("more", r.more)
+        .iv("count", r.count);
     hv.finish()
 }
 
@@ -85,7 +93,8 @@ fn txn(p: &Perl, r: &rpc::TxnResponse) -> NewSv {
         }
         list.push(one.finish());
     }
-    hv.bool("succeeded", r.succeeded).put("responses", list.finish());
+    hv.bool("succeeded", r.succeeded)
+        .put("responses", list.finish());
     hv.finish()
 }
 
@@ -129,7 +138,14 @@ pub fn error(p: &Perl, e: &Error, label: &str) -> NewSv {
     hv.iv("code", i64::from(e.code))
         .bytes("status", e.status_name().as_bytes())
         .bytes("message", e.message.as_bytes())
-        .bytes("source", if e.internal { b"internal" } else { label.as_bytes() })
+        .bytes(
+            "source",
+            if e.internal {
+                b"internal"
+            } else {
+                label.as_bytes()
+            },
+        )
         .bool("retryable", e.retryable());
     hv.finish()
 }

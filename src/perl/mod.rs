@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod convert;
 pub mod ffi;
+pub mod process;
 pub mod sv;
 pub mod xsub;
 

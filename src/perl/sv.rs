@@ -67,11 +67,17 @@ impl<'a> Perl<'a> {
     /// `pi` must be the running interpreter and the caller must be inside a
     /// call from it, on its thread.
     pub(crate) unsafe fn enter(pi: Pi) -> Perl<'a> {
-        Perl { pi, _not_send: PhantomData }
+        Perl {
+            pi,
+            _not_send: PhantomData,
+        }
     }
 
     pub(crate) fn sv(&self, raw: *mut SV) -> Sv<'a> {
-        Sv { raw, _l: PhantomData }
+        Sv {
+            raw,
+            _l: PhantomData,
+        }
     }
 
     // ---- reading ----
@@ -95,19 +101,26 @@ impl<'a> Perl<'a> {
 
     pub fn is_code_ref(&self, sv: Sv) -> bool {
         // SAFETY: plain constant.
-        self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvcv() }).is_some()
+        self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvcv() })
+            .is_some()
     }
 
     pub fn hash_ref(&self, sv: Sv) -> Option<Hv<'a>> {
         // SAFETY: plain constant.
         self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvhv() })
-            .map(|t| Hv { raw: t.cast(), _l: PhantomData })
+            .map(|t| Hv {
+                raw: t.cast(),
+                _l: PhantomData,
+            })
     }
 
     pub fn array_ref(&self, sv: Sv) -> Option<Av<'a>> {
         // SAFETY: plain constant.
         self.ref_target(sv, unsafe { ffi::ev_etcd_t_pvav() })
-            .map(|t| Av { raw: t.cast(), _l: PhantomData })
+            .map(|t| Av {
+                raw: t.cast(),
+                _l: PhantomData,
+            })
     }
 
     pub fn is_ref(&self, sv: Sv) -> bool {
@@ -126,7 +139,10 @@ impl<'a> Perl<'a> {
     pub fn derived_from(&self, sv: Sv, pkg: &str) -> bool {
         let c = CString::new(pkg).unwrap_or_default();
         // SAFETY: live SV, NUL-terminated package name.
-        unsafe { ffi::ev_etcd_is_object(self.pi, sv.raw) != 0 && ffi::ev_etcd_derived_from(self.pi, sv.raw, c.as_ptr()) != 0 }
+        unsafe {
+            ffi::ev_etcd_is_object(self.pi, sv.raw) != 0
+                && ffi::ev_etcd_derived_from(self.pi, sv.raw, c.as_ptr()) != 0
+        }
     }
 
     /// The string value as bytes (the internal UTF-8 encoding for a string
@@ -187,7 +203,8 @@ impl<'a> Perl<'a> {
     pub fn hv_get(&self, hv: Hv, key: &str) -> Option<Sv<'a>> {
         // SAFETY: live HV; hv_fetch returns null or a pointer to the slot.
         unsafe {
-            let slot = ffi::ev_etcd_hv_fetch(self.pi, hv.raw, key.as_ptr().cast::<c_char>(), klen(key));
+            let slot =
+                ffi::ev_etcd_hv_fetch(self.pi, hv.raw, key.as_ptr().cast::<c_char>(), klen(key));
             if slot.is_null() || (*slot).is_null() {
                 None
             } else {
@@ -203,7 +220,9 @@ impl<'a> Perl<'a> {
 
     pub fn hv_exists(&self, hv: Hv, key: &str) -> bool {
         // SAFETY: live HV.
-        unsafe { ffi::ev_etcd_hv_exists(self.pi, hv.raw, key.as_ptr().cast::<c_char>(), klen(key)) != 0 }
+        unsafe {
+            ffi::ev_etcd_hv_exists(self.pi, hv.raw, key.as_ptr().cast::<c_char>(), klen(key)) != 0
+        }
     }
 
     pub fn av_len(&self, av: Av) -> usize {
@@ -235,12 +254,16 @@ impl<'a> Perl<'a> {
 
     pub fn new_iv(&self, v: i64) -> NewSv {
         // SAFETY: allocation in this interpreter.
-        NewSv { raw: unsafe { ffi::ev_etcd_new_iv(self.pi, v as isize) } }
+        NewSv {
+            raw: unsafe { ffi::ev_etcd_new_iv(self.pi, v as isize) },
+        }
     }
 
     pub fn new_uv(&self, v: u64) -> NewSv {
         // SAFETY: allocation in this interpreter.
-        NewSv { raw: unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) } }
+        NewSv {
+            raw: unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) },
+        }
     }
 
     pub fn new_bool(&self, v: bool) -> NewSv {
@@ -249,12 +272,17 @@ impl<'a> Perl<'a> {
 
     pub fn new_bytes(&self, b: &[u8]) -> NewSv {
         // SAFETY: copies `b.len()` bytes from a valid slice.
-        NewSv { raw: unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) } }
+        NewSv {
+            raw: unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) },
+        }
     }
 
     pub fn new_hash(&self) -> HashBuilder<'_, 'a> {
         // SAFETY: allocation in this interpreter.
-        HashBuilder { p: self, hv: unsafe { ffi::ev_etcd_new_hv(self.pi) } }
+        HashBuilder {
+            p: self,
+            hv: unsafe { ffi::ev_etcd_new_hv(self.pi) },
+        }
     }
 
     pub fn new_array(&self, cap: usize) -> ArrayBuilder<'_, 'a> {
@@ -274,7 +302,9 @@ impl<'a> Perl<'a> {
         unsafe {
             let inner = ffi::ev_etcd_new_uv(self.pi, id as usize);
             let rv = ffi::ev_etcd_new_rv_noinc(self.pi, inner);
-            NewSv { raw: ffi::ev_etcd_bless(self.pi, rv, c.as_ptr()) }
+            NewSv {
+                raw: ffi::ev_etcd_bless(self.pi, rv, c.as_ptr()),
+            }
         }
     }
 
@@ -303,7 +333,11 @@ impl<'a> Perl<'a> {
             ffi::ev_etcd_savetmps(pi);
             ffi::ev_etcd_pushmark(pi);
             for a in args {
-                let raw = if a.raw.is_null() { ffi::ev_etcd_undef(pi) } else { ffi::ev_etcd_mortal(pi, a.raw) };
+                let raw = if a.raw.is_null() {
+                    ffi::ev_etcd_undef(pi)
+                } else {
+                    ffi::ev_etcd_mortal(pi, a.raw)
+                };
                 ffi::ev_etcd_xpush(pi, raw);
             }
             ffi::ev_etcd_call_sv(pi, cb.raw, ffi::ev_etcd_g_discard_eval());
@@ -311,10 +345,23 @@ impl<'a> Perl<'a> {
                 let died = ffi::ev_etcd_get_sv(pi, c"EV::DIED".as_ptr());
                 ffi::ev_etcd_pushmark(pi);
                 if !died.is_null() && ffi::ev_etcd_ok(pi, died) != 0 {
-                    ffi::ev_etcd_call_sv(pi, died, ffi::ev_etcd_g_discard_eval() | ffi::ev_etcd_g_keeperr());
+                    ffi::ev_etcd_call_sv(
+                        pi,
+                        died,
+                        ffi::ev_etcd_g_discard_eval() | ffi::ev_etcd_g_keeperr(),
+                    );
                 } else {
-                    let msg = format!("EV::Etcd: error in callback (ignoring): {}", self.text(self.sv(ffi::ev_etcd_errsv(pi))));
-                    ffi::ev_etcd_warn_sv(pi, ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_pvn(pi, msg.as_ptr().cast(), msg.len())));
+                    let msg = format!(
+                        "EV::Etcd: error in callback (ignoring): {}",
+                        self.text(self.sv(ffi::ev_etcd_errsv(pi)))
+                    );
+                    ffi::ev_etcd_warn_sv(
+                        pi,
+                        ffi::ev_etcd_mortal(
+                            pi,
+                            ffi::ev_etcd_new_pvn(pi, msg.as_ptr().cast(), msg.len()),
+                        ),
+                    );
                 }
             }
             ffi::ev_etcd_freetmps(pi);
@@ -330,7 +377,10 @@ impl<'a> Perl<'a> {
             ffi::ev_etcd_enter(pi);
             ffi::ev_etcd_savetmps(pi);
             ffi::ev_etcd_pushmark(pi);
-            ffi::ev_etcd_xpush(pi, ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_iv(pi, arg as isize)));
+            ffi::ev_etcd_xpush(
+                pi,
+                ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_iv(pi, arg as isize)),
+            );
             ffi::ev_etcd_call_pv(pi, name.as_ptr(), ffi::ev_etcd_g_discard_eval());
             ffi::ev_etcd_freetmps(pi);
             ffi::ev_etcd_leave(pi);
@@ -354,7 +404,15 @@ pub struct HashBuilder<'p, 'a> {
 impl HashBuilder<'_, '_> {
     pub fn put(&mut self, k: &str, v: NewSv) -> &mut Self {
         // SAFETY: hv is ours; hv_store takes over v's count.
-        unsafe { ffi::ev_etcd_hv_store(self.p.pi, self.hv, k.as_ptr().cast::<c_char>(), klen(k), v.raw) };
+        unsafe {
+            ffi::ev_etcd_hv_store(
+                self.p.pi,
+                self.hv,
+                k.as_ptr().cast::<c_char>(),
+                klen(k),
+                v.raw,
+            )
+        };
         self
     }
     pub fn iv(&mut self, k: &str, v: i64) -> &mut Self {
@@ -374,7 +432,9 @@ impl HashBuilder<'_, '_> {
     }
     pub fn finish(self) -> NewSv {
         // SAFETY: the new RV takes over the hash's only count.
-        NewSv { raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.hv.cast()) } }
+        NewSv {
+            raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.hv.cast()) },
+        }
     }
 }
 
@@ -392,7 +452,9 @@ impl ArrayBuilder<'_, '_> {
     }
     pub fn finish(self) -> NewSv {
         // SAFETY: the new RV takes over the array's only count.
-        NewSv { raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.av.cast()) } }
+        NewSv {
+            raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.av.cast()) },
+        }
     }
 }
 

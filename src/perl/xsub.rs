@@ -41,8 +41,11 @@ pub unsafe fn run(pi: Pi, body: XsBody) {
         let outcome: Result<*mut SV, String> = {
             let perl = Perl::enter(pi);
             let res = catch_unwind(AssertUnwindSafe(|| {
-                let args: Vec<Sv> = (0..items).map(|i| perl.sv(*base.offset(ax + i as isize))).collect();
-                body(&perl, &args).map(|r| r.map(|v| perl.mortal(v)).unwrap_or(std::ptr::null_mut()))
+                let args: Vec<Sv> = (0..items)
+                    .map(|i| perl.sv(*base.offset(ax + i as isize)))
+                    .collect();
+                body(&perl, &args)
+                    .map(|r| r.map(|v| perl.mortal(v)).unwrap_or(std::ptr::null_mut()))
             }));
             match res {
                 Ok(r) => r,
@@ -59,7 +62,10 @@ pub unsafe fn run(pi: Pi, body: XsBody) {
             Ok(_) => ffi::ev_etcd_set_stack_sp(pi, base.offset(ax - 1)),
             Err(msg) => {
                 ffi::ev_etcd_set_stack_sp(pi, base.offset(ax - 1));
-                let sv = ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_pvn(pi, msg.as_ptr().cast(), msg.len()));
+                let sv = ffi::ev_etcd_mortal(
+                    pi,
+                    ffi::ev_etcd_new_pvn(pi, msg.as_ptr().cast(), msg.len()),
+                );
                 drop(msg);
                 croak(pi, sv);
             }

@@ -17,7 +17,8 @@ pub fn client(p: &Perl, sv: Sv) -> Res<u64> {
     if !p.derived_from(sv, "EV::Etcd") {
         return Err("client is not of type EV::Etcd".into());
     }
-    p.object_id(sv).ok_or_else(|| "client is not of type EV::Etcd".into())
+    p.object_id(sv)
+        .ok_or_else(|| "client is not of type EV::Etcd".into())
 }
 
 pub fn callback(p: &Perl, sv: Sv) -> Res<SvBox> {
@@ -75,7 +76,10 @@ pub struct Opts<'a, 'p> {
 
 impl<'a, 'p> Opts<'a, 'p> {
     pub fn new(p: &'p Perl<'a>, sv: Option<Sv<'a>>) -> Opts<'a, 'p> {
-        Opts { p, hv: sv.and_then(|s| p.hash_ref(s)) }
+        Opts {
+            p,
+            hv: sv.and_then(|s| p.hash_ref(s)),
+        }
     }
 
     pub fn get(&self, k: &str) -> Option<Sv<'a>> {
@@ -87,7 +91,10 @@ impl<'a, 'p> Opts<'a, 'p> {
     }
 
     pub fn flag(&self, k: &str) -> bool {
-        self.hv.and_then(|h| self.p.hv_get(h, k)).map(|v| self.p.truthy(v)).unwrap_or(false)
+        self.hv
+            .and_then(|h| self.p.hv_get(h, k))
+            .map(|v| self.p.truthy(v))
+            .unwrap_or(false)
     }
 
     pub fn int(&self, k: &str) -> Option<i64> {

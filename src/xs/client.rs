@@ -16,10 +16,15 @@ const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
 pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let o = Opts::new(p, a.first().copied());
     let mut endpoints = Vec::new();
-    if let Some(list) = o.hv.and_then(|h| p.hv_get(h, "endpoints")).and_then(|v| p.array_ref(v)) {
+    if let Some(list) =
+        o.hv.and_then(|h| p.hv_get(h, "endpoints"))
+            .and_then(|v| p.array_ref(v))
+    {
         for i in 0..p.av_len(list) {
             let ep = match p.av_get(list, i) {
-                Some(v) if p.is_string(v) => String::from_utf8_lossy(&args::url(p, v)?).into_owned(),
+                Some(v) if p.is_string(v) => {
+                    String::from_utf8_lossy(&args::url(p, v)?).into_owned()
+                }
                 _ => DEFAULT_ENDPOINT.to_owned(),
             };
             endpoints.push(ep);
@@ -29,14 +34,23 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         endpoints.push(DEFAULT_ENDPOINT.to_owned());
     }
     let timeout = o.int("timeout").unwrap_or(30).max(1) as u64;
-    let max_retries = o.int("max_retries").unwrap_or(3).clamp(0, i64::from(u32::MAX)) as u32;
+    let max_retries = o
+        .int("max_retries")
+        .unwrap_or(3)
+        .clamp(0, i64::from(u32::MAX)) as u32;
     let auth_token = o
         .get("auth_token")
         .filter(|v| p.is_string(*v))
         .map(|v| p.text(v))
         .filter(|t| !t.is_empty());
     let max_recv_size = o.int("max_recv_size").unwrap_or(0).max(0) as usize;
-    let cfg = Config { endpoints, timeout: Duration::from_secs(timeout), max_retries, auth_token, max_recv_size };
+    let cfg = Config {
+        endpoints,
+        timeout: Duration::from_secs(timeout),
+        max_retries,
+        auth_token,
+        max_recv_size,
+    };
     let id = bridge::new_client(cfg)?;
     Ok(Some(p.new_object(id, "EV::Etcd")))
 }
@@ -60,6 +74,12 @@ pub fn fd<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
 /// `_drain()`: runs the callbacks of everything that completed.
 pub fn drain<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
     bridge::drain(p);
+    Ok(None)
+}
+
+/// `_flush()`: sends requests buffered by callbacks (prepare watcher).
+pub fn flush<'a>(_p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    bridge::flush();
     Ok(None)
 }
 

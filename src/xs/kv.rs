@@ -12,8 +12,18 @@ use crate::perl::{Perl, Sv, XsResult};
 use super::args::{self, Opts, Res};
 
 /// Splits `(client, fixed..., [opts,] cb)` for optional-options methods.
-fn optional_form<'a>(p: &Perl<'a>, a: &[Sv<'a>], fixed: usize, usage: &str) -> Res<(u64, Option<Sv<'a>>, Sv<'a>)> {
-    let id = args::client(p, a.first().copied().ok_or_else(|| format!("Usage: $client->{usage}"))?)?;
+fn optional_form<'a>(
+    p: &Perl<'a>,
+    a: &[Sv<'a>],
+    fixed: usize,
+    usage: &str,
+) -> Res<(u64, Option<Sv<'a>>, Sv<'a>)> {
+    let id = args::client(
+        p,
+        a.first()
+            .copied()
+            .ok_or_else(|| format!("Usage: $client->{usage}"))?,
+    )?;
     let n = a.len() - 1;
     if n != fixed + 1 && n != fixed + 2 {
         return Err(format!("Usage: $client->{usage}"));
@@ -39,7 +49,11 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
-    let mut r = rpc::RangeRequest { range_end: range_end(&o, &key)?, key, ..Default::default() };
+    let mut r = rpc::RangeRequest {
+        range_end: range_end(&o, &key)?,
+        key,
+        ..Default::default()
+    };
     r.limit = o.int("limit").unwrap_or(0);
     r.revision = o.int("revision").unwrap_or(0);
     r.keys_only = o.flag("keys_only");
@@ -86,7 +100,11 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
-    let r = rpc::DeleteRangeRequest { range_end: range_end(&o, &key)?, key, prev_kv: o.flag("prev_kv") };
+    let r = rpc::DeleteRangeRequest {
+        range_end: range_end(&o, &key)?,
+        key,
+        prev_kv: o.flag("prev_kv"),
+    };
     bridge::submit(p, id, "delete", Call::DeleteRange(r), cb)?;
     Ok(None)
 }
@@ -95,7 +113,10 @@ pub fn compact<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = optional_form(p, a, 1, "compact($revision, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
-    let r = rpc::CompactionRequest { revision: p.iv(a[1]), physical: o.flag("physical") };
+    let r = rpc::CompactionRequest {
+        revision: p.iv(a[1]),
+        physical: o.flag("physical"),
+    };
     bridge::submit(p, id, "compact", Call::Compact(r), cb)?;
     Ok(None)
 }
@@ -107,7 +128,9 @@ fn field<'a>(p: &Perl<'a>, hv: crate::perl::Hv<'a>, k: &str) -> Option<Sv<'a>> {
 
 fn compare_entry(p: &Perl, sv: Sv) -> Res<rpc::Compare> {
     use compare::{CompareResult as CR, CompareTarget as CT, TargetUnion as TU};
-    let hv = p.hash_ref(sv).ok_or("txn: compare entries must be hash references")?;
+    let hv = p
+        .hash_ref(sv)
+        .ok_or("txn: compare entries must be hash references")?;
     let mut c = rpc::Compare::default();
     if let Some(k) = field(p, hv, "key") {
         c.key = args::key(p, k)?;
@@ -168,21 +191,47 @@ fn compare_entry(p: &Perl, sv: Sv) -> Res<rpc::Compare> {
 
 fn request_op(p: &Perl, sv: Sv) -> Res<rpc::RequestOp> {
     use request_op::Request as R;
-    let Some(hv) = p.hash_ref(sv) else { return Ok(rpc::RequestOp { request: None }) };
-    let inner = |names: [&str; 2]| names.iter().find_map(|n| p.hv_get(hv, n)).and_then(|v| p.hash_ref(v));
-    let key_of = |h| field(p, h, "key").map(|k| args::key(p, k)).transpose().map(Option::unwrap_or_default);
-    let end_of = |h| field(p, h, "range_end").map(|k| args::key(p, k)).transpose().map(Option::unwrap_or_default);
+    let Some(hv) = p.hash_ref(sv) else {
+        return Ok(rpc::RequestOp { request: None });
+    };
+    let inner = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| p.hv_get(hv, n))
+            .and_then(|v| p.hash_ref(v))
+    };
+    let key_of = |h| {
+        field(p, h, "key")
+            .map(|k| args::key(p, k))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let end_of = |h| {
+        field(p, h, "range_end")
+            .map(|k| args::key(p, k))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
     let names_present = |names: [&str; 2]| names.iter().any(|n| p.hv_get(hv, n).is_some());
     let request = if names_present(["request_range", "range"]) {
         inner(["request_range", "range"])
-            .map(|h| Ok::<_, String>(R::RequestRange(rpc::RangeRequest { key: key_of(h)?, range_end: end_of(h)?, ..Default::default() })))
+            .map(|h| {
+                Ok::<_, String>(R::RequestRange(rpc::RangeRequest {
+                    key: key_of(h)?,
+                    range_end: end_of(h)?,
+                    ..Default::default()
+                }))
+            })
             .transpose()?
     } else if names_present(["request_put", "put"]) {
         inner(["request_put", "put"])
             .map(|h| {
                 Ok::<_, String>(R::RequestPut(rpc::PutRequest {
                     key: key_of(h)?,
-                    value: field(p, h, "value").map(|v| args::value(p, v)).transpose()?.unwrap_or_default(),
+                    value: field(p, h, "value")
+                        .map(|v| args::value(p, v))
+                        .transpose()?
+                        .unwrap_or_default(),
                     lease: p.hv_defined(h, "lease").map(|v| p.iv(v)).unwrap_or(0),
                     ..Default::default()
                 }))
@@ -190,7 +239,13 @@ fn request_op(p: &Perl, sv: Sv) -> Res<rpc::RequestOp> {
             .transpose()?
     } else if names_present(["request_delete_range", "delete"]) {
         inner(["request_delete_range", "delete"])
-            .map(|h| Ok::<_, String>(R::RequestDeleteRange(rpc::DeleteRangeRequest { key: key_of(h)?, range_end: end_of(h)?, ..Default::default() })))
+            .map(|h| {
+                Ok::<_, String>(R::RequestDeleteRange(rpc::DeleteRangeRequest {
+                    key: key_of(h)?,
+                    range_end: end_of(h)?,
+                    ..Default::default()
+                }))
+            })
             .transpose()?
     } else {
         None
@@ -199,7 +254,9 @@ fn request_op(p: &Perl, sv: Sv) -> Res<rpc::RequestOp> {
 }
 
 fn list<T>(p: &Perl, sv: Sv, each: impl Fn(&Perl, Sv) -> Res<T>) -> Res<Vec<T>> {
-    let Some(av) = p.array_ref(sv) else { return Ok(Vec::new()) };
+    let Some(av) = p.array_ref(sv) else {
+        return Ok(Vec::new());
+    };
     (0..p.av_len(av))
         .map(|i| match p.av_get(av, i) {
             Some(v) => each(p, v),

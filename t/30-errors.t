@@ -1,0 +1,256 @@
+use strict;
+use warnings;
+use Test::More;
+use B ();
+use Time::HiRes ();
+use lib 't/lib';
+use EtcdTest;
+use EV::Etcd;
+
+# API.md 5 (error hash), 6.8 (timeouts, nothing listening), 16.1 and 16.2 (failover,
+# retries), 8.3 (independent clients).
+
+my @eps = EtcdTest::endpoints();
+my $P   = EtcdTest::prefix();
+my $GOOD = $eps[0];
+my $CLOSED = '127.0.0.1:' . EtcdTest::closed_port();
+
+# ---------------------------------------------------------------------------------
+# helpers
+
+my @records;
+
+# issue $method on $client and return the record; the callback fills resp/err/at
+sub start_call {
+    my ($client, $method, @args) = @_;
+    my $rec = { n => 0, what => $method, t0 => Time::HiRes::time() };
+    push @records, $rec;
+    $client->$method(@args, sub {
+        $rec->{n}++;
+        return if $rec->{n} > 1;
+        $rec->{elapsed} = Time::HiRes::time() - $rec->{t0};
+        $rec->{argc} = scalar @_;
+        ($rec->{resp}, $rec->{err}) = @_;
+    });
+    return $rec;
+}
+
+sub finish {
+    my ($name, $secs, @recs) = @_;
+    my $ok = EtcdTest::run_until($secs, sub { !grep { !$_->{n} } @recs });
+    ok($ok, "$name: called back within $secs s");
+    return $ok;
+}
+
+sub timed {
+    my ($client, $method, @args) = @_;
+    my $rec = start_call($client, $method, @args);
+    finish("$method", 20, $rec);
+    return $rec;
+}
+
+sub int_sv { my ($h, $k) = @_; exists $h->{$k} && defined $h->{$k} && !ref $h->{$k}
+                                 && (B::svref_2object(\$h->{$k})->FLAGS & B::SVf_IOK) ? 1 : 0 }
+
+# the full shape of an error hash, plus expected values
+sub error_ok {
+    my ($rec, $name, %want) = @_;
+    my $err = $rec->{err};
+    is($rec->{argc}, 2, "$name: callback got two arguments");
+    ok(!defined $rec->{resp}, "$name: response is undef");
+    unless (ref $err eq 'HASH') { fail("$name: error is a hash"); diag(explain($rec->{resp})); return }
+    my $code_int  = int_sv($err, 'code');
+    my $retry_int = int_sv($err, 'retryable');
+    is_deeply([ sort keys %$err ], [qw(code message retryable source status)],
+              "$name: error keys are exactly code status message source retryable");
+    ok($code_int,  "$name: code is a Perl integer");
+    ok($retry_int, "$name: retryable is a Perl integer");
+    for my $k (qw(status message source)) {
+        ok(defined $err->{$k} && !ref $err->{$k}, "$name: $k is a string");
+    }
+    for my $k (sort keys %want) {
+        is($err->{$k}, $want{$k}, "$name: $k is $want{$k}");
+    }
+}
+
+sub ok_resp {
+    my ($rec, $name) = @_;
+    my $good = ok(ref $rec->{resp} eq 'HASH' && !defined $rec->{err}, $name);
+    diag(explain($rec->{err})) if !$good && $rec->{err};
+    return ref $rec->{resp} eq 'HASH' ? $rec->{resp} : {};
+}
+
+my %unavailable = (code => 14, status => 'UNAVAILABLE', retryable => 1);
+
+# ---------------------------------------------------------------------------------
+# nothing listening: every method fails promptly with UNAVAILABLE and its source label
+
+{
+    my $dead = EV::Etcd->new(endpoints => [$CLOSED]);
+    my %calls = (
+        range   => [ get     => "${P}k" ],
+        put     => [ put     => "${P}k", 'v' ],
+        delete  => [ delete  => "${P}k" ],
+        compact => [ compact => 1 ],
+        txn     => [ txn     => [], [ { request_put => { key => "${P}k", value => 'v' } } ], [] ],
+        status  => [ status  => () ],
+    );
+    for my $source (sort keys %calls) {
+        my ($method, @args) = @{ $calls{$source} };
+        my $rec = timed($dead, $method, @args);
+        error_ok($rec, "$method against a closed port", %unavailable, source => $source);
+        ok(length($rec->{err}{message} // ''), "$method against a closed port: message is not empty");
+        cmp_ok($rec->{elapsed}, '<', 1, "$method against a closed port: error within 1 s");
+    }
+
+    # several at once
+    my @recs = map { start_call($dead, 'get', "${P}k$_") } 1 .. 10;
+    finish('ten concurrent gets against a closed port', 10, @recs);
+    is(scalar(grep { $_->{err} && $_->{err}{code} == 14 && $_->{err}{source} eq 'range' } @recs), 10,
+       'ten concurrent gets: ten UNAVAILABLE errors');
+    cmp_ok((sort { $b <=> $a } map { $_->{elapsed} // 99 } @recs)[0], '<', 1, 'ten concurrent gets: all within 1 s');
+
+    # the client keeps answering later calls the same way
+    my $rec = timed($dead, 'get', "${P}k");
+    error_ok($rec, 'a later get on the same dead client', %unavailable, source => 'range');
+}
+
+# with short timeouts (and retries configured) the error still arrives in time
+for my $case ([ 1, 3, 3 ], [ 1, 3, 10 ], [ 2, 5, 3 ]) {
+    my ($timeout, $bound, $retries) = @$case;
+    my $dead = EV::Etcd->new(endpoints => [$CLOSED], timeout => $timeout, max_retries => $retries);
+    for my $m ([ 'get', "${P}k" ], [ 'put', "${P}k", 'v' ], [ 'status' ]) {
+        my ($method, @args) = @$m;
+        my $rec = timed($dead, $method, @args);
+        my $name = "$method, timeout $timeout, max_retries $retries, closed port";
+        is($rec->{err} && $rec->{err}{code}, 14, "$name: UNAVAILABLE");
+        cmp_ok($rec->{elapsed} // 99, '<', $bound, "$name: error within $bound s");
+    }
+}
+
+# two dead endpoints: still a prompt UNAVAILABLE
+{
+    my $dead2 = EV::Etcd->new(endpoints => [ $CLOSED, '127.0.0.1:' . EtcdTest::closed_port() ]);
+    my $rec = timed($dead2, 'get', "${P}k");
+    error_ok($rec, 'get with two closed endpoints', %unavailable, source => 'range');
+    cmp_ok($rec->{elapsed}, '<', 3, 'two closed endpoints: error within 3 s');
+    $rec = timed($dead2, 'put', "${P}k", 'v');
+    error_ok($rec, 'put with two closed endpoints', %unavailable, source => 'put');
+}
+
+# ---------------------------------------------------------------------------------
+# failover (16.1): a request that cannot reach one endpoint is tried on the next
+
+{
+    my $fo = EV::Etcd->new(endpoints => [ $CLOSED, $GOOD ], timeout => 10);
+    my $rec = timed($fo, 'put', "${P}failover", 'reached');
+    my $r = ok_resp($rec, 'put with [closed, good] endpoints succeeds');
+    ok($r->{header} && $r->{header}{revision} > 0, 'failover put: real response');
+    $rec = timed($fo, 'get', "${P}failover");
+    $r = ok_resp($rec, 'get with [closed, good] endpoints succeeds');
+    is($r->{kvs} && $r->{kvs}[0] && $r->{kvs}[0]{value}, 'reached', 'failover get returns the value');
+    $rec = timed($fo, 'txn', [ { key => "${P}failover", value => 'reached' } ],
+                 [ { request_put => { key => "${P}failover", value => 'txn' } } ], []);
+    $r = ok_resp($rec, 'txn with [closed, good] endpoints succeeds');
+    is($r->{succeeded}, 1, 'failover txn: compare held');
+    $rec = timed($fo, 'status');
+    $r = ok_resp($rec, 'status with [closed, good] endpoints succeeds');
+    like($r->{version} // '', qr/^\d+\.\d+\.\d+/, 'failover status: version');
+    $rec = timed($fo, 'delete', "${P}failover");
+    $r = ok_resp($rec, 'delete with [closed, good] endpoints succeeds');
+    is($r->{deleted}, 1, 'failover delete: deleted 1');
+}
+
+# an http:// endpoint is accepted (16.1)
+SKIP: {
+    skip "endpoint $GOOD is not a plain host:port", 2 unless $GOOD =~ m{^[^/]+:\d+\z};
+    my $web = EV::Etcd->new(endpoints => ["http://$GOOD"], timeout => 10);
+    my $rec = timed($web, 'put', "${P}http", 'scheme');
+    ok_resp($rec, 'put through an http:// endpoint');
+    $rec = timed($web, 'get', "${P}http");
+    is(ok_resp($rec, 'get through an http:// endpoint')->{kvs}[0]{value}, 'scheme', 'http:// endpoint: value');
+}
+
+# ---------------------------------------------------------------------------------
+# independent clients (8.3)
+
+{
+    my $dead = EV::Etcd->new(endpoints => [$CLOSED]);
+    my $live = EV::Etcd->new(endpoints => [$GOOD], timeout => 10);
+    my $d = start_call($dead, 'get', "${P}x");
+    my $l = start_call($live, 'put', "${P}indep", 'live');
+    finish('a dead and a live client side by side', 20, $d, $l);
+    is($d->{err} && $d->{err}{code}, 14, 'the dead client fails');
+    ok_resp($l, 'the live client succeeds at the same time');
+
+    # destroying one client with a request in flight leaves the other's request alone
+    my $gone = EV::Etcd->new(endpoints => [$GOOD], timeout => 10);
+    my $g = start_call($gone, 'get', "${P}indep");
+    my $k = start_call($live, 'get', "${P}indep");
+    undef $gone;
+    finish('the surviving client', 20, $k);
+    is(ok_resp($k, 'get on the surviving client')->{kvs}[0]{value}, 'live', 'surviving client: value');
+    EtcdTest::run_until(0.5, sub { 0 });
+    is($g->{n}, 0, 'the destroyed client called nothing back');
+    undef $dead;
+    my $again = timed($live, 'get', "${P}indep");
+    is(ok_resp($again, 'the live client works after the others are gone')->{kvs}[0]{value}, 'live', 'value again');
+}
+
+# ---------------------------------------------------------------------------------
+# deadlines (6.8): a private member that stops answering (SIGSTOP)
+
+{
+    my $srv2 = EtcdTest->start;
+    my $resumed = 0;
+    my $resume = sub { $srv2->resume unless $resumed++ };
+    my $guard = bless [$resume], 'Resume::Guard';
+
+    my $slow = EV::Etcd->new(endpoints => [ $srv2->endpoint ], timeout => 1);
+    my $fraction = EV::Etcd->new(endpoints => [ $srv2->endpoint ], timeout => 0.5);
+    my $warm = timed($slow, 'put', "${P}paused", 'before');
+    ok_resp($warm, 'private member answers before the pause');
+    ok_resp(timed($fraction, 'get', "${P}paused"), 'second client answers before the pause');
+
+    $srv2->pause;
+    my @recs = (
+        [ start_call($slow, 'get', "${P}paused"),      'range',  'get' ],
+        [ start_call($slow, 'put', "${P}paused", 'x'), 'put',    'put' ],
+        [ start_call($slow, 'status'),                 'status', 'status' ],
+        [ start_call($slow, 'txn', [], [], []),        'txn',    'txn' ],
+        [ start_call($fraction, 'get', "${P}paused"),  'range',  'get with timeout => 0.5 (clamped to 1 s)' ],
+    );
+    finish('requests to a paused member', 10, map { $_->[0] } @recs);
+    for my $r (@recs) {
+        my ($rec, $source, $name) = @$r;
+        error_ok($rec, "$name to a paused member", code => 4, status => 'DEADLINE_EXCEEDED', retryable => 1,
+                 source => $source);
+        my $t = $rec->{elapsed} // 99;
+        ok($t >= 0.9 && $t <= 3, "$name to a paused member: deadline after 0.9-3 s (took " . sprintf('%.2f', $t) . ' s)');
+    }
+
+    $resume->();
+    my $after = start_call($slow, 'get', "${P}paused");
+    finish('get after resume', 20, $after);
+    my $resp = ok_resp($after, 'the client works again after the member resumes');
+    ok($resp->{kvs} && $resp->{kvs}[0] && $resp->{kvs}[0]{value} =~ /^(?:before|x)\z/,
+       'after resume: the key is readable');
+    ok_resp(timed($slow, 'delete', "${P}paused"), 'cleanup on the private member');
+    undef $slow;
+    undef $fraction;
+    $srv2->stop;
+}
+
+# ---------------------------------------------------------------------------------
+
+{
+    my $c = EV::Etcd->new(endpoints => [@eps], timeout => 10);
+    ok_resp(timed($c, 'delete', $P, { prefix => 1 }), 'cleanup');
+}
+EtcdTest::run_until(0.5, sub { 0 });
+is_deeply([ map { "$_->{what}:$_->{n}" } grep { $_->{n} > 1 } @records ], [], 'no callback was called twice');
+
+done_testing;
+
+package Resume::Guard;
+sub DESTROY { $_[0][0]->() }

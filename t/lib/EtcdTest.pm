@@ -1,0 +1,614 @@
+package EtcdTest;
+
+# Test helper for EV::Etcd: throwaway etcd members on loopback ports, a
+# per-process key prefix, and event-loop waits that always end.  See the POD
+# at the end of this file.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use File::Path ();
+use File::Spec ();
+use File::Temp ();
+use IO::Handle ();
+use IO::Select ();
+use IO::Socket::INET ();
+use POSIX qw(WNOHANG);
+use Time::HiRes ();
+
+our $VERSION = '0.01';
+
+# etcd pid => pid of the process that started it.  Only that process may
+# signal or reap it; a forked test child that exits must leave it alone.
+my %RUNNING;
+
+my $SHARED;           # the server behind endpoints(), once started
+my $SHARED_OWNER;     # pid that started it
+my %PREFIX;           # pid => key prefix handed out in that process
+my %HANDED_PORT;      # ports already returned by free_port in this process
+my @HELD_SOCKETS;     # sockets that keep closed_port()s reserved
+my $MEMBER_SEQ = 0;
+
+my $READY_TIMEOUT = 30;
+my $STOP_GRACE    = 5;
+
+# ---------------------------------------------------------------------------
+# Binaries and the "is etcd available" rule
+
+sub _find_program {
+    my ($name) = @_;
+    for my $dir (File::Spec->path, '/usr/bin', '/usr/local/bin') {
+        next unless defined $dir && length $dir;
+        my $p = File::Spec->catfile($dir, $name);
+        return $p if -f $p && -x _;
+    }
+    return undef;
+}
+
+sub etcd_binary {
+    if (defined $ENV{EV_ETCD_TEST_ETCD} && length $ENV{EV_ETCD_TEST_ETCD}) {
+        my $p = $ENV{EV_ETCD_TEST_ETCD};
+        return (-f $p && -x _) ? $p : undef;
+    }
+    return _find_program('etcd');
+}
+
+sub etcdctl_binary { _find_program('etcdctl') }
+
+sub _ci {
+    my $ci = $ENV{CI};
+    return defined $ci && length $ci && $ci !~ /^(?:0|false|no|off)$/i;
+}
+
+# Ends the test file unless an etcd binary exists: a failure (BAIL_OUT) under
+# CI, where a missing server means a broken setup, and a skip elsewhere.
+sub need_etcd {
+    return 1 if defined etcd_binary();
+    require Test::More;
+    if (_ci()) {
+        Test::More::BAIL_OUT('etcd not found (CI is set): install etcd-server'
+            . ' or set EV_ETCD_TEST_ENDPOINTS');
+    }
+    my $why = 'etcd not available (install etcd-server or set EV_ETCD_TEST_ENDPOINTS)';
+    my $tb  = Test::More->builder;
+    die "$why\n" if $tb->has_plan || $tb->current_test;
+    Test::More::plan(skip_all => $why);
+}
+
+# ---------------------------------------------------------------------------
+# Ports
+
+sub free_port {
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1',
+            LocalPort => 0,
+            Proto     => 'tcp',
+            Listen    => 1,
+        ) or croak "free_port: cannot bind 127.0.0.1:0: $!";
+        my $port = $s->sockport;
+        close $s;
+        return $port unless $HANDED_PORT{$port}++;
+    }
+    croak 'free_port: no unused port found';
+}
+
+# A socket bound but not listening refuses connections and keeps the port
+# from being taken by anybody else for the rest of the process.
+sub closed_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1',
+        LocalPort => 0,
+        Proto     => 'tcp',
+    ) or croak "closed_port: cannot bind 127.0.0.1:0: $!";
+    push @HELD_SOCKETS, $s;
+    return $s->sockport;
+}
+
+# ---------------------------------------------------------------------------
+# One etcd member
+
+sub start {
+    my ($class, %opt) = @_;
+    need_etcd();
+
+    my $fixed_ports = defined $opt{client_port} || defined $opt{peer_port};
+    my $tmp = File::Temp->newdir('ev-etcd-test-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $self = bless {
+        owner         => $$,
+        tmp           => $tmp,
+        data_dir      => File::Spec->catdir("$tmp", 'data'),
+        log           => File::Spec->catfile("$tmp", 'etcd.log'),
+        name          => $opt{name} // ('m' . $$ . '-' . ++$MEMBER_SEQ),
+        extra_args    => [ @{ $opt{extra_args} || [] } ],
+        ready_timeout => $opt{timeout} // $READY_TIMEOUT,
+        client_port   => $opt{client_port},
+        peer_port     => $opt{peer_port},
+        initial_cluster       => $opt{initial_cluster},
+        initial_cluster_state => $opt{initial_cluster_state} // 'new',
+    }, ref($class) || $class;
+
+    my $wait = exists $opt{wait} ? $opt{wait} : 1;
+    for my $attempt (1 .. 3) {
+        $self->{client_port} //= free_port();
+        $self->{peer_port}   //= free_port();
+        $self->_spawn;
+        return $self unless $wait;
+        my $err = $self->_wait_ready($self->{ready_timeout});
+        return $self unless defined $err;
+        # Another process took a port between free_port and etcd's bind.
+        if (!$fixed_ports && $attempt < 3 && $self->_log_since_spawn =~ /address already in use/i) {
+            $self->kill;
+            delete @$self{qw(client_port peer_port)};
+            File::Path::remove_tree($self->{data_dir});    # it recorded the old ports
+            next;
+        }
+        $self->kill;
+        croak "EtcdTest: $err\n--- etcd log (last lines) ---\n" . $self->log_tail;
+    }
+}
+
+# Starts $n members forming one cluster; returns them in order.  Waits until
+# every member answers /health (possible only once a quorum is up).
+sub start_cluster {
+    my ($class, $n, %opt) = @_;
+    need_etcd();
+    $n ||= 3;
+    my @spec = map { { name => 'm' . $$ . '-' . ++$MEMBER_SEQ,
+                       client_port => free_port(), peer_port => free_port() } } 1 .. $n;
+    my $initial = join ',', map { "$_->{name}=http://127.0.0.1:$_->{peer_port}" } @spec;
+    my @members = map {
+        $class->start(%opt, %$_, initial_cluster => $initial, wait => 0)
+    } @spec;
+    $_->wait_ready($opt{timeout}) for @members;
+    return @members;
+}
+
+sub _args {
+    my ($self) = @_;
+    my $curl = $self->url;
+    my $purl = $self->peer_url;
+    my @args = (
+        '--name'                        => $self->{name},
+        '--data-dir'                    => $self->{data_dir},
+        '--listen-client-urls'          => $curl,
+        '--advertise-client-urls'       => $curl,
+        '--listen-peer-urls'            => $purl,
+        '--initial-advertise-peer-urls' => $purl,
+        '--initial-cluster'             => $self->{initial_cluster} // "$self->{name}=$purl",
+        '--initial-cluster-state'       => $self->{initial_cluster_state},
+        '--initial-cluster-token'       => "ev-etcd-test-$self->{owner}",
+        '--heartbeat-interval'          => 50,
+        '--election-timeout'            => 500,
+    );
+    # Data written before a SIGKILL is still in the page cache, so tests that
+    # restart a member keep their data; only a machine crash would lose it.
+    push @args, '--unsafe-no-fsync' if _etcd_supports('--unsafe-no-fsync');
+    return (@args, @{ $self->{extra_args} });
+}
+
+my %HELP;
+sub _etcd_supports {
+    my ($flag) = @_;
+    my $bin = etcd_binary() // return 0;
+    $HELP{$bin} //= _capture($bin, '--help');
+    return index($HELP{$bin}, $flag) >= 0;
+}
+
+# Output (stdout and stderr) of a command run without a shell; status in $?.
+sub _capture {
+    my (@argv) = @_;
+    my $pid = open(my $fh, '-|') // croak "EtcdTest: fork failed: $!";
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', File::Spec->devnull;
+        exec { $argv[0] } @argv or POSIX::_exit(127);
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return $out;
+}
+
+sub _spawn {
+    my ($self) = @_;
+    my $bin  = etcd_binary() // croak 'EtcdTest: etcd binary not found';
+    my @argv = ($bin, $self->_args);
+
+    open my $log, '>>', $self->{log} or croak "EtcdTest: cannot open $self->{log}: $!";
+    $log->autoflush(1);
+    print {$log} "=== EtcdTest: @argv\n";
+    $self->{log_offset} = tell $log;
+
+    STDOUT->flush;
+    STDERR->flush;
+    my $parent   = $$;
+    my $prctl_nr = _prctl_nr();
+    my $pid = fork;
+    croak "EtcdTest: fork failed: $!" unless defined $pid;
+    if ($pid == 0) {
+        # Child: never return into the test, never run its END blocks.
+        eval {
+            _die_with_parent($parent, $prctl_nr);
+            open STDIN,  '<',   File::Spec->devnull or die "stdin: $!";
+            open STDOUT, '>&', $log                or die "stdout: $!";
+            open STDERR, '>&', $log                or die "stderr: $!";
+            if (!exists $ENV{ETCD_UNSUPPORTED_ARCH}) {
+                my $arch = (POSIX::uname())[4];
+                $ENV{ETCD_UNSUPPORTED_ARCH} = 'arm64' if $arch =~ /^(?:aarch64|arm64)$/;
+            }
+            exec { $argv[0] } @argv or die "exec $argv[0]: $!";
+        };
+        print {$log} "EtcdTest: $@";
+        POSIX::_exit(127);
+    }
+    close $log;
+    $self->{pid}    = $pid;
+    $self->{paused} = 0;
+    delete $self->{exit_status};
+    $RUNNING{$pid} = $self->{owner};
+    return $pid;
+}
+
+# prctl(2)'s syscall number, looked up in the parent (syscall.ph is slow to
+# load); undef where unknown.
+my $PRCTL_NR;
+sub _prctl_nr {
+    return $PRCTL_NR if defined $PRCTL_NR || $^O ne 'linux';
+    $PRCTL_NR = eval { require 'syscall.ph'; main::SYS_prctl() };    ## no critic
+    $PRCTL_NR //= { x86_64 => 157, aarch64 => 167, i686 => 172, i386 => 172,
+                    armv7l => 172, ppc64le => 171, s390x => 172, riscv64 => 167,
+                  }->{ (POSIX::uname())[4] };
+    return $PRCTL_NR;
+}
+
+# Linux: the member gets SIGKILL when the test process dies, however it dies
+# (even by SIGKILL, when no END block can run).  Runs in the forked child.
+sub _die_with_parent {
+    my ($parent, $nr) = @_;
+    return unless defined $nr;
+    syscall($nr, 1, 9);    # prctl(PR_SET_PDEATHSIG, SIGKILL)
+    POSIX::_exit(1) if getppid() != $parent;
+}
+
+sub _log_since_spawn {
+    my ($self) = @_;
+    open my $fh, '<', $self->{log} or return '';
+    seek $fh, $self->{log_offset} || 0, 0;
+    local $/;
+    return <$fh> // '';
+}
+
+# Returns undef when the member answers /health, an error text otherwise.
+sub _wait_ready {
+    my ($self, $timeout) = @_;
+    $timeout //= $self->{ready_timeout};
+    my $deadline = Time::HiRes::time() + $timeout;
+    while (1) {
+        return 'etcd is not running' unless defined $self->{pid};
+        if (!$self->_alive) {
+            return "etcd exited during start-up (wait status $self->{exit_status})";
+        }
+        # Re-checked after /health: a process that took our port must not
+        # pass for the member we started.
+        return undef if $self->healthy(1) && $self->_alive;
+        return "etcd did not become healthy on " . $self->url . " within $timeout s"
+            if Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
+sub wait_ready {
+    my ($self, $timeout) = @_;
+    my $err = $self->_wait_ready($timeout);
+    croak "EtcdTest: $err\n--- etcd log (last lines) ---\n" . $self->log_tail if defined $err;
+    return $self;
+}
+
+# True when GET /health answers 200 with {"health":"true"} within $timeout s.
+sub healthy {
+    my ($self, $timeout) = @_;
+    $timeout //= 2;
+    my $deadline = Time::HiRes::time() + $timeout;
+    my $s = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1',
+        PeerPort => $self->{client_port},
+        Proto    => 'tcp',
+        Timeout  => $timeout,
+    ) or return 0;
+    local $SIG{PIPE} = 'IGNORE';
+    my $req = "GET /health HTTP/1.0\r\nHost: 127.0.0.1:$self->{client_port}\r\n\r\n";
+    defined syswrite($s, $req) or return 0;
+    my ($buf, $sel) = ('', IO::Select->new($s));
+    while ((my $left = $deadline - Time::HiRes::time()) > 0) {
+        last unless $sel->can_read($left);
+        my $n = sysread($s, $buf, 4096, length $buf);
+        last unless $n;
+    }
+    close $s;
+    return ($buf =~ m{\AHTTP/1\.[01] 200 } && $buf =~ /"health"\s*:\s*"true"/) ? 1 : 0;
+}
+
+# Reaps the member if it has exited; true while it still exists.
+sub _alive {
+    my ($self) = @_;
+    my $pid = $self->{pid} // return 0;
+    return 1 if $self->{owner} != $$;    # not ours to reap
+    my $r = waitpid($pid, WNOHANG);
+    return 1 if $r == 0;
+    # -1: reaped elsewhere (e.g. $SIG{CHLD} = 'IGNORE'); ask the kernel.
+    return 1 if $r == -1 && CORE::kill(0, $pid);
+    $self->{exit_status} = $r == $pid ? $? : -1;
+    delete $RUNNING{$pid};
+    delete $self->{pid};
+    return 0;
+}
+
+sub is_running { $_[0]->_alive }
+
+sub _signal {
+    my ($self, $sig) = @_;
+    return 0 unless $self->{owner} == $$ && $self->_alive;
+    return CORE::kill($sig, $self->{pid});
+}
+
+sub _reap {
+    my ($self, $grace) = @_;
+    my $pid = $self->{pid} // return;
+    my $deadline = Time::HiRes::time() + $grace;
+    while (Time::HiRes::time() < $deadline) {
+        return unless $self->_alive;
+        Time::HiRes::sleep(0.02);
+    }
+    return unless $self->_alive;
+    CORE::kill('KILL', $pid);
+    my $r = waitpid($pid, 0);
+    $self->{exit_status} = $r == $pid ? $? : -1;
+    delete $RUNNING{$pid};
+    delete $self->{pid};
+}
+
+sub kill {
+    my ($self) = @_;
+    return $self unless $self->_signal('KILL');
+    $self->_reap(5);
+    return $self;
+}
+
+sub stop {
+    my ($self) = @_;
+    return $self unless $self->_signal('TERM');
+    CORE::kill('CONT', $self->{pid}) if $self->{paused};    # a stopped process cannot act on TERM
+    $self->_reap($STOP_GRACE);
+    return $self;
+}
+
+sub pause {
+    my ($self) = @_;
+    $self->{paused} = 1 if $self->_signal('STOP');
+    return $self;
+}
+
+sub resume {
+    my ($self) = @_;
+    $self->{paused} = 0 if $self->_signal('CONT');
+    return $self;
+}
+
+# Same name, ports and data dir; the member rejoins with its old data.
+sub restart {
+    my ($self, %opt) = @_;
+    croak 'EtcdTest: restart from a process that did not start the member'
+        unless $self->{owner} == $$;
+    $self->stop;
+    my $timeout = $opt{timeout} // $self->{ready_timeout};
+    my $err;
+    for my $attempt (1 .. 5) {
+        $self->_spawn;
+        $err = $self->_wait_ready($timeout);
+        return $self unless defined $err;
+        # A short-lived outgoing connection may briefly hold the old port.
+        last unless $self->_log_since_spawn =~ /address already in use/i;
+        $self->kill;
+        Time::HiRes::sleep(0.2 * $attempt);
+    }
+    $self->kill;
+    croak "EtcdTest: restart failed: $err\n--- etcd log (last lines) ---\n" . $self->log_tail;
+}
+
+sub log_tail {
+    my ($self, $lines) = @_;
+    $lines ||= 40;
+    open my $fh, '<', $self->{log} or return "(no log: $!)\n";
+    my $size = -s $fh;
+    seek $fh, $size - 65536, 0 if $size > 65536;
+    my @all = <$fh>;
+    splice @all, 0, @all - $lines if @all > $lines;
+    return join '', @all;
+}
+
+sub endpoint    { "127.0.0.1:$_[0]{client_port}" }
+sub url         { "http://127.0.0.1:$_[0]{client_port}" }
+sub peer_url    { "http://127.0.0.1:$_[0]{peer_port}" }
+sub client_port { $_[0]{client_port} }
+sub peer_port   { $_[0]{peer_port} }
+sub name        { $_[0]{name} }
+sub pid         { $_[0]{pid} }
+sub data_dir    { $_[0]{data_dir} }
+sub log_file    { $_[0]{log} }
+
+# Runs etcdctl (API v3) against this member; returns its output (stdout and
+# stderr) and leaves the exit status in $?.  undef when etcdctl is missing.
+sub ctl {
+    my ($self, @args) = @_;
+    return run_etcdctl([ $self->endpoint ], @args);
+}
+
+sub run_etcdctl {
+    my ($endpoints, @args) = @_;
+    my $bin = etcdctl_binary() // return undef;
+    local $ENV{ETCDCTL_API} = 3;
+    return _capture($bin, '--endpoints=' . join(',', @$endpoints),
+                    '--dial-timeout=2s', '--command-timeout=5s', @args);
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($?, $!, $@);
+    $self->kill if $self->{pid} && $self->{owner} == $$;
+}
+
+# ---------------------------------------------------------------------------
+# Shared server, endpoints, key prefix
+
+sub _external_endpoints {
+    my $env = $ENV{EV_ETCD_TEST_ENDPOINTS};
+    return () unless defined $env;
+    return grep { length } split /\s*,\s*/, $env =~ s/^\s+|\s+$//gr;
+}
+
+sub endpoints {
+    my @ext = _external_endpoints();
+    return @ext if @ext;
+    if (!$SHARED || $SHARED_OWNER != $$) {
+        $SHARED       = __PACKAGE__->start;
+        $SHARED_OWNER = $$;
+    }
+    return ($SHARED->endpoint);
+}
+
+sub server {
+    return undef if _external_endpoints();
+    return ($SHARED && $SHARED_OWNER == $$) ? $SHARED : undef;
+}
+
+sub prefix {
+    $PREFIX{$$} //= sprintf '/ev-etcd-test/%d-%x%04x/', $$, time, int rand 0x10000;
+}
+
+# Deletes this process's prefix through $client; true when the delete
+# succeeded.  Optional: END does the same with etcdctl on external clusters.
+sub cleanup {
+    my ($client, $timeout) = @_;
+    my $done;
+    $client->delete(prefix(), { prefix => 1 }, sub { $done = [@_] });
+    run_until($timeout // 10, sub { $done }) or return 0;
+    return $done->[1] ? 0 : 1;
+}
+
+# ---------------------------------------------------------------------------
+# Event loop helpers
+
+sub run_until {
+    my ($timeout, $done) = @_;
+    require EV;
+    return 1 if $done->();
+    EV::now_update();    # the cached loop time may be stale after blocking work
+    my $expired = 0;
+    my $timer = EV::timer($timeout, 0, sub { $expired = 1 });
+    until ($done->()) {
+        return 0 if $expired;
+        EV::run(EV::RUN_ONCE());
+    }
+    return 1;
+}
+
+sub run_loop {
+    my ($timeout) = @_;
+    require EV;
+    EV::now_update();
+    my $fired = 0;
+    my $timer = EV::timer($timeout, 0, sub { $fired = 1; EV::break() });
+    $timer->keepalive(0);    # the loop may still end by itself
+    EV::run();
+    return $fired ? 0 : 1;
+}
+
+# ---------------------------------------------------------------------------
+
+END {
+    local ($?, $!, $@);
+    my $me = $$;
+    if (exists $PREFIX{$me} && (my @ext = _external_endpoints())) {
+        eval { run_etcdctl(\@ext, 'del', '--prefix', $PREFIX{$me}) };
+    }
+    for my $pid (grep { $RUNNING{$_} == $me } keys %RUNNING) {
+        CORE::kill('KILL', $pid);
+        waitpid($pid, 0);
+        delete $RUNNING{$pid};
+    }
+    undef $SHARED if $SHARED_OWNER && $SHARED_OWNER == $me;
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+EtcdTest - throwaway etcd members and loop helpers for the EV::Etcd tests
+
+=head1 SYNOPSIS
+
+    use lib 't/lib';
+    use EtcdTest;
+
+    my @endpoints = EtcdTest::endpoints();     # shared member, or EV_ETCD_TEST_ENDPOINTS
+    my $key = EtcdTest::prefix() . 'k1';
+
+    my $srv = EtcdTest->start(extra_args => ['--auto-compaction-retention=1']);
+    $srv->pause; $srv->resume; $srv->kill; $srv->restart;
+
+    my $resp;
+    $client->get($key, sub { $resp = [@_] });
+    ok EtcdTest::run_until(5, sub { $resp }), 'get answered';
+
+=head1 ENVIRONMENT
+
+=over
+
+=item EV_ETCD_TEST_ENDPOINTS
+
+Comma-separated C<host:port> list of an existing cluster. C<endpoints()> then
+returns it and starts nothing; at the end of the process the keys under
+C<prefix()> are deleted with C<etcdctl> (when it is installed).
+
+=item EV_ETCD_TEST_ETCD
+
+Path of the etcd binary to use instead of the one found on C<PATH>.
+
+=item CI
+
+When true and no etcd is available, tests bail out (a failure) instead of
+skipping.
+
+=back
+
+=head1 FUNCTIONS
+
+C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
+when etcd is missing), C<endpoints>, C<server>, C<prefix>, C<cleanup($client)>,
+C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
+timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
+the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
+port: connections are refused), C<run_etcdctl(\@endpoints, @args)>.
+
+=head1 METHODS
+
+C<< EtcdTest->start(%opts) >> with options C<extra_args>, C<timeout> (readiness,
+default 30 s), C<name>, C<client_port>, C<peer_port>, C<initial_cluster>,
+C<initial_cluster_state>, C<wait> (0: return at once, call C<wait_ready> later).
+C<< EtcdTest->start_cluster($n, %opts) >> returns C<$n> members of one cluster.
+
+Members have C<endpoint>, C<url>, C<peer_url>, C<client_port>, C<peer_port>,
+C<name>, C<pid>, C<data_dir>, C<log_file>, C<log_tail([$lines])>,
+C<healthy([$timeout])>, C<is_running>, C<wait_ready([$timeout])>, C<kill>
+(SIGKILL), C<stop> (SIGTERM, SIGKILL after 5 s), C<pause> (SIGSTOP), C<resume>
+(SIGCONT), C<restart> (same ports and data), C<ctl(@etcdctl_args)>.
+
+Members never outlive the test: the process that started one kills it when
+the object goes away and at END, and on Linux the kernel kills it when that
+process dies. Forked children never signal their parent's members.
+
+=cut
