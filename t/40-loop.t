@@ -44,11 +44,12 @@ is((sync_call($client, 'put', "${P}k", 'v'))[1], undef, 'setup put');
         [ 'delete',           $client, delete  => "${P}nothing" ],
         [ 'txn',              $client, txn     => [], [], [] ],
         [ 'status',           $client, status  => () ],
-        [ 'compact',          $client, compact => 1 ],
         [ 'get, closed port',    $dead, get    => "${P}k" ],
         [ 'put, closed port',    $dead, put    => "${P}k", 'v' ],
         [ 'status, closed port', $dead, status => () ],
         [ 'txn, closed port',    $dead, txn    => [], [], [] ],
+        [ 'compact, closed port', $dead, compact => 1 ],
+        [ 'delete, closed port',  $dead, delete  => "${P}k" ],
     );
     for my $case (@cases) {
         my ($name, $c, $method, @args) = @$case;

@@ -26,9 +26,19 @@ sub _keepalive {
 
 sub _ensure_io {
     return if $IO && $IO_PID == $$;
-    $IO = EV::io(_fd(), EV::READ(), \&_drain);
+    # A watcher inherited over fork watches the parent's descriptor: it only
+    # stops itself, so the child neither spins on it nor steals the parent's
+    # wakeups.
+    $IO->stop if $IO;
+    $PREPARE->stop if $PREPARE;
+    my $pid = $$;
+    my $io;
+    $io = EV::io(_fd(), EV::READ(), sub { $$ == $pid ? _drain() : $io->stop });
+    $IO = $io;
     $IO->keepalive(0);
-    $PREPARE = EV::prepare_ns(\&_flush);
+    my $prepare;
+    $prepare = EV::prepare_ns(sub { $$ == $pid ? _flush() : $prepare->stop });
+    $PREPARE = $prepare;
     $PREPARE->keepalive(0);
     $IO_PID = $$;
 }

@@ -221,7 +221,7 @@ fn sync_keepalive(p: &Perl) {
         }
         off
     });
-    if turn_off {
+    if turn_off && crate::perl::sv::perl_alive() {
         p.call_named(c"EV::Etcd::_keepalive", 0);
     }
 }
