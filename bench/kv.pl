@@ -17,8 +17,9 @@ use Time::HiRes qw(time);
 use EV;
 use EV::Etcd;
 
-my ($ops, $inflight, $seq) = (20_000, 100, 2_000);
-GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq) or die "bad options\n";
+my ($ops, $inflight, $seq, $rounds) = (20_000, 100, 2_000, 3);
+GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq, 'rounds=i' => \$rounds)
+    or die "bad options\n";
 
 my ($endpoint, $server);
 if ($ENV{EV_ETCD_ENDPOINTS}) {
@@ -74,22 +75,40 @@ sub sequential {
 }
 
 pipelined(1000, 1);    # warm-up: connection, allocator
-my %perl;
-$perl{put} = [$ops, pipelined($ops, 1)];
-$perl{get} = [$ops, pipelined($ops, 0)];
-$perl{seq} = [$seq * 2, sequential($seq)];
 
-my %base;
-for (`'$root/target/release/examples/kv_baseline' $endpoint $ops $inflight $seq`) {
-    my ($phase, $n, $s, $cpu) = split;
-    $base{$phase} = [$n, $s, $cpu];
+# Perl and baseline runs alternate, round after round, so drift of the
+# server (database growth, compaction, page cache) hits both alike; each
+# figure reported is the median over the rounds.
+my (%perl, %base);
+for my $round (1 .. $rounds) {
+    push @{ $perl{put} }, [$ops, pipelined($ops, 1)];
+    push @{ $perl{get} }, [$ops, pipelined($ops, 0)];
+    push @{ $perl{seq} }, [$seq * 2, sequential($seq)];
+    my $got = 0;
+    for (`'$root/target/release/examples/kv_baseline' $endpoint $ops $inflight $seq`) {
+        my ($phase, $n, $s, $cpu) = split;
+        push @{ $base{$phase} }, [$n, $s, $cpu];
+        $got++;
+    }
+    die "baseline produced no figures\n" unless $got == 3;
 }
-die "baseline produced no figures\n" unless keys %base == 3;
 
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+# ops/s and us/op medians over the rounds
+sub figures {
+    my ($runs) = @_;
+    return (median(map { $_->[0] / $_->[1] } @$runs), median(map { 1e6 * $_->[2] / $_->[0] } @$runs));
+}
+
+printf "%d rounds, %d ops per pipelined phase, %d in flight, %d sequential put+get pairs; medians\n",
+    $rounds, $ops, $inflight, $seq;
 printf "%-22s %12s %12s %12s %12s %8s\n", 'phase', 'perl ops/s', 'perl us/op', 'rust ops/s', 'rust us/op', 'ratio';
 for my $p (qw(put get seq)) {
-    my ($n, $s, $cpu) = @{ $perl{$p} };
-    my ($bn, $bs, $bcpu) = @{ $base{$p} };
+    my ($pr, $pc) = figures($perl{$p});
+    my ($br, $bc) = figures($base{$p});
     my $name = { put => "pipelined put ($inflight)", get => "pipelined get ($inflight)", seq => 'sequential put+get' }->{$p};
-    printf "%-22s %12.0f %12.1f %12.0f %12.1f %8.2f\n", $name, $n / $s, 1e6 * $cpu / $n, $bn / $bs, 1e6 * $bcpu / $bn, ($n / $s) / ($bn / $bs);
+    printf "%-22s %12.0f %12.1f %12.0f %12.1f %8.2f\n", $name, $pr, $pc, $br, $bc, $pr / $br;
 }
