@@ -28,6 +28,10 @@ use runtime::{Completion, Job};
 /// Completions handled per drain before yielding back to the loop.
 const MAX_BATCH: usize = 4096;
 
+/// Requests issued by callbacks go out at least this often during a long
+/// drain, so the first ones do not wait for the whole batch.
+const FLUSH_EVERY: usize = 32;
+
 struct Bridge {
     jobs: UnboundedSender<Job>,
     done_rx: crossbeam_channel::Receiver<Completion>,
@@ -262,7 +266,10 @@ fn drain_batch(p: &Perl) {
     if !ok {
         return;
     }
-    for _ in 0..MAX_BATCH {
+    for i in 0..MAX_BATCH {
+        if i % FLUSH_EVERY == FLUSH_EVERY - 1 {
+            flush();
+        }
         let next = with(|m| m.bridge.as_ref().and_then(|b| b.done_rx.try_recv().ok()));
         let Some(done) = next else { return };
         let Some(pending) = with(|m| m.pending.remove(&done.req)) else {
