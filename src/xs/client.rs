@@ -11,6 +11,8 @@ use crate::perl::{Perl, Sv, XsResult};
 use super::args::{self, Opts};
 
 const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
+/// Ten years: keeps `now + timeout` representable.
+const MAX_TIMEOUT: i64 = 10 * 365 * 86_400;
 
 /// `EV::Etcd::_new(\%opts)`: the .pm flattens `new(%options)` into a hash.
 pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
@@ -33,7 +35,8 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     if endpoints.is_empty() {
         endpoints.push(DEFAULT_ENDPOINT.to_owned());
     }
-    let timeout = o.int("timeout").unwrap_or(30).max(1) as u64;
+    // Whole seconds, at least 1; a huge value means "practically never".
+    let timeout = o.int("timeout").unwrap_or(30).clamp(1, MAX_TIMEOUT) as u64;
     let max_retries = o
         .int("max_retries")
         .unwrap_or(3)
