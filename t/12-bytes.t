@@ -13,28 +13,8 @@ my @eps    = EtcdTest::endpoints();
 my $P      = EtcdTest::prefix();
 my $client = EV::Etcd->new(endpoints => [@eps], timeout => 20);
 
-my @records;
-sub call {
-    my ($method, @args) = @_;
-    my $rec = { n => 0, what => $method };
-    push @records, $rec;
-    $client->$method(@args, sub {
-        $rec->{n}++;
-        ($rec->{resp}, $rec->{err}) = @_ if $rec->{n} == 1;
-    });
-    unless (EtcdTest::run_until(30, sub { $rec->{n} })) {
-        fail("$method: callback within 30 s");
-        return;
-    }
-    return ($rec->{resp}, $rec->{err});
-}
-sub ok_call {
-    my ($name, $method, @args) = @_;
-    my ($resp, $err) = call($method, @args);
-    my $good = ok(ref $resp eq 'HASH' && !defined $err, $name);
-    diag(explain($err)) if !$good && $err;
-    return ref $resp eq 'HASH' ? $resp : {};
-}
+# ok_call: t/lib/EtcdTest.pm (EtcdTest::Caller); 30 s per callback
+my $caller = EtcdTest::Caller->new($client, timeout => 30, check_argc => 0);
 
 sub hex_of { defined $_[0] ? unpack('H*', $_[0]) : 'undef' }
 
@@ -60,9 +40,9 @@ sub check_resp_bytes {
 # put $key => $value, read it back by $lookup (default: the stored bytes), compare with $want
 sub round_trip {
     my ($name, $key, $value, $want_key, $want_value) = @_;
-    my $put = ok_call("$name: put", 'put', $key, $value);
+    my $put = $caller->ok_call("$name: put", 'put', $key, $value);
     my $rev = $put->{header}{revision};
-    my $got = ok_call("$name: get", 'get', $want_key);
+    my $got = $caller->ok_call("$name: get", 'get', $want_key);
     check_resp_bytes($got);
     is(scalar @{ $got->{kvs} || [] }, 1, "$name: found under the expected bytes");
     my $kv = $got->{kvs}[0] || {};
@@ -79,9 +59,9 @@ sub round_trip {
 
 round_trip('NUL bytes', "${P}nul\0key", "a\0b\0\0", "${P}nul\0key", "a\0b\0\0");
 {
-    my $r = ok_call('key truncated at the NUL does not exist', 'get', "${P}nul");
+    my $r = $caller->ok_call('key truncated at the NUL does not exist', 'get', "${P}nul");
     is($r->{count}, 0, 'the key was not truncated at the NUL byte');
-    $r = ok_call('prefix containing the NUL', 'get', "${P}nul\0", { prefix => 1 });
+    $r = $caller->ok_call('prefix containing the NUL', 'get', "${P}nul\0", { prefix => 1 });
     is_deeply([ map { hex_of($_->{key}) } @{ $r->{kvs} } ], [ hex_of("${P}nul\0key") ], 'prefix ending in NUL finds it');
     is(length $r->{kvs}[0]{value}, 5, 'value with NUL bytes keeps its length');
 }
@@ -99,7 +79,7 @@ round_trip('key ending in NUL', "${P}endnul\0", 'x', "${P}endnul\0", 'x');
     is(length $all, 256, 'all-bytes string is 256 bytes');
     round_trip('all 256 byte values', "${P}all/$all", $all . $all, "${P}all/$all", $all . $all);
 
-    my $r = ok_call('prefix get over binary keys', 'get', "${P}all/", { prefix => 1 });
+    my $r = $caller->ok_call('prefix get over binary keys', 'get', "${P}all/", { prefix => 1 });
     is(length $r->{kvs}[0]{value}, 512, 'binary value length preserved');
 }
 
@@ -128,22 +108,22 @@ round_trip('key ending in NUL', "${P}endnul\0", 'x', "${P}endnul\0", 'x');
     my $smile_key = "${P}u/k\x{263a}";
     ok(utf8::is_utf8($smile_key), 'key with U+263A is flagged');
     round_trip('flagged key', $smile_key, "v\x{263a}", "${P}u/k\xe2\x98\xba", "v\xe2\x98\xba");
-    my $r = ok_call('get by the flagged key', 'get', $smile_key);
+    my $r = $caller->ok_call('get by the flagged key', 'get', $smile_key);
     check_resp_bytes($r);
     is(hex_of($r->{kvs}[0]{value}), hex_of("v\xe2\x98\xba"), 'a flagged key finds the key stored by bytes');
 
     my $k_flagged = "${P}u/key-\xe9";
     utf8::upgrade($k_flagged);
     round_trip('flagged "\xe9" key', $k_flagged, 'f', "${P}u/key-\xc3\xa9", 'f');
-    $r = ok_call('unflagged "\xe9" key is a different key', 'get', "${P}u/key-\xe9");
+    $r = $caller->ok_call('unflagged "\xe9" key is a different key', 'get', "${P}u/key-\xe9");
     is($r->{count}, 0, 'the single byte e9 key does not exist');
 
     # prefix and range_end given as characters
-    $r = ok_call('flagged prefix', 'get', "${P}u/k\x{263a}", { prefix => 1 });
+    $r = $caller->ok_call('flagged prefix', 'get', "${P}u/k\x{263a}", { prefix => 1 });
     is(scalar @{ $r->{kvs} }, 1, 'a flagged prefix matches by its UTF-8 bytes');
     my $end = "${P}u/l";
     utf8::upgrade($end);
-    $r = ok_call('flagged range_end', 'get', "${P}u/k", { range_end => $end });
+    $r = $caller->ok_call('flagged range_end', 'get', "${P}u/k", { range_end => $end });
     check_resp_bytes($r);
     is_deeply([ sort map { hex_of($_->{key}) } @{ $r->{kvs} } ],
               [ sort map { hex_of($_) } "${P}u/k\xe2\x98\xba", "${P}u/key-\xc3\xa9" ], 'a flagged range_end works');
@@ -157,7 +137,7 @@ round_trip('key ending in NUL', "${P}endnul\0", 'x', "${P}endnul\0", 'x');
     ok(defined $kv->{value} && length($kv->{value}) == 0, 'empty value comes back as a defined empty string');
     is($kv->{version}, 1, 'empty value: version 1');
 
-    my $r = ok_call('overwrite empty value with prev_kv', 'put', "${P}empty", 'now full', { prev_kv => 1 });
+    my $r = $caller->ok_call('overwrite empty value with prev_kv', 'put', "${P}empty", 'now full', { prev_kv => 1 });
     check_resp_bytes($r);
     ok(defined $r->{prev_kv}{value} && $r->{prev_kv}{value} eq '', 'prev_kv of an empty value is ""');
 
@@ -172,29 +152,29 @@ round_trip('key ending in NUL', "${P}endnul\0", 'x', "${P}endnul\0", 'x');
 
 {
     my $bin = "\0\x01\xfe\xff";
-    my $r = ok_call('txn: put binary value', 'txn',
+    my $r = $caller->ok_call('txn: put binary value', 'txn',
         [ { key => "${P}txn/b", target => 'version', version => 0 } ],
         [ { request_put => { key => "${P}txn/b", value => $bin } }, { request_range => { key => "${P}txn/b" } } ],
         []);
     is($r->{succeeded}, 1, 'txn with binary put succeeded');
     check_resp_bytes($r);
-    my $got = ok_call('get txn binary value', 'get', "${P}txn/b");
+    my $got = $caller->ok_call('get txn binary value', 'get', "${P}txn/b");
     is(hex_of($got->{kvs}[0]{value}), hex_of($bin), 'txn put stored the bytes verbatim');
 
-    $r = ok_call('txn: compare binary value', 'txn',
+    $r = $caller->ok_call('txn: compare binary value', 'txn',
         [ { key => "${P}txn/b", target => 'value', value => $bin } ],
         [ { request_range => { key => "${P}txn/b" } } ], []);
     is($r->{succeeded}, 1, 'binary compare value matches');
     check_resp_bytes($r);
     is(hex_of($r->{responses}[0]{response_range}{kvs}[0]{value}), hex_of($bin), 'txn range returns the bytes');
 
-    ok_call('put UTF-8 bytes', 'put', "${P}txn/u", "\xe4\xb8\xad");
-    $r = ok_call('txn: flagged compare value', 'txn',
+    $caller->ok_call('put UTF-8 bytes', 'put', "${P}txn/u", "\xe4\xb8\xad");
+    $r = $caller->ok_call('txn: flagged compare value', 'txn',
         [ { key => "${P}txn/u", target => 'value', value => "\x{4e2d}" } ], [], []);
     is($r->{succeeded}, 1, 'a flagged compare value is compared as its UTF-8 bytes');
-    $r = ok_call('txn: flagged put', 'txn', [],
+    $r = $caller->ok_call('txn: flagged put', 'txn', [],
         [ { request_put => { key => "${P}txn/\x{263a}", value => "\x{263a}" } } ], []);
-    $got = ok_call('get txn flagged put', 'get', "${P}txn/\xe2\x98\xba");
+    $got = $caller->ok_call('get txn flagged put', 'get', "${P}txn/\xe2\x98\xba");
     is(hex_of($got->{kvs}[0]{value}), hex_of("\xe2\x98\xba"), 'txn put of a flagged value stored UTF-8 bytes');
 }
 
@@ -210,30 +190,30 @@ sub pattern {
 {
     my $big = pattern(1);
     is(length $big, $MiB, 'test value is exactly 1 MiB');
-    ok_call('put 1 MiB value', 'put', "${P}big/one", $big);
-    my $r = ok_call('get 1 MiB value', 'get', "${P}big/one");
+    $caller->ok_call('put 1 MiB value', 'put', "${P}big/one", $big);
+    my $r = $caller->ok_call('get 1 MiB value', 'get', "${P}big/one");
     my $v = $r->{kvs}[0]{value};
     is(length($v // ''), $MiB, '1 MiB value: length');
     ok(defined $v && $v eq $big, '1 MiB value: identical bytes');
     ok(!utf8::is_utf8($v // ''), '1 MiB value: not flagged');
 
-    $r = ok_call('overwrite 1 MiB value with prev_kv', 'put', "${P}big/one", 'small', { prev_kv => 1 });
+    $r = $caller->ok_call('overwrite 1 MiB value with prev_kv', 'put', "${P}big/one", 'small', { prev_kv => 1 });
     ok(($r->{prev_kv}{value} // '') eq $big, '1 MiB prev_kv: identical bytes');
 }
 {
     my %want;
     for my $i (2 .. 6) {
         $want{"${P}big/$i"} = pattern($i);
-        ok_call("put 1 MiB value #$i", 'put', "${P}big/$i", $want{"${P}big/$i"});
+        $caller->ok_call("put 1 MiB value #$i", 'put', "${P}big/$i", $want{"${P}big/$i"});
     }
-    my $r = ok_call('range response of more than 5 MiB', 'get', "${P}big/", { prefix => 1 });
+    my $r = $caller->ok_call('range response of more than 5 MiB', 'get', "${P}big/", { prefix => 1 });
     my @kvs = grep { exists $want{ $_->{key} } } @{ $r->{kvs} || [] };
     is(scalar @kvs, 5, 'all five 1 MiB values arrived in one response');
     my $total = 0;
     $total += length $_->{value} for @{ $r->{kvs} || [] };
     cmp_ok($total, '>', 4 * $MiB, 'response carried more than 4 MiB of values');
     is(scalar(grep { $_->{value} ne $want{ $_->{key} } } @kvs), 0, 'every large value is intact');
-    my $d = ok_call('delete the large values with prev_kv', 'delete', "${P}big/", { prefix => 1, prev_kv => 1 });
+    my $d = $caller->ok_call('delete the large values with prev_kv', 'delete', "${P}big/", { prefix => 1, prev_kv => 1 });
     is($d->{deleted}, 6, 'deleted the six large keys');
     is(scalar(grep { exists $want{ $_->{key} } && $_->{value} eq $want{ $_->{key} } } @{ $d->{prev_kvs} || [] }), 5,
        'large prev_kvs arrived intact');
@@ -243,7 +223,7 @@ sub pattern {
 # delete prev_kvs are bytes too; nothing came back flagged
 
 {
-    my $r = ok_call('delete everything with prev_kv', 'delete', $P, { prefix => 1, prev_kv => 1 });
+    my $r = $caller->ok_call('delete everything with prev_kv', 'delete', $P, { prefix => 1, prev_kv => 1 });
     check_resp_bytes($r);
     cmp_ok($r->{deleted}, '>', 10, 'cleanup deleted the test keys');
 }
@@ -251,6 +231,6 @@ cmp_ok($checked, '>', 50, 'many returned keys and values were checked');
 is($flagged, 0, 'no returned key or value was UTF-8 flagged (or undef)');
 
 EtcdTest::run_until(0.3, sub { 0 });
-is_deeply([ map { "$_->{what}:$_->{n}" } grep { $_->{n} != 1 } @records ], [], 'every callback was called exactly once');
+is_deeply([ map { "$_->{what}:$_->{n}" } grep { $_->{n} != 1 } $caller->records ], [], 'every callback was called exactly once');
 
 done_testing;

@@ -541,6 +541,76 @@ END {
     undef $SHARED if $SHARED_OWNER && $SHARED_OWNER == $me;
 }
 
+# ---------------------------------------------------------------------------
+# One-callback calls for the test files: EtcdTest::Caller
+
+package EtcdTest::Caller;
+
+use Carp qw(croak);
+
+# EtcdTest::Caller->new($client, timeout => $seconds, check_argc => 0|1)
+# timeout: how long call() waits for the callback (default 15 s); check_argc:
+# fail unless the callback got exactly two arguments (default 1).
+sub new {
+    my ($class, $client, %opt) = @_;
+    croak 'EtcdTest::Caller->new: client required' unless $client;
+    return bless {
+        client     => $client,
+        timeout    => $opt{timeout} // 15,
+        check_argc => $opt{check_argc} // 1,
+        records    => [],
+    }, $class;
+}
+
+# Every callback record so far ({ what, n, argc, resp, err }), for the
+# "every callback was called exactly once" check at the end of a file.
+sub records { @{ $_[0]{records} } }
+
+# Calls $client->$method(@args, $cb) and runs the loop until $cb ran (fails a
+# test and returns the empty list on timeout).  Returns ($resp, $err, $rec).
+sub call {
+    my ($self, $method, @args) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    require Test::More;
+    my $rec = { n => 0, what => $method };
+    push @{ $self->{records} }, $rec;
+    $self->{client}->$method(@args, sub {
+        $rec->{n}++;
+        return if $rec->{n} > 1;
+        $rec->{argc} = scalar @_;
+        ($rec->{resp}, $rec->{err}) = @_;
+    });
+    my $timeout = $self->{timeout};
+    unless (EtcdTest::run_until($timeout, sub { $rec->{n} })) {
+        Test::More::fail("$method: callback within $timeout s");
+        return;
+    }
+    Test::More::is($rec->{argc}, 2, "$method: callback got exactly two arguments")
+        if $self->{check_argc} && $rec->{argc} != 2;
+    return ($rec->{resp}, $rec->{err}, $rec);
+}
+
+# A call that must succeed; returns the response (or {} so that later tests
+# fail cleanly).
+sub ok_call {
+    my ($self, $name, $method, @args) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    my ($resp, $err) = $self->call($method, @args);
+    my $good = Test::More::ok(ref $resp eq 'HASH' && !defined $err, $name);
+    Test::More::diag(Test::More::explain($err)) if !$good && $err;
+    return ref $resp eq 'HASH' ? $resp : {};
+}
+
+# A call that must fail; returns the error hash (or {}).
+sub err_call {
+    my ($self, $name, $method, @args) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    my ($resp, $err) = $self->call($method, @args);
+    Test::More::ok(!defined $resp && ref $err eq 'HASH', $name)
+        or Test::More::diag(Test::More::explain($resp));
+    return ref $err eq 'HASH' ? $err : {};
+}
+
 1;
 
 __END__
@@ -593,6 +663,19 @@ C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
 the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
 port: connections are refused), C<run_etcdctl(\@endpoints, @args)>.
+
+=head1 EtcdTest::Caller
+
+    my $caller = EtcdTest::Caller->new($client, timeout => 15);
+    my ($resp, $err) = $caller->call('get', $key);            # waits for the callback
+    my $r = $caller->ok_call('put k', 'put', $key, 'v');      # ok(): a response, no error
+    my $e = $caller->err_call('bad get', 'get', $key, {...}); # ok(): an error, no response
+    is_deeply([ grep { $_->{n} != 1 } $caller->records ], [], 'exactly once');
+
+C<call> fails a test when the callback does not run within C<timeout> seconds
+(default 15) and, unless C<check_argc =E<gt> 0>, when it got other than two
+arguments. Every call leaves a record (C<what>, C<n> = times called, C<argc>,
+C<resp>, C<err>) in C<records>.
 
 =head1 METHODS
 
