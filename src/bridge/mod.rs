@@ -41,6 +41,12 @@ struct Bridge {
 }
 
 impl Bridge {
+    fn send(&self, job: Job) -> Result<(), String> {
+        self.jobs
+            .send(job)
+            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())
+    }
+
     fn start() -> std::io::Result<Bridge> {
         let (n, wake) = notify::pair()?;
         let notify = Arc::new(n);
@@ -125,9 +131,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
             },
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
-        b.jobs
-            .send(Job::NewClient { id, cfg })
-            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        b.send(Job::NewClient { id, cfg })?;
         Ok(id)
     })
 }
@@ -141,7 +145,7 @@ pub fn drop_client(p: &Perl, id: u64) {
         };
         if entry.pid == crate::perl::process::pid() {
             if let Some(b) = &m.bridge {
-                let _ = b.jobs.send(Job::DropClient { id });
+                let _ = b.send(Job::DropClient { id });
             }
         }
         let reqs: Vec<u64> = m
@@ -201,9 +205,7 @@ pub fn submit(
         if m.draining > 0 {
             m.outbox.push(job);
         } else {
-            b.jobs
-                .send(job)
-                .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+            b.send(job)?;
         }
         m.pending.insert(req, Pending { client, cb, label });
         let turn_on = !m.keepalive_on;
@@ -238,7 +240,7 @@ pub fn flush() {
         if !m.outbox.is_empty() {
             let batch = std::mem::take(&mut m.outbox);
             if let Some(b) = &m.bridge {
-                let _ = b.jobs.send(Job::Batch(batch));
+                let _ = b.send(Job::Batch(batch));
             }
         }
     });

@@ -105,43 +105,34 @@ mod tests {
 
     #[test]
     fn classes() {
-        assert_eq!(
-            Call::Range(Default::default()).class(),
-            RetryClass::Idempotent
-        );
-        assert_eq!(
-            Call::Status(Default::default()).class(),
-            RetryClass::Idempotent
-        );
-        assert_eq!(
-            Call::Put(Default::default()).class(),
-            RetryClass::AtMostOnce
-        );
-        assert_eq!(
-            Call::DeleteRange(Default::default()).class(),
-            RetryClass::AtMostOnce
-        );
-        assert_eq!(
-            Call::Compact(Default::default()).class(),
-            RetryClass::AtMostOnce
-        );
-        let read = rpc::RequestOp {
-            request: Some(rpc::request_op::Request::RequestRange(Default::default())),
+        use rpc::request_op::Request;
+        let op = |r| rpc::RequestOp { request: Some(r) };
+        let read = op(Request::RequestRange(Default::default()));
+        let write = op(Request::RequestPut(Default::default()));
+        let txn = |s: Vec<rpc::RequestOp>, f: Vec<rpc::RequestOp>| {
+            Call::Txn(rpc::TxnRequest {
+                success: s,
+                failure: f,
+                ..Default::default()
+            })
         };
-        let write = rpc::RequestOp {
-            request: Some(rpc::request_op::Request::RequestPut(Default::default())),
-        };
-        let t = rpc::TxnRequest {
-            success: vec![read.clone()],
-            failure: vec![read.clone()],
-            ..Default::default()
-        };
-        assert_eq!(Call::Txn(t).class(), RetryClass::Idempotent);
-        let t = rpc::TxnRequest {
-            success: vec![read],
-            failure: vec![write],
-            ..Default::default()
-        };
-        assert_eq!(Call::Txn(t).class(), RetryClass::AtMostOnce);
+        let cases = [
+            (Call::Range(Default::default()), RetryClass::Idempotent),
+            (Call::Status(Default::default()), RetryClass::Idempotent),
+            (Call::Put(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::DeleteRange(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::Compact(Default::default()), RetryClass::AtMostOnce),
+            (
+                txn(vec![read.clone()], vec![read.clone()]),
+                RetryClass::Idempotent,
+            ),
+            (txn(vec![read], vec![write]), RetryClass::AtMostOnce),
+        ];
+        for (call, want) in cases {
+            assert_eq!(call.class(), want, "{call:?}");
+        }
     }
 }

@@ -98,56 +98,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_retry_on_unavailable_writes_do_not() {
-        assert_eq!(
-            verdict(RetryClass::Idempotent, 14, false, 1, 3, 1),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(RetryClass::AtMostOnce, 14, false, 1, 3, 1),
-            Verdict::Fail
-        );
-        assert_eq!(
-            verdict(RetryClass::Idempotent, 4, false, 1, 3, 1),
-            Verdict::Fail
-        );
-        assert_eq!(
-            verdict(RetryClass::Idempotent, 11, false, 1, 3, 1),
-            Verdict::Fail
-        );
-    }
-
-    #[test]
-    fn never_sent_writes_retry_and_budget_is_bounded() {
-        assert_eq!(
-            verdict(RetryClass::AtMostOnce, 14, true, 1, 3, 1),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(RetryClass::AtMostOnce, 14, true, 3, 3, 1),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(RetryClass::AtMostOnce, 14, true, 4, 3, 1),
-            Verdict::Fail
-        );
-        assert_eq!(
-            verdict(RetryClass::Idempotent, 14, false, 4, 3, 1),
-            Verdict::Fail
-        );
-        // max_retries 0 still tries every other endpoint once when nothing was sent
-        assert_eq!(
-            verdict(RetryClass::AtMostOnce, 14, true, 1, 0, 2),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(RetryClass::AtMostOnce, 14, true, 2, 0, 2),
-            Verdict::Fail
-        );
-        assert_eq!(
-            verdict(RetryClass::Idempotent, 14, false, 1, 0, 2),
-            Verdict::Fail
-        );
+    fn verdicts_by_class_code_and_budget() {
+        use RetryClass::{AtMostOnce as W, Idempotent as R};
+        use Verdict::{Fail, Retry};
+        // (class, code, never_sent, attempt, max_retries, endpoints, expected)
+        let cases = [
+            // reads retry on UNAVAILABLE, writes do not; other codes never retry
+            (R, 14, false, 1, 3, 1, Retry),
+            (W, 14, false, 1, 3, 1, Fail),
+            (R, 4, false, 1, 3, 1, Fail),
+            (R, 11, false, 1, 3, 1, Fail),
+            // a request that never left the client retries, within the budget
+            (W, 14, true, 1, 3, 1, Retry),
+            (W, 14, true, 3, 3, 1, Retry),
+            (W, 14, true, 4, 3, 1, Fail),
+            (R, 14, false, 4, 3, 1, Fail),
+            // max_retries 0 still tries every other endpoint once when nothing was sent
+            (W, 14, true, 1, 0, 2, Retry),
+            (W, 14, true, 2, 0, 2, Fail),
+            (R, 14, false, 1, 0, 2, Fail),
+        ];
+        for (i, (class, code, never_sent, attempt, max, eps, want)) in cases.into_iter().enumerate()
+        {
+            assert_eq!(
+                verdict(class, code, never_sent, attempt, max, eps),
+                want,
+                "case {i}"
+            );
+        }
     }
 
     #[test]
