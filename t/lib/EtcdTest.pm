@@ -14,7 +14,7 @@ use File::Temp ();
 use IO::Handle ();
 use IO::Select ();
 use IO::Socket::INET ();
-use POSIX qw(WNOHANG);
+use POSIX qw(WNOHANG WUNTRACED WIFSTOPPED);
 use Time::HiRes ();
 
 our $VERSION = '0.01';
@@ -384,10 +384,45 @@ sub stop {
     return $self;
 }
 
+# SIGSTOP is asynchronous: kill() returns once the signal is queued, and a
+# thread of the member may still answer a request or two before the whole
+# process has stopped. Wait until the kernel reports the group stop to us
+# (the parent), so that nothing sent after pause() returns gets an answer.
 sub pause {
     my ($self) = @_;
-    $self->{paused} = 1 if $self->_signal('STOP');
-    return $self;
+    return $self unless $self->_signal('STOP');
+    $self->{paused} = 1;
+    my $pid = $self->{pid};
+    my $deadline = Time::HiRes::time() + 10;
+    while (Time::HiRes::time() < $deadline) {
+        my $r = waitpid($pid, WNOHANG | WUNTRACED);
+        # $? folds a stop report into 0; the native status keeps it.
+        return $self if $r == $pid && WIFSTOPPED(${^CHILD_ERROR_NATIVE});
+        if ($r == 0 || ($r == -1 && CORE::kill(0, $pid))) {
+            # not reported (yet, or already reported, or reaped elsewhere): ask /proc
+            return $self if _proc_stopped($pid);
+        }
+        elsif ($r == $pid || $r == -1) {    # it exited
+            $self->{exit_status} = $r == $pid ? $? : -1;
+            delete $RUNNING{$pid};
+            delete $self->{pid};
+            croak "EtcdTest: member $self->{name} exited instead of stopping";
+        }
+        Time::HiRes::sleep(0.005);
+    }
+    croak "EtcdTest: member $self->{name} did not stop within 10 s of SIGSTOP";
+}
+
+# True when every thread of $pid is stopped (or when /proc cannot tell).
+sub _proc_stopped {
+    my ($pid) = @_;
+    opendir(my $dh, "/proc/$pid/task") or return 1;
+    for my $tid (grep { /^\d+\z/ } readdir $dh) {
+        open(my $fh, '<', "/proc/$pid/task/$tid/stat") or next;
+        my $stat = <$fh> // next;
+        return 0 unless $stat =~ /\)\s+([Tt])\s/;
+    }
+    return 1;
 }
 
 sub resume {
