@@ -11,6 +11,8 @@ our $VERSION = '0.02';
 
 XSLoader::load('EV::Etcd', $VERSION);
 
+require EV::Etcd::Watch;
+
 # One EV::io watcher per process drains the completion queue. It keeps the
 # loop alive only while something is outstanding (toggled from the engine
 # through _keepalive), so an idle client costs nothing and EV::run returns.

@@ -11,8 +11,9 @@ pub mod notify;
 pub mod runtime;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::io::RawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::etcd::call::Call;
 use crate::etcd::client::Config;
+use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
 use crate::perl::convert;
 use crate::perl::{NewSv, Perl, SvBox};
 
@@ -68,10 +70,12 @@ struct ClientEntry {
     timeout: Duration,
 }
 
-/// An outstanding unary request: its callback and its error `source` label.
+/// An outstanding request or stream: its callback and its error `source`
+/// label. The callback is shared so a stream's callback can run while its
+/// entry stays registered (and may be cancelled from inside the callback).
 struct Pending {
     client: u64,
-    cb: SvBox,
+    cb: Rc<SvBox>,
     label: &'static str,
 }
 
@@ -87,6 +91,8 @@ struct Main {
     /// of completions yields one wakeup of the runtime, not one per request.
     outbox: Vec<Job>,
     draining: u32,
+    /// Callbacks due on the next drain with `({}, undef)` (cancel).
+    deferred: VecDeque<SvBox>,
 }
 
 thread_local! {
@@ -185,43 +191,114 @@ pub fn submit(
     call: Call,
     cb: SvBox,
 ) -> Result<(), String> {
+    let timeout = with(|m| m.clients.get(&client).map(|c| c.timeout));
+    let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(30));
+    enqueue(p, client, label, cb, |req| Job::Unary {
+        client,
+        req,
+        call,
+        deadline,
+    })?;
+    Ok(())
+}
+
+/// Registers `cb` under a new request id and sends the job `make` builds
+/// for it (buffered while a drain runs). Returns the request id.
+fn enqueue(
+    p: &Perl,
+    client: u64,
+    label: &'static str,
+    cb: SvBox,
+    make: impl FnOnce(u64) -> Job,
+) -> Result<u64, String> {
     check_client(client)?;
-    let turn_on = with(|m| {
-        let timeout = m
-            .clients
-            .get(&client)
-            .map(|c| c.timeout)
-            .unwrap_or(Duration::from_secs(30));
+    let (req, turn_on) = with(|m| {
         m.next_id += 1;
         let req = m.next_id;
-        let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
-        let deadline = Instant::now() + timeout;
-        let job = Job::Unary {
-            client,
-            req,
-            call,
-            deadline,
-        };
+        let job = make(req);
         if m.draining > 0 {
             m.outbox.push(job);
         } else {
-            b.send(job)?;
+            m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?.send(job)?;
         }
-        m.pending.insert(req, Pending { client, cb, label });
+        m.pending.insert(
+            req,
+            Pending {
+                client,
+                cb: Rc::new(cb),
+                label,
+            },
+        );
         let turn_on = !m.keepalive_on;
         m.keepalive_on = true;
-        Ok::<bool, String>(turn_on)
+        Ok::<_, String>((req, turn_on))
     })?;
     if turn_on {
         p.call_named(c"EV::Etcd::_keepalive", 1);
     }
-    Ok(())
+    Ok(req)
+}
+
+/// Sends a job that carries no callback of its own (buffered like the rest).
+fn send_plain(job: Job) {
+    with(|m| {
+        if m.draining > 0 {
+            m.outbox.push(job);
+        } else if let Some(b) = &m.bridge {
+            let _ = b.send(job);
+        }
+    });
+}
+
+/// Starts a watch; `cb` gets every message until the watch ends. Returns
+/// the request id the watch handle holds.
+pub fn watch(p: &Perl, client: u64, spec: WatchSpec, cb: SvBox) -> Result<u64, String> {
+    enqueue(p, client, "watch", cb, |req| Job::Watch {
+        client,
+        cmd: WatchCmd::Create { req, seq: 0, spec },
+    })
+}
+
+/// `$watch->cancel($cb)`: no callback of the watch runs after this;
+/// `cb({}, undef)` runs once from the loop, whatever state the watch is in.
+pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) {
+    let gone = with(|m| {
+        let gone = m.pending.remove(&req);
+        m.deferred.push_back(cb);
+        if let Some(b) = &m.bridge {
+            b.notify.force();
+        }
+        gone
+    });
+    if let Some(pd) = &gone {
+        if with(|m| m.clients.contains_key(&pd.client)) {
+            send_plain(Job::Watch {
+                client: pd.client,
+                cmd: WatchCmd::Cancel { req },
+            });
+        }
+    }
+    drop(gone);
+    let turn_on = with(|m| !std::mem::replace(&mut m.keepalive_on, true));
+    if turn_on {
+        p.call_named(c"EV::Etcd::_keepalive", 1);
+    }
+}
+
+/// `$watch->request_progress`: asks the server for a progress message.
+pub fn watch_progress(req: u64) {
+    if let Some(client) = with(|m| m.pending.get(&req).map(|pd| pd.client)) {
+        send_plain(Job::Watch {
+            client,
+            cmd: WatchCmd::Progress { req },
+        });
+    }
 }
 
 /// Lets the loop exit once nothing is outstanding.
 fn sync_keepalive(p: &Perl) {
     let turn_off = with(|m| {
-        let off = m.keepalive_on && m.pending.is_empty();
+        let off = m.keepalive_on && m.pending.is_empty() && m.deferred.is_empty();
         if off {
             m.keepalive_on = false;
         }
@@ -250,10 +327,18 @@ pub fn flush() {
 /// `EV::io` watcher on the notify fd).
 pub fn drain(p: &Perl) {
     with(|m| m.draining += 1);
+    run_deferred(p);
     drain_batch(p);
+    run_deferred(p);
     with(|m| m.draining -= 1);
     flush();
     sync_keepalive(p);
+}
+
+fn run_deferred(p: &Perl) {
+    while let Some(cb) = with(|m| m.deferred.pop_front()) {
+        p.call_cb(&cb, vec![p.new_hash().finish(), NewSv::undef()]);
+    }
 }
 
 fn drain_batch(p: &Perl) {
@@ -274,16 +359,23 @@ fn drain_batch(p: &Perl) {
         }
         let next = with(|m| m.bridge.as_ref().and_then(|b| b.done_rx.try_recv().ok()));
         let Some(done) = next else { return };
-        let Some(pending) = with(|m| m.pending.remove(&done.req)) else {
+        let entry = with(|m| {
+            if done.last {
+                m.pending.remove(&done.req).map(|pd| (pd.cb, pd.label))
+            } else {
+                m.pending.get(&done.req).map(|pd| (pd.cb.clone(), pd.label))
+            }
+        });
+        let Some((cb, label)) = entry else {
             continue;
         };
         let args = match &done.result {
             Ok(reply) => vec![convert::reply(p, reply), NewSv::undef()],
-            Err(e) => vec![NewSv::undef(), convert::error(p, e, pending.label)],
+            Err(e) => vec![NewSv::undef(), convert::error(p, e, label)],
         };
         drop(done);
-        p.call_cb(&pending.cb, args);
-        drop(pending);
+        p.call_cb(&cb, args);
+        drop(cb);
     }
     // Work left behind: make the fd readable again so the loop comes back.
     with(|m| {
@@ -297,6 +389,8 @@ fn drain_batch(p: &Perl) {
 /// is still whole; later drops leak instead of touching a dying interpreter.
 pub fn shutdown() {
     let pending: Vec<Pending> = with(|m| m.pending.drain().map(|(_, v)| v).collect());
+    let deferred: Vec<SvBox> = with(|m| m.deferred.drain(..).collect());
     drop(pending);
+    drop(deferred);
     crate::perl::mark_perl_dead();
 }

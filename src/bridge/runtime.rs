@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::etcd::call::{Call, Reply};
 use crate::etcd::client::{Client, Config};
 use crate::etcd::error::Error;
+use crate::etcd::watch::{self as w, Barrier};
 
 use super::notify::Notifier;
 
@@ -29,19 +30,45 @@ pub enum Job {
         call: Call,
         deadline: std::time::Instant,
     },
+    /// A command for the client's watch engine.
+    Watch {
+        client: u64,
+        cmd: w::Cmd,
+    },
     /// Jobs issued together (by callbacks of one drain), in issue order.
     Batch(Vec<Job>),
 }
 
-/// A finished piece of work, sent back to the Perl thread.
+/// A finished piece of work, sent back to the Perl thread. A stream sends
+/// several; `last` marks the final one of a request.
 pub struct Completion {
     pub req: u64,
     pub result: Result<Reply, Error>,
+    pub last: bool,
 }
 
 struct Live {
     client: Arc<Client>,
     closed: watch::Sender<bool>,
+    /// The watch engine, started by the first watch.
+    watches: Option<mpsc::UnboundedSender<w::Cmd>>,
+    barrier: Barrier,
+}
+
+impl Live {
+    fn watch_engine(&mut self, done: &Done) -> &mpsc::UnboundedSender<w::Cmd> {
+        let (client, barrier) = (&self.client, &mut self.barrier);
+        self.watches.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let done = done.clone();
+            let sink: w::Sink = Arc::new(move |req, result, last| {
+                done.send(Completion { req, result, last })
+            });
+            let engine = w::Engine::new(client.clone(), sink, barrier);
+            tokio::spawn(engine.run(rx));
+            tx
+        })
+    }
 }
 
 /// Starts the runtime thread. Returns the job sender.
@@ -115,8 +142,19 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 Live {
                     client: Arc::new(Client::new(cfg)),
                     closed,
+                    watches: None,
+                    barrier: Barrier::new(),
                 },
             );
+        }
+        Job::Watch { client, mut cmd } => {
+            let Some(live) = clients.get_mut(&client) else {
+                return;
+            };
+            if let w::Cmd::Create { seq, .. } = &mut cmd {
+                *seq = live.barrier.next();
+            }
+            let _ = live.watch_engine(done).send(cmd);
         }
         Job::DropClient { id } => {
             if let Some(live) = clients.remove(&id) {
@@ -136,14 +174,25 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
             let c = live.client.clone();
             let mut closed = live.closed.subscribe();
             let done = done.clone();
+            // Ordered after the watches created before it (see Barrier).
+            let mut barrier = live.barrier.wait();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 let result = tokio::select! {
                     biased;
-                    r = c.unary(call, deadline) => r,
+                    r = async {
+                        if let Some((rx, after)) = barrier.as_mut() {
+                            let after = *after;
+                            let wait = rx.wait_for(|v| *v >= after);
+                            if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                                return Err(Error::deadline());
+                            }
+                        }
+                        c.unary(call, deadline).await
+                    } => r,
                     _ = closed.wait_for(|c| *c) => return,
                 };
-                done.send(Completion { req, result });
+                done.send(Completion { req, result, last: true });
             });
         }
     }

@@ -30,6 +30,8 @@ pub enum Reply {
     Txn(rpc::TxnResponse),
     Compact(rpc::CompactionResponse),
     Status(rpc::StatusResponse),
+    /// One message of a watch (never the answer to a `Call`).
+    Watch(rpc::WatchResponse),
 }
 
 /// Per-call transport settings.
@@ -40,7 +42,7 @@ pub struct CallOpts {
 }
 
 impl CallOpts {
-    fn request<T>(&self, msg: T) -> Request<T> {
+    pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
         if let Some(t) = &self.token {
             r.metadata_mut().insert("authorization", t.clone());

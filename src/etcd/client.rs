@@ -47,7 +47,7 @@ impl Client {
         }
     }
 
-    fn opts(&self) -> CallOpts {
+    pub fn opts(&self) -> CallOpts {
         CallOpts {
             token: self.token.read().unwrap_or_else(|e| e.into_inner()).clone(),
             max_recv: self.cfg.max_recv_size,

@@ -13,8 +13,12 @@ pub struct Error {
     pub message: String,
     /// Produced by client-side processing: reported with source `internal`.
     pub internal: bool,
+    /// A watch ended because its revision was compacted: the compaction
+    /// revision, handed to the caller so it can re-list from there.
+    pub compact_revision: Option<i64>,
 }
 
+pub const CANCELLED: i32 = 1;
 pub const DEADLINE_EXCEEDED: i32 = 4;
 pub const UNAVAILABLE: i32 = 14;
 pub const INTERNAL: i32 = 13;
@@ -25,6 +29,7 @@ impl Error {
             code,
             message: message.into(),
             internal: false,
+            compact_revision: None,
         }
     }
 
@@ -34,6 +39,7 @@ impl Error {
             code: INTERNAL,
             message: message.into(),
             internal: true,
+            compact_revision: None,
         }
     }
 

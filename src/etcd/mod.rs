@@ -10,3 +10,4 @@ pub mod error;
 pub mod kv;
 pub mod pb;
 pub mod retry;
+pub mod watch;

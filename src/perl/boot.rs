@@ -19,6 +19,9 @@ crate::xsubs! {
     xs_compact => xs::kv::compact;
     xs_txn => xs::kv::txn;
     xs_status => xs::maintenance::status;
+    xs_watch => xs::watch::watch;
+    xs_watch_cancel => xs::watch::cancel;
+    xs_watch_progress => xs::watch::request_progress;
 }
 
 const TABLE: &[(&CStr, XsubFn)] = &[
@@ -34,6 +37,9 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::compact", xs_compact),
     (c"EV::Etcd::_txn", xs_txn),
     (c"EV::Etcd::status", xs_status),
+    (c"EV::Etcd::watch", xs_watch),
+    (c"EV::Etcd::Watch::cancel", xs_watch_cancel),
+    (c"EV::Etcd::Watch::request_progress", xs_watch_progress),
 ];
 
 unsafe fn boot(pi: Pi) {

@@ -129,7 +129,32 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
         Reply::Txn(x) => txn(p, x),
         Reply::Compact(x) => with_header(p, &x.header).finish(),
         Reply::Status(x) => status(p, x),
+        Reply::Watch(x) => watch(p, x),
     }
+}
+
+/// One watch message (API.md 7.1.1); cancellations never get here.
+fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
+    let mut events = p.new_array(r.events.len());
+    for e in &r.events {
+        let mut ev = p.new_hash();
+        let put = e.r#type == mvccpb::event::EventType::Put as i32;
+        ev.bytes("type", if put { b"PUT" } else { b"DELETE" });
+        if let Some(k) = &e.kv {
+            ev.put("kv", kv(p, k));
+        }
+        if let Some(k) = &e.prev_kv {
+            ev.put("prev_kv", kv(p, k));
+        }
+        events.push(ev.finish());
+    }
+    let mut hv = with_header(p, &r.header);
+    hv.iv("watch_id", r.watch_id)
+        .bool("created", r.created)
+        .bool("canceled", false)
+        .iv("compact_revision", r.compact_revision)
+        .put("events", events.finish());
+    hv.finish()
 }
 
 /// The five-key error hash of API.md section 5.
@@ -147,5 +172,8 @@ pub fn error(p: &Perl, e: &Error, label: &str) -> NewSv {
             },
         )
         .bool("retryable", e.retryable());
+    if let Some(rev) = e.compact_revision {
+        hv.iv("compact_revision", rev);
+    }
     hv.finish()
 }

@@ -12,7 +12,7 @@ use crate::perl::{Perl, Sv, XsResult};
 use super::args::{self, Opts, Res};
 
 /// Splits `(client, fixed..., [opts,] cb)` for optional-options methods.
-fn optional_form<'a>(
+pub fn optional_form<'a>(
     p: &Perl<'a>,
     a: &[Sv<'a>],
     fixed: usize,
@@ -34,7 +34,7 @@ fn optional_form<'a>(
 }
 
 /// `range_end` wins over `prefix`; a prefix of the empty key adds nothing.
-fn range_end(o: &Opts, key: &[u8]) -> Res<Vec<u8>> {
+pub fn range_end(o: &Opts, key: &[u8]) -> Res<Vec<u8>> {
     if let Some(end) = o.key("range_end")? {
         return Ok(end);
     }

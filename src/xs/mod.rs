@@ -7,3 +7,4 @@ pub mod args;
 pub mod client;
 pub mod kv;
 pub mod maintenance;
+pub mod watch;

@@ -1,0 +1,579 @@
+//! The watch engine of one client (API.md 7.1, 16.3). Every watch of the
+//! client shares one gRPC Watch stream; creates go out in order and etcd
+//! answers them in order, so the n-th `created` reply belongs to the n-th
+//! create sent. Each watch remembers where delivery stopped (the revision
+//! after its last delivered event, or after its creation revision for a
+//! watch "from now"); after a stream loss every watch is re-created from
+//! there on a new stream, after a backoff, so nothing is skipped and nothing
+//! is delivered twice. Runs on the runtime thread; knows nothing of Perl.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Code, Status};
+
+use super::call::Reply;
+use super::client::Client;
+use super::error::{self, Error};
+use super::pb::etcdserverpb as rpc;
+use super::retry::Backoff;
+
+use rpc::watch_request::RequestUnion;
+
+/// What the caller asked to watch.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSpec {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    /// 0: from now.
+    pub start_revision: i64,
+    pub prev_kv: bool,
+    pub progress_notify: bool,
+    /// `rpc::watch_create_request::FilterType` values.
+    pub filters: Vec<i32>,
+    /// Reported as `watch_id` in every response instead of the server's id.
+    pub watch_id: Option<i64>,
+    pub auto_reconnect: bool,
+}
+
+/// Requests to the engine, in the order the Perl thread issued them.
+pub enum Cmd {
+    Create { req: u64, seq: u64, spec: WatchSpec },
+    Cancel { req: u64 },
+    Progress { req: u64 },
+}
+
+/// Where results go: `(request id, result, last)`; `last` ends the watch.
+pub type Sink = Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync>;
+
+/// Tells unary calls which watch creations have been answered: a request
+/// issued after `watch()` returned waits until that watch exists on the
+/// server, so the watch sees what the request writes.
+pub struct Barrier {
+    issued: u64,
+    tx: Option<watch::Sender<u64>>,
+    rx: watch::Receiver<u64>,
+}
+
+impl Barrier {
+    pub fn new() -> Barrier {
+        let (tx, rx) = watch::channel(0);
+        Barrier {
+            issued: 0,
+            tx: Some(tx),
+            rx,
+        }
+    }
+
+    /// The sequence number of a new watch creation.
+    pub fn next(&mut self) -> u64 {
+        self.issued += 1;
+        self.issued
+    }
+
+    /// A receiver that resolves once everything issued so far is answered,
+    /// or None when it already is.
+    pub fn wait(&self) -> Option<(watch::Receiver<u64>, u64)> {
+        (*self.rx.borrow() < self.issued).then(|| (self.rx.clone(), self.issued))
+    }
+
+    /// The acknowledging side, for the engine (taken once).
+    fn sender(&mut self) -> watch::Sender<u64> {
+        self.tx.take().unwrap_or_else(|| watch::channel(0).0)
+    }
+}
+
+impl Default for Barrier {
+    fn default() -> Self {
+        Barrier::new()
+    }
+}
+
+/// Acknowledged creations, reported as "everything up to N".
+struct Acks {
+    tx: watch::Sender<u64>,
+    open: BTreeSet<u64>,
+    top: u64,
+}
+
+impl Acks {
+    fn issue(&mut self, seq: u64) {
+        self.top = self.top.max(seq);
+        self.open.insert(seq);
+    }
+
+    fn ack(&mut self, seq: Option<u64>) {
+        let Some(seq) = seq else { return };
+        self.open.remove(&seq);
+        let through = match self.open.first() {
+            Some(first) => first - 1,
+            None => self.top,
+        };
+        self.tx.send_if_modified(|v| {
+            let grew = through > *v;
+            *v = (*v).max(through);
+            grew
+        });
+    }
+}
+
+struct Watch {
+    spec: WatchSpec,
+    /// Creation not yet acknowledged (see `Barrier`).
+    seq: Option<u64>,
+    /// Where the next (re-)creation starts; 0 before a "from now" watch is
+    /// first created.
+    next_rev: i64,
+    /// Seen a `created` reply at least once.
+    established: bool,
+    /// The `watch_id` reported to the caller.
+    report_id: Option<i64>,
+    /// A fragmented response being reassembled.
+    partial: Option<rpc::WatchResponse>,
+}
+
+enum Ended {
+    /// The client is gone.
+    Closed,
+    /// No watch is left: the stream was closed on purpose.
+    Idle,
+    /// The stream failed or ended; `stream` is whether it ever answered.
+    Lost {
+        endpoint: usize,
+        status: Status,
+        stream: bool,
+    },
+}
+
+pub struct Engine {
+    client: Arc<Client>,
+    sink: Sink,
+    acks: Acks,
+    watches: BTreeMap<u64, Watch>,
+    /// Server watch id -> request id, on the current stream.
+    by_id: HashMap<i64, u64>,
+    /// Requests whose `created` reply is awaited, in send order.
+    creating: VecDeque<u64>,
+    /// Watches waiting for the answer to their progress request.
+    progress: VecDeque<u64>,
+    tx: Option<mpsc::UnboundedSender<rpc::WatchRequest>>,
+    /// Some watch got its `created` reply on the current stream.
+    live: bool,
+}
+
+impl Engine {
+    pub fn new(client: Arc<Client>, sink: Sink, barrier: &mut Barrier) -> Engine {
+        Engine {
+            client,
+            sink,
+            acks: Acks {
+                tx: barrier.sender(),
+                open: BTreeSet::new(),
+                top: 0,
+            },
+            watches: BTreeMap::new(),
+            by_id: HashMap::new(),
+            creating: VecDeque::new(),
+            progress: VecDeque::new(),
+            tx: None,
+            live: false,
+        }
+    }
+
+    /// Serves commands until the client goes away.
+    pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+        let mut backoff = Backoff::new();
+        let mut refused = 0usize;
+        loop {
+            while self.watches.is_empty() {
+                match cmds.recv().await {
+                    Some(c) => self.command(c),
+                    None => return,
+                }
+            }
+            let (endpoint, status, stream) = match self.session(&mut cmds).await {
+                Ended::Closed => return,
+                Ended::Idle => continue,
+                Ended::Lost {
+                    endpoint,
+                    status,
+                    stream,
+                } => (endpoint, status, stream),
+            };
+            if self.live {
+                backoff.reset();
+                refused = 0;
+            }
+            self.reset_stream();
+            if error::never_sent(&status) || status.code() == Code::Unavailable || !stream {
+                self.client.endpoints.failover(endpoint);
+            }
+            if fatal(status.code()) {
+                let e = Error::from_status(&status);
+                for req in self.watches.keys().copied().collect::<Vec<_>>() {
+                    self.finish(req, e.clone());
+                }
+                continue;
+            }
+            // Could not even open a stream: try each endpoint once, then
+            // watches that never existed fail (the reference's setup error).
+            if !stream {
+                refused += 1;
+                if refused < self.client.endpoints.len() {
+                    continue;
+                }
+                refused = 0;
+                let never: Vec<u64> = self
+                    .watches
+                    .iter()
+                    .filter(|(_, w)| !w.established)
+                    .map(|(r, _)| *r)
+                    .collect();
+                for req in never {
+                    self.finish(req, Error::new(error::INTERNAL, "Watch setup failed"));
+                }
+            }
+            let give_up: Vec<u64> = self
+                .watches
+                .iter()
+                .filter(|(_, w)| {
+                    w.established && (!w.spec.auto_reconnect || self.client.cfg.max_retries == 0)
+                })
+                .map(|(r, _)| *r)
+                .collect();
+            for req in give_up {
+                self.finish(req, Error::new(error::UNAVAILABLE, "Watch stream ended"));
+            }
+            if self.watches.is_empty() {
+                continue;
+            }
+            let wake = tokio::time::Instant::now() + backoff.next_delay();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => break,
+                    c = cmds.recv() => match c {
+                        Some(c) => self.command(c),
+                        None => return,
+                    },
+                }
+            }
+        }
+    }
+
+    /// One Watch stream, from opening to loss.
+    async fn session(&mut self, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Ended {
+        use rpc::watch_client::WatchClient;
+        let endpoint = self.client.endpoints.current();
+        let lost = |status, stream| Ended::Lost {
+            endpoint,
+            status,
+            stream,
+        };
+        let ch = match self.client.endpoints.channel(endpoint) {
+            Ok(ch) => ch,
+            Err(m) => return lost(Status::unavailable(m), false),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx = Some(tx);
+        self.live = false;
+        for req in self.watches.keys().copied().collect::<Vec<_>>() {
+            self.send_create(req);
+        }
+        let opts = self.client.opts();
+        let max = if opts.max_recv == 0 {
+            usize::MAX
+        } else {
+            opts.max_recv
+        };
+        let mut wc = WatchClient::new(ch).max_decoding_message_size(max);
+        let call = wc.watch(opts.request(UnboundedReceiverStream::new(rx)));
+        tokio::pin!(call);
+        let mut inbound = loop {
+            tokio::select! {
+                r = &mut call => match r {
+                    Ok(resp) => break resp.into_inner(),
+                    Err(s) => return lost(s, false),
+                },
+                c = cmds.recv() => match c {
+                    Some(c) => self.command(c),
+                    None => return Ended::Closed,
+                },
+            }
+        };
+        loop {
+            tokio::select! {
+                m = inbound.message() => match m {
+                    Ok(Some(m)) => self.on_response(m),
+                    Ok(None) => return lost(Status::unavailable("watch stream closed by the server"), true),
+                    Err(s) => return lost(s, true),
+                },
+                c = cmds.recv() => match c {
+                    Some(c) => self.command(c),
+                    None => return Ended::Closed,
+                },
+            }
+            if self.watches.is_empty() {
+                self.reset_stream();
+                return Ended::Idle;
+            }
+        }
+    }
+
+    fn reset_stream(&mut self) {
+        self.tx = None;
+        self.by_id.clear();
+        self.creating.clear();
+        self.progress.clear();
+        for w in self.watches.values_mut() {
+            w.partial = None;
+        }
+    }
+
+    fn send(&self, r: RequestUnion) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(rpc::WatchRequest {
+                request_union: Some(r),
+            });
+        }
+    }
+
+    fn send_create(&mut self, req: u64) {
+        let Some(w) = self.watches.get(&req) else {
+            return;
+        };
+        if self.tx.is_none() {
+            return;
+        }
+        let s = &w.spec;
+        self.send(RequestUnion::CreateRequest(rpc::WatchCreateRequest {
+            key: s.key.clone(),
+            range_end: s.range_end.clone(),
+            start_revision: w.next_rev,
+            progress_notify: s.progress_notify,
+            filters: s.filters.clone(),
+            prev_kv: s.prev_kv,
+            watch_id: 0,
+            fragment: true,
+        }));
+        self.creating.push_back(req);
+    }
+
+    fn command(&mut self, c: Cmd) {
+        match c {
+            Cmd::Create { req, seq, spec } => {
+                self.acks.issue(seq);
+                self.watches.insert(
+                    req,
+                    Watch {
+                        next_rev: spec.start_revision.max(0),
+                        spec,
+                        seq: Some(seq),
+                        established: false,
+                        report_id: None,
+                        partial: None,
+                    },
+                );
+                self.send_create(req);
+            }
+            Cmd::Cancel { req } => {
+                let Some(w) = self.watches.remove(&req) else {
+                    return;
+                };
+                self.acks.ack(w.seq);
+                let id = self
+                    .by_id
+                    .iter()
+                    .find(|(_, r)| **r == req)
+                    .map(|(id, _)| *id);
+                if let Some(id) = id {
+                    self.by_id.remove(&id);
+                    self.send(RequestUnion::CancelRequest(rpc::WatchCancelRequest {
+                        watch_id: id,
+                    }));
+                }
+            }
+            Cmd::Progress { req } => {
+                if self.tx.is_some() && self.watches.contains_key(&req) {
+                    self.send(RequestUnion::ProgressRequest(rpc::WatchProgressRequest {}));
+                    self.progress.push_back(req);
+                }
+            }
+        }
+    }
+
+    /// Ends a watch with an error: its last callback.
+    fn finish(&mut self, req: u64, e: Error) {
+        if let Some(w) = self.watches.remove(&req) {
+            self.acks.ack(w.seq);
+            (self.sink)(req, Err(e), true);
+        }
+    }
+
+    fn deliver(&self, req: u64, mut m: rpc::WatchResponse) {
+        if let Some(w) = self.watches.get(&req) {
+            m.watch_id = w.report_id.unwrap_or(m.watch_id);
+            (self.sink)(req, Ok(Reply::Watch(m)), false);
+        }
+    }
+
+    fn on_response(&mut self, m: rpc::WatchResponse) {
+        if m.created {
+            return self.on_created(m);
+        }
+        if m.watch_id == -1 {
+            // The answer to a progress request (etcd sends it for the whole
+            // stream): it goes to the watch that asked.
+            if let Some(req) = self.progress.pop_front() {
+                self.deliver(req, m);
+            }
+            return;
+        }
+        let Some(&req) = self.by_id.get(&m.watch_id) else {
+            return; // a late message of a cancelled watch
+        };
+        if m.canceled {
+            self.by_id.remove(&m.watch_id);
+            return self.finish(req, cancelled(&m));
+        }
+        let Some(w) = self.watches.get_mut(&req) else {
+            return;
+        };
+        if m.fragment {
+            match &mut w.partial {
+                Some(p) => p.events.extend(m.events),
+                None => w.partial = Some(m),
+            }
+            return;
+        }
+        let mut m = match w.partial.take() {
+            Some(mut p) => {
+                p.events.extend(m.events);
+                p.header = m.header;
+                p.fragment = false;
+                p
+            }
+            None => m,
+        };
+        let revision = m.header.as_ref().map(|h| h.revision).unwrap_or(0);
+        if m.events.is_empty() {
+            // A progress notification: everything up to `revision` is sent.
+            w.next_rev = w.next_rev.max(revision + 1);
+        } else {
+            let floor = w.next_rev;
+            m.events.retain(|e| e.kv.as_ref().map_or(0, |k| k.mod_revision) >= floor);
+            match m.events.last().and_then(|e| e.kv.as_ref()) {
+                Some(kv) => w.next_rev = kv.mod_revision + 1,
+                None => return, // only repeats of what was delivered
+            }
+        }
+        self.deliver(req, m);
+    }
+
+    fn on_created(&mut self, m: rpc::WatchResponse) {
+        let Some(req) = self.creating.pop_front() else {
+            return;
+        };
+        let Some(w) = self.watches.get_mut(&req) else {
+            // Cancelled while its creation was on the way.
+            if !m.canceled {
+                self.send(RequestUnion::CancelRequest(rpc::WatchCancelRequest {
+                    watch_id: m.watch_id,
+                }));
+            }
+            return;
+        };
+        if m.canceled {
+            return self.finish(req, cancelled(&m));
+        }
+        self.live = true;
+        w.established = true;
+        self.acks.ack(w.seq.take());
+        if w.report_id.is_none() {
+            w.report_id = Some(w.spec.watch_id.unwrap_or(m.watch_id));
+        }
+        if w.next_rev == 0 {
+            // "From now" is pinned to the revision the watch was created at.
+            w.next_rev = m.header.as_ref().map(|h| h.revision).unwrap_or(0) + 1;
+        }
+        self.by_id.insert(m.watch_id, req);
+        self.deliver(req, m);
+    }
+}
+
+/// Stream errors that no reconnection can fix.
+fn fatal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::Unimplemented
+            | Code::FailedPrecondition
+    )
+}
+
+/// The error of a watch cancelled by the server (API.md 7.1.2, 16.3).
+fn cancelled(m: &rpc::WatchResponse) -> Error {
+    if m.compact_revision > 0 {
+        let mut e = Error::new(
+            error::CANCELLED,
+            format!(
+                "required revision has been compacted (compact revision {})",
+                m.compact_revision
+            ),
+        );
+        e.compact_revision = Some(m.compact_revision);
+        return e;
+    }
+    let reason = if m.cancel_reason.is_empty() {
+        "Watch cancelled"
+    } else {
+        &m.cancel_reason
+    };
+    Error::new(error::CANCELLED, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_report_the_longest_answered_prefix() {
+        let (tx, rx) = watch::channel(0);
+        let mut a = Acks {
+            tx,
+            open: BTreeSet::new(),
+            top: 0,
+        };
+        a.issue(1);
+        a.issue(2);
+        a.issue(3);
+        a.ack(Some(2));
+        assert_eq!(*rx.borrow(), 0);
+        a.ack(Some(1));
+        assert_eq!(*rx.borrow(), 2);
+        a.ack(None);
+        assert_eq!(*rx.borrow(), 2);
+        a.ack(Some(3));
+        assert_eq!(*rx.borrow(), 3);
+    }
+
+    #[test]
+    fn compaction_error_carries_the_revision() {
+        let m = rpc::WatchResponse {
+            canceled: true,
+            compact_revision: 7,
+            ..Default::default()
+        };
+        let e = cancelled(&m);
+        assert_eq!((e.code, e.compact_revision), (1, Some(7)));
+        assert!(e.message.contains("compacted"));
+        let m = rpc::WatchResponse {
+            canceled: true,
+            ..Default::default()
+        };
+        assert_eq!(cancelled(&m).message, "Watch cancelled");
+    }
+}
