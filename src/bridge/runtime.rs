@@ -57,14 +57,14 @@ struct Live {
 
 impl Live {
     fn watch_engine(&mut self, done: &Done) -> &mpsc::UnboundedSender<w::Cmd> {
-        let (client, barrier) = (&self.client, &mut self.barrier);
+        let (client, barrier) = (&self.client, &self.barrier);
         self.watches.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let done = done.clone();
             let sink: w::Sink = Arc::new(move |req, result, last| {
                 done.send(Completion { req, result, last })
             });
-            let engine = w::Engine::new(client.clone(), sink, barrier);
+            let engine = w::Engine::new(client.clone(), sink, barrier.clone());
             tokio::spawn(engine.run(rx));
             tx
         })
@@ -143,7 +143,7 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                     client: Arc::new(Client::new(cfg)),
                     closed,
                     watches: None,
-                    barrier: Barrier::new(),
+                    barrier: Barrier::default(),
                 },
             );
         }
@@ -175,15 +175,13 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
             let mut closed = live.closed.subscribe();
             let done = done.clone();
             // Ordered after the watches created before it (see Barrier).
-            let mut barrier = live.barrier.wait();
+            let barrier = live.barrier.wait();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 let result = tokio::select! {
                     biased;
                     r = async {
-                        if let Some((rx, after)) = barrier.as_mut() {
-                            let after = *after;
-                            let wait = rx.wait_for(|v| *v >= after);
+                        if let Some(wait) = barrier {
                             if tokio::time::timeout_at(deadline, wait).await.is_err() {
                                 return Err(Error::deadline());
                             }

@@ -8,9 +8,9 @@
 //! is delivered twice. Runs on the runtime thread; knows nothing of Perl.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Code, Status};
 
@@ -48,74 +48,74 @@ pub enum Cmd {
 /// Where results go: `(request id, result, last)`; `last` ends the watch.
 pub type Sink = Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync>;
 
-/// Tells unary calls which watch creations have been answered: a request
-/// issued after `watch()` returned waits until that watch exists on the
-/// server, so the watch sees what the request writes.
-pub struct Barrier {
+/// Orders unary calls after watch creations: a request issued after
+/// `watch()` returned waits until that watch exists on the server, so the
+/// watch sees what the request writes. Creations are acknowledged as they
+/// are answered (or fail, or are cancelled); a waiter is woken once every
+/// creation issued before it is acknowledged. Shared by the runtime thread's
+/// job handler and the client's watch engine.
+#[derive(Clone, Default)]
+pub struct Barrier(Arc<Mutex<BarrierState>>);
+
+#[derive(Default)]
+struct BarrierState {
     issued: u64,
-    tx: Option<watch::Sender<u64>>,
-    rx: watch::Receiver<u64>,
+    acked: u64,
+    open: BTreeSet<u64>,
+    waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
 }
 
 impl Barrier {
-    pub fn new() -> Barrier {
-        let (tx, rx) = watch::channel(0);
-        Barrier {
-            issued: 0,
-            tx: Some(tx),
-            rx,
-        }
+    fn state(&self) -> std::sync::MutexGuard<'_, BarrierState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The sequence number of a new watch creation.
-    pub fn next(&mut self) -> u64 {
-        self.issued += 1;
-        self.issued
+    pub fn next(&self) -> u64 {
+        let mut s = self.state();
+        s.issued += 1;
+        let seq = s.issued;
+        s.open.insert(seq);
+        seq
     }
 
-    /// A receiver that resolves once everything issued so far is answered,
-    /// or None when it already is.
-    pub fn wait(&self) -> Option<(watch::Receiver<u64>, u64)> {
-        (*self.rx.borrow() < self.issued).then(|| (self.rx.clone(), self.issued))
+    /// Resolves once every creation issued so far is acknowledged; None
+    /// when nothing is outstanding. A dropped sender also means "go on".
+    pub fn wait(&self) -> Option<oneshot::Receiver<()>> {
+        let mut s = self.state();
+        if s.open.is_empty() {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let at = s.issued;
+        s.waiters.entry(at).or_default().push(tx);
+        Some(rx)
     }
 
-    /// The acknowledging side, for the engine (taken once).
-    fn sender(&mut self) -> watch::Sender<u64> {
-        self.tx.take().unwrap_or_else(|| watch::channel(0).0)
-    }
-}
-
-impl Default for Barrier {
-    fn default() -> Self {
-        Barrier::new()
-    }
-}
-
-/// Acknowledged creations, reported as "everything up to N".
-struct Acks {
-    tx: watch::Sender<u64>,
-    open: BTreeSet<u64>,
-    top: u64,
-}
-
-impl Acks {
-    fn issue(&mut self, seq: u64) {
-        self.top = self.top.max(seq);
-        self.open.insert(seq);
-    }
-
-    fn ack(&mut self, seq: Option<u64>) {
+    pub fn ack(&self, seq: Option<u64>) {
         let Some(seq) = seq else { return };
-        self.open.remove(&seq);
-        let through = match self.open.first() {
-            Some(first) => first - 1,
-            None => self.top,
+        let ready = {
+            let mut s = self.state();
+            s.open.remove(&seq);
+            let through = match s.open.first() {
+                Some(first) => first - 1,
+                None => s.issued,
+            };
+            if through <= s.acked {
+                return;
+            }
+            s.acked = through;
+            let later = s.waiters.split_off(&(through + 1));
+            std::mem::replace(&mut s.waiters, later)
         };
-        self.tx.send_if_modified(|v| {
-            let grew = through > *v;
-            *v = (*v).max(through);
-            grew
-        });
+        for tx in ready.into_values().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    #[cfg(test)]
+    fn acked(&self) -> u64 {
+        self.state().acked
     }
 }
 
@@ -130,6 +130,8 @@ struct Watch {
     established: bool,
     /// The `watch_id` reported to the caller.
     report_id: Option<i64>,
+    /// The server's id for it on the current stream.
+    server_id: Option<i64>,
     /// A fragmented response being reassembled.
     partial: Option<rpc::WatchResponse>,
 }
@@ -150,7 +152,7 @@ enum Ended {
 pub struct Engine {
     client: Arc<Client>,
     sink: Sink,
-    acks: Acks,
+    acks: Barrier,
     watches: BTreeMap<u64, Watch>,
     /// Server watch id -> request id, on the current stream.
     by_id: HashMap<i64, u64>,
@@ -164,15 +166,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(client: Arc<Client>, sink: Sink, barrier: &mut Barrier) -> Engine {
+    pub fn new(client: Arc<Client>, sink: Sink, barrier: Barrier) -> Engine {
         Engine {
             client,
             sink,
-            acks: Acks {
-                tx: barrier.sender(),
-                open: BTreeSet::new(),
-                top: 0,
-            },
+            acks: barrier,
             watches: BTreeMap::new(),
             by_id: HashMap::new(),
             creating: VecDeque::new(),
@@ -328,6 +326,7 @@ impl Engine {
         self.progress.clear();
         for w in self.watches.values_mut() {
             w.partial = None;
+            w.server_id = None;
         }
     }
 
@@ -363,7 +362,6 @@ impl Engine {
     fn command(&mut self, c: Cmd) {
         match c {
             Cmd::Create { req, seq, spec } => {
-                self.acks.issue(seq);
                 self.watches.insert(
                     req,
                     Watch {
@@ -372,6 +370,7 @@ impl Engine {
                         seq: Some(seq),
                         established: false,
                         report_id: None,
+                        server_id: None,
                         partial: None,
                     },
                 );
@@ -382,12 +381,7 @@ impl Engine {
                     return;
                 };
                 self.acks.ack(w.seq);
-                let id = self
-                    .by_id
-                    .iter()
-                    .find(|(_, r)| **r == req)
-                    .map(|(id, _)| *id);
-                if let Some(id) = id {
+                if let Some(id) = w.server_id {
                     self.by_id.remove(&id);
                     self.send(RequestUnion::CancelRequest(rpc::WatchCancelRequest {
                         watch_id: id,
@@ -497,6 +491,7 @@ impl Engine {
             // "From now" is pinned to the revision the watch was created at.
             w.next_rev = m.header.as_ref().map(|h| h.revision).unwrap_or(0) + 1;
         }
+        w.server_id = Some(m.watch_id);
         self.by_id.insert(m.watch_id, req);
         self.deliver(req, m);
     }
@@ -540,24 +535,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn acks_report_the_longest_answered_prefix() {
-        let (tx, rx) = watch::channel(0);
-        let mut a = Acks {
-            tx,
-            open: BTreeSet::new(),
-            top: 0,
-        };
-        a.issue(1);
-        a.issue(2);
-        a.issue(3);
-        a.ack(Some(2));
-        assert_eq!(*rx.borrow(), 0);
-        a.ack(Some(1));
-        assert_eq!(*rx.borrow(), 2);
-        a.ack(None);
-        assert_eq!(*rx.borrow(), 2);
-        a.ack(Some(3));
-        assert_eq!(*rx.borrow(), 3);
+    fn barrier_releases_waiters_once_their_prefix_is_answered() {
+        let b = Barrier::default();
+        assert!(b.wait().is_none(), "nothing issued: no wait");
+        let (s1, s2) = (b.next(), b.next());
+        let mut w2 = b.wait().unwrap();
+        let s3 = b.next();
+        let mut w3 = b.wait().unwrap();
+        b.ack(Some(s2));
+        assert_eq!(b.acked(), 0);
+        assert!(w2.try_recv().is_err());
+        b.ack(Some(s1));
+        assert_eq!(b.acked(), 2);
+        assert!(w2.try_recv().is_ok(), "waiter after 2 creations released");
+        assert!(w3.try_recv().is_err(), "waiter after 3 still waits");
+        b.ack(None);
+        b.ack(Some(s3));
+        assert!(w3.try_recv().is_ok());
+        assert!(b.wait().is_none());
     }
 
     #[test]
