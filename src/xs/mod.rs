@@ -5,5 +5,8 @@
 
 pub mod args;
 pub mod client;
+pub mod election;
 pub mod kv;
+pub mod lease;
+pub mod lock;
 pub mod maintenance;
