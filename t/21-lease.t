@@ -239,9 +239,7 @@ for my $lid (sort keys %granted) {
     $caller->call('lease_revoke', $lid);
 }
 EtcdTest::cleanup($client);
-EtcdTest::run_until(0.3, sub { 0 });
-is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } $caller->records ], [],
-          'every callback was called exactly once');
+EtcdTest::Caller->exactly_once($caller);
 is($cb_calls, 1, 'still exactly one callback for the croak section');
 
 done_testing;

@@ -17,33 +17,11 @@ my $b   = EV::Etcd->new(endpoints => [@eps], timeout => 20);
 my $ca  = EtcdTest::Caller->new($a, timeout => 25);
 my $cb_ = EtcdTest::Caller->new($b, timeout => 25);
 
-# An outstanding call whose completion time is recorded: { n, resp, err, at }.
-my @started;
-sub start {
-    my ($client, $method, @args) = @_;
-    my $rec = { n => 0, what => $method };
-    push @started, $rec;
-    $client->$method(@args, sub {
-        $rec->{n}++;
-        return if $rec->{n} > 1;
-        ($rec->{resp}, $rec->{err}) = @_;
-        $rec->{at} = Time::HiRes::time();
-    });
-    return $rec;
-}
-
-my @leases;
-sub lease {
-    my ($ttl) = @_;
-    my $g = $ca->ok_call("lease_grant $ttl", 'lease_grant', $ttl);
-    push @leases, $g->{id} if $g->{id};
-    return $g->{id} // 0;
-}
 
 # ---------------------------------------------------------------------------------
 # lock returns an ownership key that exists while the lock is held
 
-my $la   = lease(60);
+my $la   = $ca->lease(60);
 my $name = "${P}lock1";
 my $l    = $ca->ok_call('lock', 'lock', $name, $la);
 keys_are($l, [qw(header key)], 'lock');
@@ -59,8 +37,8 @@ kv_ok($r->{kvs}[0], 'lock key kv', key => $l->{key}, value => '', lease => $la,
 # ---------------------------------------------------------------------------------
 # a second client gets the lock only after the first unlocks
 
-my $lb = lease(60);
-my $wait_b = start($b, 'lock', $name, $lb);
+my $lb = $ca->lease(60);
+my $wait_b = $cb_->start('lock', $name, $lb);
 EtcdTest::run_until(1, sub { $wait_b->{n} });
 is($wait_b->{n}, 0, 'second client is still waiting while the first holds the lock');
 my $unlock_sent = Time::HiRes::time();
@@ -77,7 +55,7 @@ $r = $ca->ok_call('get first lock key after unlock', 'get', $l->{key});
 is($r->{count}, 0, 'unlock deleted the first ownership key');
 
 # and a lock held by the second client blocks the first in turn
-my $again = start($a, 'lock', $name, $la);
+my $again = $ca->start('lock', $name, $la);
 EtcdTest::run_until(0.5, sub { $again->{n} });
 is($again->{n}, 0, 'first client now waits for the second');
 $cb_->ok_call('second client unlocks', 'unlock', $wait_b->{resp}{key});
@@ -89,9 +67,9 @@ $ca->ok_call('first client unlocks again', 'unlock', $again->{resp}{key}) if $ag
 
 {
     my $n2  = "${P}lock2";
-    my $la2 = lease(60);
+    my $la2 = $ca->lease(60);
     my $h   = $ca->ok_call('lock for revoke', 'lock', $n2, $la2);
-    my $w   = start($b, 'lock', $n2, $lb);
+    my $w   = $cb_->start('lock', $n2, $lb);
     EtcdTest::run_until(0.5, sub { $w->{n} });
     is($w->{n}, 0, 'waiting behind a holder with a live lease');
     my $rv = $ca->ok_call('revoke the holder lease', 'lease_revoke', $la2);
@@ -105,10 +83,10 @@ $ca->ok_call('first client unlocks again', 'unlock', $again->{resp}{key}) if $ag
 }
 {
     my $n3    = "${P}lock3";
-    my $short = lease(2);    # never kept alive
+    my $short = $ca->lease(2);    # never kept alive
     my $h     = $ca->ok_call('lock with a short lease', 'lock', $n3, $short);
     my $t0    = Time::HiRes::time();
-    my $w     = start($b, 'lock', $n3, $lb);
+    my $w     = $cb_->start('lock', $n3, $lb);
     EtcdTest::run_until(0.5, sub { $w->{n} });
     is($w->{n}, 0, 'waiting behind a holder whose lease has not expired yet');
     ok(EtcdTest::run_until(15, sub { $w->{n} }), 'waiter acquired once the holder lease expired');
@@ -129,9 +107,10 @@ $ca->ok_call('first client unlocks again', 'unlock', $again->{resp}{key}) if $ag
     my $n4 = "${P}lock4";
     my $h  = $ca->ok_call('lock held past the timeout', 'lock', $n4, $la);
     my $c  = EV::Etcd->new(endpoints => [@eps], timeout => 1);
-    my $lc = lease(60);
+    my $lc = $ca->lease(60);
     my $t0 = Time::HiRes::time();
-    my $w  = start($c, 'lock', $n4, $lc);
+    my $cc = EtcdTest::Caller->new($c);
+    my $w  = $cc->start('lock', $n4, $lc);
     ok(EtcdTest::run_until(5, sub { $w->{n} }), 'timed-out lock called back');
     my $took = ($w->{at} // 99) - $t0;
     cmp_ok($took, '>=', 0.9, 'not before the 1 s timeout');
@@ -141,13 +120,14 @@ $ca->ok_call('first client unlocks again', 'unlock', $again->{resp}{key}) if $ag
              message => 'Deadline Exceeded', source => 'lock');
     $ca->ok_call('unlock after the timeout', 'unlock', $h->{key});
     # if the timed-out waiter were still queued, this would wait behind it
-    my $next = start($b, 'lock', $n4, $lb);
+    my $next = $cb_->start('lock', $n4, $lb);
     ok(EtcdTest::run_until(5, sub { $next->{n} }), 'next locker is not blocked by the timed-out waiter');
     ok($next->{resp} && !$next->{err}, 'next lock succeeded') or diag(explain($next->{err}));
     $r = $ca->ok_call('no key left by the timed-out waiter', 'get', sprintf('%s/%x', $n4, $lc));
     is($r->{count}, 0, 'the timed-out waiter left no key behind');
     $cb_->ok_call('unlock the next holder', 'unlock', $next->{resp}{key}) if $next->{resp};
-    is_deeply([ map { $_->{n} } grep { $_ == $w } @started ], [1], 'timed-out lock called back once');
+    EtcdTest::run_until(0.3, sub { 0 });
+    is_deeply([ map { $_->{n} } $cc->records ], [1], 'timed-out lock called back once');
 }
 
 # ---------------------------------------------------------------------------------
@@ -204,11 +184,9 @@ croaks('class method lock',      sub { EV::Etcd->lock('n', 1, $cb) }, qr/client 
 # ---------------------------------------------------------------------------------
 # cleanup and exactly-once
 
-$ca->call('lease_revoke', $_) for @leases;
+$ca->revoke_leases;
 EtcdTest::cleanup($a);
-EtcdTest::run_until(0.3, sub { 0 });
+EtcdTest::Caller->exactly_once($ca, $cb_);
 is($cb_calls, 0, 'croaked calls never called back');
-is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } $ca->records, $cb_->records, @started ], [],
-          'every callback was called exactly once');
 
 done_testing;
