@@ -13,19 +13,9 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use EV;
 use EV::Etcd;
+use EtcdTest;
 
-my (@endpoints, $server);
-if (defined $ENV{EV_ETCD_ENDPOINTS} && $ENV{EV_ETCD_ENDPOINTS} =~ /\S/) {
-    @endpoints = grep { length } split /\s*,\s*/, $ENV{EV_ETCD_ENDPOINTS} =~ s/^\s+|\s+$//gr;
-}
-else {
-    require EtcdTest;
-    EtcdTest::etcd_binary()
-        or die "no etcd found: install etcd-server or set EV_ETCD_ENDPOINTS\n";
-    $server = EtcdTest->start;
-    @endpoints = ($server->endpoint);
-    print "started a throwaway etcd on $endpoints[0]\n";
-}
+my @endpoints = EtcdTest::example_endpoints();
 
 my $base = "/ev-etcd-lock-example/$$";
 my $failed = 0;
@@ -36,6 +26,14 @@ sub check {
     $failed = 1;
     EV::break;
     return 0;
+}
+
+# Runs $cb once after $seconds.
+my (%timers, $timer_seq);
+sub later {
+    my ($seconds, $cb) = @_;
+    my $id = ++$timer_seq;
+    $timers{$id} = EV::timer($seconds, 0, sub { delete $timers{$id}; $cb->() });
 }
 
 # A worker: its own client and its own lease. The lease ties the worker's lock
@@ -64,9 +62,7 @@ sub take_lock {
         my ($resp, $err) = @_;
         check("$w->{name} lock", $err) or return;
         print "$w->{name}: holds the lock ($resp->{key})\n";
-        my $hold;
-        $hold = EV::timer(0.5, 0, sub {
-            undef $hold;
+        later(0.5, sub {
             print "$w->{name}: releasing the lock\n";
             $w->{etcd}->unlock($resp->{key}, sub {
                 check("$w->{name} unlock", $_[1]) or return;
@@ -92,9 +88,7 @@ sub campaign {
                 my ($resp, $err) = @_;
                 check("$w->{name} leader", $err) or return;
                 print "$w->{name}: the leader's value is now '$resp->{kv}{value}'\n";
-                my $term;
-                $term = EV::timer(1, 0, sub {
-                    undef $term;
+                later(1, sub {
                     print "$w->{name}: resigning\n";
                     $w->{etcd}->election_resign($leader, sub {
                         check("$w->{name} resign", $_[1]) or return;

@@ -518,6 +518,23 @@ sub server {
     return ($SHARED && $SHARED_OWNER == $$) ? $SHARED : undef;
 }
 
+# For the eg/ scripts: the cluster in EV_ETCD_ENDPOINTS (comma-separated
+# host:port list), or else a throwaway member kept for the rest of the
+# process.  Dies when neither is available.
+sub example_endpoints {
+    my $env = $ENV{EV_ETCD_ENDPOINTS};
+    return grep { length } split /\s*,\s*/, $env =~ s/^\s+|\s+$//gr
+        if defined $env && $env =~ /\S/;
+    defined etcd_binary()
+        or die "no etcd found: install etcd-server or set EV_ETCD_ENDPOINTS\n";
+    if (!$SHARED || $SHARED_OWNER != $$) {
+        $SHARED       = __PACKAGE__->start;
+        $SHARED_OWNER = $$;
+        print 'started a throwaway etcd on ', $SHARED->endpoint, "\n";
+    }
+    return ($SHARED->endpoint);
+}
+
 sub prefix {
     $PREFIX{$$} //= sprintf '/ev-etcd-test/%d-%x%04x/', $$, time, int rand 0x10000;
 }
@@ -730,7 +747,8 @@ skipping.
 =head1 FUNCTIONS
 
 C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
-when etcd is missing), C<endpoints>, C<server>, C<prefix>, C<cleanup($client)>,
+when etcd is missing), C<endpoints>, C<example_endpoints> (for the eg/
+scripts: C<EV_ETCD_ENDPOINTS>, or a throwaway member), C<server>, C<prefix>, C<cleanup($client)>,
 C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
 the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
