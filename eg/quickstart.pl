@@ -12,19 +12,9 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use EV;
 use EV::Etcd;
+use EtcdTest;
 
-my (@endpoints, $server);
-if (defined $ENV{EV_ETCD_ENDPOINTS} && $ENV{EV_ETCD_ENDPOINTS} =~ /\S/) {
-    @endpoints = grep { length } split /\s*,\s*/, $ENV{EV_ETCD_ENDPOINTS} =~ s/^\s+|\s+$//gr;
-}
-else {
-    require EtcdTest;
-    EtcdTest::etcd_binary()
-        or die "no etcd found: install etcd-server or set EV_ETCD_ENDPOINTS\n";
-    $server = EtcdTest->start;
-    @endpoints = ($server->endpoint);
-    print "started a throwaway etcd on $endpoints[0]\n";
-}
+my @endpoints = EtcdTest::example_endpoints();
 
 my $client = EV::Etcd->new(endpoints => \@endpoints, timeout => 5);
 my $key    = "/ev-etcd-quickstart/$$";

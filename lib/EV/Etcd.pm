@@ -339,6 +339,150 @@ C<leader> (member id), C<raft_index>, C<raft_term>, C<raft_applied_index>,
 C<db_size_in_use>, C<is_learner>, and C<errors> (array of strings) only
 when the member reports any. A good first health probe.
 
+=head1 LEASE METHODS
+
+A lease is a time-to-live that keys can be attached to (C<put> with the
+C<lease> option); when it expires or is revoked, its keys are deleted.
+Lease ids are plain Perl integers.
+
+=head2 lease_grant
+
+    $etcd->lease_grant($ttl, $cb);
+
+Creates a lease of C<$ttl> seconds. Response: C<header>, C<id> (the new
+lease id) and C<ttl> (the TTL granted). The server raises TTLs below its
+minimum (zero and negative ones too) to that minimum: one and a half
+election timeouts rounded up to whole seconds, 2 s with etcd's default
+settings. A reply that carries an error text fails with C<INTERNAL> and
+that text (source C<internal>).
+
+=head2 lease_revoke
+
+    $etcd->lease_revoke($lease_id, $cb);
+
+Revokes the lease and deletes every key attached to it. Response:
+C<header>. An unknown or already expired lease fails with C<NOT_FOUND>
+(C<etcdserver: requested lease not found>).
+
+=head2 lease_time_to_live
+
+    $etcd->lease_time_to_live($lease_id, [\%opts,] $cb);
+
+Response: C<header>, C<id>, C<ttl> (seconds left), C<granted_ttl> (the TTL
+the lease was granted with) and, only when the option C<keys> is true and
+at least one key is attached, C<keys> (an array of the attached keys, as
+bytes). An unknown or expired lease is not an error: C<ttl> is -1 and
+C<granted_ttl> 0. Option:
+
+=over 4
+
+=item keys => 1
+
+Also list the keys attached to the lease.
+
+=back
+
+=head2 lease_leases
+
+    $etcd->lease_leases($cb);
+
+Response: C<header> and C<leases>, an array (possibly empty) of hashes
+C<< { id => $lease_id } >>, one per live lease.
+
+=head1 LOCK METHODS
+
+Distributed locks over etcd's lock service. A lock is tied to a lease: if
+the holder's lease expires or is revoked, the lock is released, so a
+crashed holder cannot keep it forever.
+
+=head2 lock
+
+    $etcd->lock($name, $lease_id, $cb);
+
+Acquires the lock C<$name>, waiting while another holder has it. The wait
+counts against the client's C<timeout>: a lock not acquired in time fails
+with C<DEADLINE_EXCEEDED> (source C<lock>), and the abandoned request
+does not stay queued. A lock request is never retried once it may have
+reached the server. Response: C<header> and C<key>, the ownership key
+(C<$name/> followed by the lease id in hex), which exists, attached to the
+lease, for as long as the lock is held and can be read with C<get>. A
+lease that does not exist fails with C<UNKNOWN> (C<etcdserver: requested
+lease not found>).
+
+=head2 unlock
+
+    $etcd->unlock($key, $cb);
+
+Releases the lock whose ownership key C<lock> returned, by deleting that
+key. Response: C<header>. Unlocking a key that does not exist succeeds.
+
+    # run a critical section under a lock that dies with the process
+    $etcd->lease_grant(10, sub {
+        my ($lease, $err) = @_;
+        die $err->{message} if $err;
+        $etcd->lock('/locks/report', $lease->{id}, sub {
+            my ($lock, $err) = @_;
+            die $err->{message} if $err;
+            do_the_work();
+            $etcd->unlock($lock->{key}, sub {
+                my (undef, $err) = @_;
+                warn $err->{message} if $err;
+                $etcd->lease_revoke($lease->{id}, sub { });
+            });
+        });
+    });
+    EV::run;
+
+=head1 ELECTION METHODS
+
+Leader election over etcd's election service. A campaigner's candidacy is
+tied to its lease, like a lock. The leader is described by a leader-key
+hash:
+
+    { name => $election, key => $etcd_key, rev => $revision, lease => $lease_id }
+
+where C<key> is the etcd key that holds the leadership (the election name,
+C</> and the lease id in hex) and C<rev> its creation revision. Keep the
+hash that C<election_campaign> returned to proclaim or resign.
+
+=head2 election_campaign
+
+    $etcd->election_campaign($name, $lease_id, $value, $cb);
+
+Joins the election and waits until elected, then answers with C<header>
+and C<leader> (the leader-key hash). C<$value> becomes the leader's
+value. The wait counts against the client's C<timeout>
+(C<DEADLINE_EXCEEDED>, source C<campaign>, when not elected in time; the
+abandoned candidacy is withdrawn). Never retried once it may have reached
+the server.
+
+=head2 election_proclaim
+
+    $etcd->election_proclaim($leader, $value, $cb);
+
+Replaces the leader's value, as long as C<$leader> (the leader-key hash)
+still leads. Response: C<header>. A leader that no longer leads fails with
+C<UNKNOWN> (C<election: not leader>). C<$leader> must be a hash reference
+(otherwise it croaks with C<leader must be a hash reference>); its fields
+C<name>, C<key>, C<rev> and C<lease> are read from it, missing ones being
+empty or 0.
+
+=head2 election_leader
+
+    $etcd->election_leader($name, $cb);
+
+Response: C<header> and C<kv>, the key-value hash of the leader key, whose
+C<value> is the leader's current value. An election without a leader
+fails with C<UNKNOWN> (C<election: no leader>).
+
+=head2 election_resign
+
+    $etcd->election_resign($leader, $cb);
+
+Gives up the leadership (the next campaigner, if any, is elected).
+C<$leader> is the leader-key hash, with the same rules as for
+C<election_proclaim>. Response: C<header>.
+
 =head1 ERRORS
 
 A failure reaches the callback as C<(undef, $err)> where C<$err> is a hash
@@ -368,8 +512,12 @@ transport's reason when no connection could be made).
 =item source
 
 Which operation failed: C<range> for C<get>; C<put>, C<delete>,
-C<compact>, C<txn>, C<status> for the methods of those names; C<internal>
-for failures of the client's own processing.
+C<compact>, C<txn>, C<status>, C<lease_grant>, C<lease_revoke>,
+C<lease_leases>, C<lock>, C<unlock> for the methods of those names;
+C<lease_ttl> for C<lease_time_to_live>; C<campaign>, C<proclaim>,
+C<leader>, C<resign> for C<election_campaign>, C<election_proclaim>,
+C<election_leader>, C<election_resign>; C<internal> for failures of the
+client's own processing.
 
 =item retryable
 
@@ -382,13 +530,15 @@ Bad arguments are not reported this way: they croak at once.
 =head1 RETRIES AND FAILOVER
 
 Each request method belongs to a retry class. Reads (C<get>, C<status>,
-and C<txn> with only range operations) are retried when the server is
+C<lease_time_to_live>, C<lease_leases>, C<election_leader>, and C<txn>
+with only range operations) are retried when the server is
 unavailable, on the next endpoint, with a backoff that starts at 50 ms and
 doubles up to 2 s (with jitter), while retries remain (C<max_retries>)
 and the request's C<timeout> has not run out. Writes are retried only
 when they provably never left the client (no connection could be made),
 so a write that may have reached the server is never replayed behind your
-back. A request that cannot connect to one endpoint is tried on each of
+back. The same holds for C<lock> and C<election_campaign>: a lock or a
+candidacy is never requested twice. A request that cannot connect to one endpoint is tried on each of
 the others at least once. The error finally reported is the last one seen.
 
 =head1 THE EVENT LOOP

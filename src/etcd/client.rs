@@ -70,7 +70,7 @@ impl Client {
             let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await
             {
                 Err(_) => return Err(Error::deadline()),
-                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Ok(reply)) => return reply.checked(),
                 Ok(Err(status)) => status,
             };
             let never_sent = error::never_sent(&status);

@@ -22,6 +22,16 @@ crate::xsubs! {
     xs_watch => xs::watch::watch;
     xs_watch_cancel => xs::watch::cancel;
     xs_watch_progress => xs::watch::request_progress;
+    xs_lease_grant => xs::lease::grant;
+    xs_lease_revoke => xs::lease::revoke;
+    xs_lease_time_to_live => xs::lease::time_to_live;
+    xs_lease_leases => xs::lease::leases;
+    xs_lock => xs::lock::lock;
+    xs_unlock => xs::lock::unlock;
+    xs_election_campaign => xs::election::campaign;
+    xs_election_proclaim => xs::election::proclaim;
+    xs_election_leader => xs::election::leader;
+    xs_election_resign => xs::election::resign;
 }
 
 const TABLE: &[(&CStr, XsubFn)] = &[
@@ -40,6 +50,16 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::watch", xs_watch),
     (c"EV::Etcd::Watch::cancel", xs_watch_cancel),
     (c"EV::Etcd::Watch::request_progress", xs_watch_progress),
+    (c"EV::Etcd::lease_grant", xs_lease_grant),
+    (c"EV::Etcd::lease_revoke", xs_lease_revoke),
+    (c"EV::Etcd::lease_time_to_live", xs_lease_time_to_live),
+    (c"EV::Etcd::lease_leases", xs_lease_leases),
+    (c"EV::Etcd::lock", xs_lock),
+    (c"EV::Etcd::unlock", xs_unlock),
+    (c"EV::Etcd::election_campaign", xs_election_campaign),
+    (c"EV::Etcd::election_proclaim", xs_election_proclaim),
+    (c"EV::Etcd::election_leader", xs_election_leader),
+    (c"EV::Etcd::election_resign", xs_election_resign),
 ];
 
 unsafe fn boot(pi: Pi) {

@@ -7,6 +7,7 @@ use crate::etcd::error::Error;
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::mvccpb;
 
+use super::convert_lease as lease;
 use super::sv::{NewSv, Perl};
 
 pub fn header(p: &Perl, h: &rpc::ResponseHeader) -> NewSv {
@@ -37,7 +38,8 @@ pub fn kv_list(p: &Perl, kvs: &[mvccpb::KeyValue]) -> NewSv {
     av.finish()
 }
 
-fn with_header<'p, 'a>(
+/// A response hash that starts with the `header` (when the server sent one).
+pub(super) fn with_header<'p, 'a>(
     p: &'p Perl<'a>,
     h: &Option<rpc::ResponseHeader>,
 ) -> super::sv::HashBuilder<'p, 'a> {
@@ -130,6 +132,16 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
         Reply::Compact(x) => with_header(p, &x.header).finish(),
         Reply::Status(x) => status(p, x),
         Reply::Watch(x) => watch(p, x),
+        Reply::LeaseGrant(x) => lease::grant(p, x),
+        Reply::LeaseRevoke(x) => with_header(p, &x.header).finish(),
+        Reply::LeaseTimeToLive(x) => lease::time_to_live(p, x),
+        Reply::LeaseLeases(x) => lease::leases(p, x),
+        Reply::Lock(x) => lease::lock(p, x),
+        Reply::Unlock(x) => with_header(p, &x.header).finish(),
+        Reply::Campaign(x) => lease::campaign(p, x),
+        Reply::Proclaim(x) => with_header(p, &x.header).finish(),
+        Reply::Leader(x) => lease::leader(p, x),
+        Reply::Resign(x) => with_header(p, &x.header).finish(),
     }
 }
 

@@ -38,6 +38,37 @@ pub fn fixed(args: &[Sv], n: usize, usage: &str) -> Res<()> {
     }
 }
 
+/// The usual start of a fixed-arity method: the count, then the invocant,
+/// then the callback (always the last argument).
+pub fn fixed_form(p: &Perl, a: &[Sv], n: usize, usage: &str) -> Res<(u64, SvBox)> {
+    fixed(a, n, usage)?;
+    let id = client(p, a[0])?;
+    let cb = callback(p, a[n - 1])?;
+    Ok((id, cb))
+}
+
+/// Splits `(client, fixed..., [opts,] cb)` for optional-options methods.
+pub fn optional_form<'a>(
+    p: &Perl<'a>,
+    a: &[Sv<'a>],
+    fixed: usize,
+    usage: &str,
+) -> Res<(u64, Option<Sv<'a>>, Sv<'a>)> {
+    let id = client(
+        p,
+        a.first()
+            .copied()
+            .ok_or_else(|| format!("Usage: $client->{usage}"))?,
+    )?;
+    let n = a.len() - 1;
+    if n != fixed + 1 && n != fixed + 2 {
+        return Err(format!("Usage: $client->{usage}"));
+    }
+    let cb = a[a.len() - 1];
+    let opts = (n == fixed + 2).then(|| a[a.len() - 2]);
+    Ok((id, opts, cb))
+}
+
 fn limited(p: &Perl, sv: Sv, max: usize, what: &str) -> Res<Vec<u8>> {
     let b = p.bytes(sv);
     if b.len() > max {

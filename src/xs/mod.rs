@@ -5,6 +5,9 @@
 
 pub mod args;
 pub mod client;
+pub mod election;
 pub mod kv;
+pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod watch;

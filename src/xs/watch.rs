@@ -8,7 +8,8 @@ use crate::etcd::watch::WatchSpec;
 use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Opts, Res};
-use super::kv::{optional_form, range_end};
+use super::args::optional_form;
+use super::kv::range_end;
 
 const HANDLE: &str = "EV::Etcd::Watch";
 

@@ -518,6 +518,23 @@ sub server {
     return ($SHARED && $SHARED_OWNER == $$) ? $SHARED : undef;
 }
 
+# For the eg/ scripts: the cluster in EV_ETCD_ENDPOINTS (comma-separated
+# host:port list), or else a throwaway member kept for the rest of the
+# process.  Dies when neither is available.
+sub example_endpoints {
+    my $env = $ENV{EV_ETCD_ENDPOINTS};
+    return grep { length } split /\s*,\s*/, $env =~ s/^\s+|\s+$//gr
+        if defined $env && $env =~ /\S/;
+    defined etcd_binary()
+        or die "no etcd found: install etcd-server or set EV_ETCD_ENDPOINTS\n";
+    if (!$SHARED || $SHARED_OWNER != $$) {
+        $SHARED       = __PACKAGE__->start;
+        $SHARED_OWNER = $$;
+        print 'started a throwaway etcd on ', $SHARED->endpoint, "\n";
+    }
+    return ($SHARED->endpoint);
+}
+
 sub prefix {
     $PREFIX{$$} //= sprintf '/ev-etcd-test/%d-%x%04x/', $$, time, int rand 0x10000;
 }
@@ -601,12 +618,12 @@ sub new {
 # "every callback was called exactly once" check at the end of a file.
 sub records { @{ $_[0]{records} } }
 
-# Calls $client->$method(@args, $cb) and runs the loop until $cb ran (fails a
-# test and returns the empty list on timeout).  Returns ($resp, $err, $rec).
-sub call {
+# Issues $client->$method(@args, $cb) without waiting, for calls that must
+# overlap (a lock waiting for another holder).  Returns the record, which the
+# callback fills in: n, argc, resp, err, and at (Time::HiRes time of the call).
+sub start {
     my ($self, $method, @args) = @_;
-    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
-    require Test::More;
+    require Time::HiRes;
     my $rec = { n => 0, what => $method };
     push @{ $self->{records} }, $rec;
     $self->{client}->$method(@args, sub {
@@ -614,7 +631,44 @@ sub call {
         return if $rec->{n} > 1;
         $rec->{argc} = scalar @_;
         ($rec->{resp}, $rec->{err}) = @_;
+        $rec->{at} = Time::HiRes::time();
     });
+    return $rec;
+}
+
+# EtcdTest::Caller->exactly_once(@callers): lets late duplicates arrive (0.3 s
+# of loop), then checks that every record of every caller was called back once.
+sub exactly_once {
+    my ($class, @callers) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    require Test::More;
+    EtcdTest::run_until(0.3, sub { 0 });
+    Test::More::is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } map { $_->records } @callers ],
+                          [], 'every callback was called exactly once');
+}
+
+# Grants a lease that must succeed; returns its id (0 on failure) and keeps it
+# for revoke_leases, which revokes every lease granted so far (at the end of a file).
+sub lease {
+    my ($self, $ttl) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    my $g = $self->ok_call("lease_grant $ttl", 'lease_grant', $ttl);
+    push @{ $self->{leases} }, $g->{id} if $g->{id};
+    return $g->{id} // 0;
+}
+
+sub revoke_leases {
+    my ($self) = @_;
+    $self->call('lease_revoke', $_) for splice @{ $self->{leases} || [] };
+}
+
+# Calls $client->$method(@args, $cb) and runs the loop until $cb ran (fails a
+# test and returns the empty list on timeout).  Returns ($resp, $err, $rec).
+sub call {
+    my ($self, $method, @args) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    require Test::More;
+    my $rec = $self->start($method, @args);
     my $timeout = $self->{timeout};
     unless (EtcdTest::run_until($timeout, sub { $rec->{n} })) {
         Test::More::fail("$method: callback within $timeout s");
@@ -693,7 +747,8 @@ skipping.
 =head1 FUNCTIONS
 
 C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
-when etcd is missing), C<endpoints>, C<server>, C<prefix>, C<cleanup($client)>,
+when etcd is missing), C<endpoints>, C<example_endpoints> (for the eg/
+scripts: C<EV_ETCD_ENDPOINTS>, or a throwaway member), C<server>, C<prefix>, C<cleanup($client)>,
 C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
 the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
@@ -705,7 +760,13 @@ port: connections are refused), C<run_etcdctl(\@endpoints, @args)>.
     my ($resp, $err) = $caller->call('get', $key);            # waits for the callback
     my $r = $caller->ok_call('put k', 'put', $key, 'v');      # ok(): a response, no error
     my $e = $caller->err_call('bad get', 'get', $key, {...}); # ok(): an error, no response
+    my $id = $caller->lease(60);                              # lease_grant that must succeed
+    $caller->revoke_leases;                                   # revokes every lease() so far
     is_deeply([ grep { $_->{n} != 1 } $caller->records ], [], 'exactly once');
+    EtcdTest::Caller->exactly_once($caller, $other_caller);   # the same, as one test
+
+    my $rec = $caller->start('lock', $name, $lease);        # returns at once
+    EtcdTest::run_until(10, sub { $rec->{n} });               # $rec->{resp}, {err}, {at}
 
 C<call> fails a test when the callback does not run within C<timeout> seconds
 (default 15) and, unless C<check_argc =E<gt> 0>, when it got other than two

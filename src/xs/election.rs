@@ -1,0 +1,80 @@
+//! Election methods, unary parts (API.md 6.4): election_campaign,
+//! election_proclaim, election_leader and election_resign. Perl thread only.
+#![forbid(unsafe_code)]
+
+use crate::bridge;
+use crate::etcd::call::Call;
+use crate::etcd::pb::v3electionpb as pb;
+use crate::perl::{Perl, Sv, XsResult};
+
+use super::args::{self, Res};
+
+/// A leader-key hash (API.md 4.5) as returned by `election_campaign`;
+/// missing or undefined fields are empty or 0.
+fn leader_key(p: &Perl, sv: Sv) -> Res<pb::LeaderKey> {
+    let hv = p.hash_ref(sv).ok_or("leader must be a hash reference")?;
+    let bytes = |k| {
+        p.hv_defined(hv, k)
+            .map(|v| args::key(p, v))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let int = |k| p.hv_defined(hv, k).map(|v| p.iv(v)).unwrap_or(0);
+    Ok(pb::LeaderKey {
+        name: bytes("name")?,
+        key: bytes("key")?,
+        rev: int("rev"),
+        lease: int("lease"),
+    })
+}
+
+pub fn campaign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(
+        p,
+        a,
+        5,
+        "election_campaign(client, name, lease_id, value, callback)",
+    )?;
+    let r = pb::CampaignRequest {
+        name: args::key(p, a[1])?,
+        lease: p.iv(a[2]),
+        value: args::value(p, a[3])?,
+    };
+    bridge::submit(p, id, "campaign", Call::Campaign(r), cb)?;
+    Ok(None)
+}
+
+pub fn proclaim<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(
+        p,
+        a,
+        4,
+        "election_proclaim(client, leader, value, callback)",
+    )?;
+    // The reference checks the value size before the leader type.
+    let value = args::value(p, a[2])?;
+    let r = pb::ProclaimRequest {
+        leader: Some(leader_key(p, a[1])?),
+        value,
+    };
+    bridge::submit(p, id, "proclaim", Call::Proclaim(r), cb)?;
+    Ok(None)
+}
+
+pub fn leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "election_leader(client, name, callback)")?;
+    let r = pb::LeaderRequest {
+        name: args::key(p, a[1])?,
+    };
+    bridge::submit(p, id, "leader", Call::Leader(r), cb)?;
+    Ok(None)
+}
+
+pub fn resign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "election_resign(client, leader, callback)")?;
+    let r = pb::ResignRequest {
+        leader: Some(leader_key(p, a[1])?),
+    };
+    bridge::submit(p, id, "resign", Call::Resign(r), cb)?;
+    Ok(None)
+}

@@ -1,0 +1,31 @@
+//! Lock methods (API.md 6.3): lock and unlock over etcd's v3lock service.
+//! A blocked `lock` is bounded by the client's `timeout` like any unary
+//! call, and is never retried once it may have reached the server. Perl
+//! thread only.
+#![forbid(unsafe_code)]
+
+use crate::bridge;
+use crate::etcd::call::Call;
+use crate::etcd::pb::v3lockpb as pb;
+use crate::perl::{Perl, Sv, XsResult};
+
+use super::args;
+
+pub fn lock<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 4, "lock(client, name, lease_id, callback)")?;
+    let r = pb::LockRequest {
+        name: args::key(p, a[1])?,
+        lease: p.iv(a[2]),
+    };
+    bridge::submit(p, id, "lock", Call::Lock(r), cb)?;
+    Ok(None)
+}
+
+pub fn unlock<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "unlock(client, key, callback)")?;
+    let r = pb::UnlockRequest {
+        key: args::key(p, a[1])?,
+    };
+    bridge::submit(p, id, "unlock", Call::Unlock(r), cb)?;
+    Ok(None)
+}
