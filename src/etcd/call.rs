@@ -19,6 +19,32 @@ pub enum Call {
     Txn(rpc::TxnRequest),
     Compact(rpc::CompactionRequest),
     Status(rpc::StatusRequest),
+    MemberList(rpc::MemberListRequest),
+    MemberAdd(rpc::MemberAddRequest),
+    MemberRemove(rpc::MemberRemoveRequest),
+    MemberUpdate(rpc::MemberUpdateRequest),
+    MemberPromote(rpc::MemberPromoteRequest),
+    Alarm(rpc::AlarmRequest),
+    Defragment(rpc::DefragmentRequest),
+    HashKv(rpc::HashKvRequest),
+    MoveLeader(rpc::MoveLeaderRequest),
+    AuthStatus(rpc::AuthStatusRequest),
+    Authenticate(rpc::AuthenticateRequest),
+    AuthEnable(rpc::AuthEnableRequest),
+    AuthDisable(rpc::AuthDisableRequest),
+    UserAdd(rpc::AuthUserAddRequest),
+    UserDelete(rpc::AuthUserDeleteRequest),
+    UserChangePassword(rpc::AuthUserChangePasswordRequest),
+    UserGet(rpc::AuthUserGetRequest),
+    UserList(rpc::AuthUserListRequest),
+    UserGrantRole(rpc::AuthUserGrantRoleRequest),
+    UserRevokeRole(rpc::AuthUserRevokeRoleRequest),
+    RoleAdd(rpc::AuthRoleAddRequest),
+    RoleDelete(rpc::AuthRoleDeleteRequest),
+    RoleGet(rpc::AuthRoleGetRequest),
+    RoleList(rpc::AuthRoleListRequest),
+    RoleGrantPermission(rpc::AuthRoleGrantPermissionRequest),
+    RoleRevokePermission(rpc::AuthRoleRevokePermissionRequest),
 }
 
 /// The answer to a `Call`, variant for variant.
@@ -30,6 +56,32 @@ pub enum Reply {
     Txn(rpc::TxnResponse),
     Compact(rpc::CompactionResponse),
     Status(rpc::StatusResponse),
+    MemberList(rpc::MemberListResponse),
+    MemberAdd(rpc::MemberAddResponse),
+    MemberRemove(rpc::MemberRemoveResponse),
+    MemberUpdate(rpc::MemberUpdateResponse),
+    MemberPromote(rpc::MemberPromoteResponse),
+    Alarm(rpc::AlarmResponse),
+    Defragment(rpc::DefragmentResponse),
+    HashKv(rpc::HashKvResponse),
+    MoveLeader(rpc::MoveLeaderResponse),
+    AuthStatus(rpc::AuthStatusResponse),
+    Authenticate(rpc::AuthenticateResponse),
+    AuthEnable(rpc::AuthEnableResponse),
+    AuthDisable(rpc::AuthDisableResponse),
+    UserAdd(rpc::AuthUserAddResponse),
+    UserDelete(rpc::AuthUserDeleteResponse),
+    UserChangePassword(rpc::AuthUserChangePasswordResponse),
+    UserGet(rpc::AuthUserGetResponse),
+    UserList(rpc::AuthUserListResponse),
+    UserGrantRole(rpc::AuthUserGrantRoleResponse),
+    UserRevokeRole(rpc::AuthUserRevokeRoleResponse),
+    RoleAdd(rpc::AuthRoleAddResponse),
+    RoleDelete(rpc::AuthRoleDeleteResponse),
+    RoleGet(rpc::AuthRoleGetResponse),
+    RoleList(rpc::AuthRoleListResponse),
+    RoleGrantPermission(rpc::AuthRoleGrantPermissionResponse),
+    RoleRevokePermission(rpc::AuthRoleRevokePermissionResponse),
 }
 
 /// Per-call transport settings.
@@ -40,7 +92,9 @@ pub struct CallOpts {
 }
 
 impl CallOpts {
-    fn request<T>(&self, msg: T) -> Request<T> {
+    /// A request carrying the token (if any) as `authorization` metadata;
+    /// streams build their opening request with it too.
+    pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
         if let Some(t) = &self.token {
             r.metadata_mut().insert("authorization", t.clone());
@@ -53,7 +107,18 @@ impl Call {
     /// Retry class (API.md 16.2): reads are repeatable, writes at-most-once.
     pub fn class(&self) -> RetryClass {
         match self {
-            Call::Range(_) | Call::Status(_) => RetryClass::Idempotent,
+            Call::Range(_)
+            | Call::Status(_)
+            | Call::MemberList(_)
+            | Call::HashKv(_)
+            | Call::AuthStatus(_)
+            | Call::UserGet(_)
+            | Call::UserList(_)
+            | Call::RoleGet(_)
+            | Call::RoleList(_) => RetryClass::Idempotent,
+            Call::Alarm(a) if a.action == rpc::alarm_request::AlarmAction::Get as i32 => {
+                RetryClass::Idempotent
+            }
             Call::Txn(t) if t.success.iter().chain(&t.failure).all(is_read_op) => {
                 RetryClass::Idempotent
             }
@@ -63,6 +128,8 @@ impl Call {
 
     /// Sends the call once over `ch`.
     pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
+        use rpc::auth_client::AuthClient;
+        use rpc::cluster_client::ClusterClient;
         use rpc::kv_client::KvClient;
         use rpc::maintenance_client::MaintenanceClient;
         let max = if o.max_recv == 0 {
@@ -70,14 +137,20 @@ impl Call {
         } else {
             o.max_recv
         };
-        macro_rules! kv {
-            ($m:ident, $req:expr, $v:ident) => {
-                KvClient::new(ch)
+        // One unary RPC of any service: `rpc!(ServiceClient, method, request, Variant)`.
+        macro_rules! rpc {
+            ($svc:ident, $m:ident, $req:expr, $v:ident) => {
+                $svc::new(ch)
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(usize::MAX)
                     .$m(o.request($req))
                     .await
                     .map(|r| Reply::$v(r.into_inner()))
+            };
+        }
+        macro_rules! kv {
+            ($m:ident, $req:expr, $v:ident) => {
+                rpc!(KvClient, $m, $req, $v)
             };
         }
         match self {
@@ -86,11 +159,39 @@ impl Call {
             Call::DeleteRange(r) => kv!(delete_range, r, DeleteRange),
             Call::Txn(r) => kv!(txn, r, Txn),
             Call::Compact(r) => kv!(compact, r, Compact),
-            Call::Status(r) => MaintenanceClient::new(ch)
-                .max_decoding_message_size(max)
-                .status(o.request(r))
-                .await
-                .map(|r| Reply::Status(r.into_inner())),
+            Call::Status(r) => rpc!(MaintenanceClient, status, r, Status),
+            Call::MemberList(r) => rpc!(ClusterClient, member_list, r, MemberList),
+            Call::MemberAdd(r) => rpc!(ClusterClient, member_add, r, MemberAdd),
+            Call::MemberRemove(r) => rpc!(ClusterClient, member_remove, r, MemberRemove),
+            Call::MemberUpdate(r) => rpc!(ClusterClient, member_update, r, MemberUpdate),
+            Call::MemberPromote(r) => rpc!(ClusterClient, member_promote, r, MemberPromote),
+            Call::Alarm(r) => rpc!(MaintenanceClient, alarm, r, Alarm),
+            Call::Defragment(r) => rpc!(MaintenanceClient, defragment, r, Defragment),
+            Call::HashKv(r) => rpc!(MaintenanceClient, hash_kv, r, HashKv),
+            Call::MoveLeader(r) => rpc!(MaintenanceClient, move_leader, r, MoveLeader),
+            Call::AuthStatus(r) => rpc!(AuthClient, auth_status, r, AuthStatus),
+            Call::Authenticate(r) => rpc!(AuthClient, authenticate, r, Authenticate),
+            Call::AuthEnable(r) => rpc!(AuthClient, auth_enable, r, AuthEnable),
+            Call::AuthDisable(r) => rpc!(AuthClient, auth_disable, r, AuthDisable),
+            Call::UserAdd(r) => rpc!(AuthClient, user_add, r, UserAdd),
+            Call::UserDelete(r) => rpc!(AuthClient, user_delete, r, UserDelete),
+            Call::UserChangePassword(r) => {
+                rpc!(AuthClient, user_change_password, r, UserChangePassword)
+            }
+            Call::UserGet(r) => rpc!(AuthClient, user_get, r, UserGet),
+            Call::UserList(r) => rpc!(AuthClient, user_list, r, UserList),
+            Call::UserGrantRole(r) => rpc!(AuthClient, user_grant_role, r, UserGrantRole),
+            Call::UserRevokeRole(r) => rpc!(AuthClient, user_revoke_role, r, UserRevokeRole),
+            Call::RoleAdd(r) => rpc!(AuthClient, role_add, r, RoleAdd),
+            Call::RoleDelete(r) => rpc!(AuthClient, role_delete, r, RoleDelete),
+            Call::RoleGet(r) => rpc!(AuthClient, role_get, r, RoleGet),
+            Call::RoleList(r) => rpc!(AuthClient, role_list, r, RoleList),
+            Call::RoleGrantPermission(r) => {
+                rpc!(AuthClient, role_grant_permission, r, RoleGrantPermission)
+            }
+            Call::RoleRevokePermission(r) => {
+                rpc!(AuthClient, role_revoke_permission, r, RoleRevokePermission)
+            }
         }
     }
 }
@@ -116,6 +217,13 @@ mod tests {
                 ..Default::default()
             })
         };
+        use rpc::alarm_request::AlarmAction;
+        let alarm = |a: AlarmAction| {
+            Call::Alarm(rpc::AlarmRequest {
+                action: a as i32,
+                ..Default::default()
+            })
+        };
         let cases = [
             (Call::Range(Default::default()), RetryClass::Idempotent),
             (Call::Status(Default::default()), RetryClass::Idempotent),
@@ -130,6 +238,64 @@ mod tests {
                 RetryClass::Idempotent,
             ),
             (txn(vec![read], vec![write]), RetryClass::AtMostOnce),
+            (Call::MemberList(Default::default()), RetryClass::Idempotent),
+            (Call::MemberAdd(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::MemberRemove(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::MemberUpdate(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::MemberPromote(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (alarm(AlarmAction::Get), RetryClass::Idempotent),
+            (alarm(AlarmAction::Activate), RetryClass::AtMostOnce),
+            (alarm(AlarmAction::Deactivate), RetryClass::AtMostOnce),
+            (Call::Defragment(Default::default()), RetryClass::AtMostOnce),
+            (Call::HashKv(Default::default()), RetryClass::Idempotent),
+            (Call::MoveLeader(Default::default()), RetryClass::AtMostOnce),
+            (Call::AuthStatus(Default::default()), RetryClass::Idempotent),
+            (
+                Call::Authenticate(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::AuthEnable(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::AuthDisable(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::UserAdd(Default::default()), RetryClass::AtMostOnce),
+            (Call::UserDelete(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::UserChangePassword(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::UserGet(Default::default()), RetryClass::Idempotent),
+            (Call::UserList(Default::default()), RetryClass::Idempotent),
+            (
+                Call::UserGrantRole(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::UserRevokeRole(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::RoleAdd(Default::default()), RetryClass::AtMostOnce),
+            (Call::RoleDelete(Default::default()), RetryClass::AtMostOnce),
+            (Call::RoleGet(Default::default()), RetryClass::Idempotent),
+            (Call::RoleList(Default::default()), RetryClass::Idempotent),
+            (
+                Call::RoleGrantPermission(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::RoleRevokePermission(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
         ];
         for (call, want) in cases {
             assert_eq!(call.class(), want, "{call:?}");

@@ -2,12 +2,11 @@
 //! and the unary call path with deadline, retry by RPC class and endpoint
 //! failover. Runs on the runtime thread; knows nothing of Perl.
 
-use std::sync::RwLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::metadata::AsciiMetadataValue;
 
+use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::Endpoints;
 use super::error::{self, Error};
@@ -20,6 +19,9 @@ pub struct Config {
     pub timeout: Duration,
     pub max_retries: u32,
     pub auth_token: Option<String>,
+    /// `user` and `password`: log in before the first request and again
+    /// when the token goes stale (ignored when `auth_token` is given).
+    pub credentials: Option<Credentials>,
     /// 0: no receive limit.
     pub max_recv_size: usize,
 }
@@ -27,7 +29,7 @@ pub struct Config {
 pub struct Client {
     pub cfg: Config,
     pub endpoints: Endpoints,
-    token: RwLock<Option<AsciiMetadataValue>>,
+    pub(crate) auth: Auth,
 }
 
 impl Client {
@@ -36,28 +38,55 @@ impl Client {
             cfg.endpoints.clone(),
             cfg.timeout.min(Duration::from_secs(5)),
         );
-        let token = cfg
-            .auth_token
-            .as_deref()
-            .and_then(|t| AsciiMetadataValue::try_from(t).ok());
+        let auth = Auth::new(cfg.auth_token.as_deref(), cfg.credentials.clone());
         Client {
             cfg,
             endpoints,
-            token: RwLock::new(token),
+            auth,
         }
     }
 
-    fn opts(&self) -> CallOpts {
-        CallOpts {
-            token: self.token.read().unwrap_or_else(|e| e.into_inner()).clone(),
-            max_recv: self.cfg.max_recv_size,
-        }
-    }
-
-    /// Sends `call`, retrying per its class, until `deadline`.
+    /// Sends `call` with the client's token until `deadline`: logs in first
+    /// when needed, renews or drops a rejected token once (src/etcd/auth.rs),
+    /// stores the token of a successful `authenticate`, and answers
+    /// `auth_status` from a probe when the server lacks that RPC.
     pub async fn unary(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        let user_auth = matches!(call, Call::Authenticate(_));
+        let auth_status = matches!(call, Call::AuthStatus(_));
+        let mut recovered = false;
+        loop {
+            // The user's own authenticate never logs in first (API.md 10).
+            let (opts, gen) = if user_auth {
+                self.current_opts()
+            } else {
+                self.call_opts(deadline).await?
+            };
+            let err = match self.send(call.clone(), &opts, deadline).await {
+                Ok(Reply::Authenticate(r)) => {
+                    self.auth.store(&r.token)?;
+                    return Ok(Reply::Authenticate(r));
+                }
+                Ok(reply) => return Ok(reply),
+                Err(e) => e,
+            };
+            if auth_status && err.code == error::UNIMPLEMENTED && !err.internal {
+                return self.auth_status_fallback(deadline).await;
+            }
+            if user_auth || recovered || !self.recover_token(gen, &err, deadline).await? {
+                return Err(err);
+            }
+            recovered = true;
+        }
+    }
+
+    /// Sends `call` with `opts`, retrying per its class, until `deadline`.
+    pub async fn send(
+        &self,
+        call: Call,
+        opts: &CallOpts,
+        deadline: Instant,
+    ) -> Result<Reply, Error> {
         let class = call.class();
-        let opts = self.opts();
         let mut backoff = Backoff::new();
         let mut attempt: u32 = 0;
         loop {
@@ -67,7 +96,7 @@ impl Client {
                 .endpoints
                 .channel(idx)
                 .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await
+            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, opts)).await
             {
                 Err(_) => return Err(Error::deadline()),
                 Ok(Ok(reply)) => return Ok(reply),

@@ -37,7 +37,7 @@ pub fn kv_list(p: &Perl, kvs: &[mvccpb::KeyValue]) -> NewSv {
     av.finish()
 }
 
-fn with_header<'p, 'a>(
+pub(super) fn with_header<'p, 'a>(
     p: &'p Perl<'a>,
     h: &Option<rpc::ResponseHeader>,
 ) -> super::sv::HashBuilder<'p, 'a> {
@@ -129,6 +129,7 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
         Reply::Txn(x) => txn(p, x),
         Reply::Compact(x) => with_header(p, &x.header).finish(),
         Reply::Status(x) => status(p, x),
+        other => super::convert_ops::reply(p, other).unwrap_or_else(|| p.new_hash().finish()),
     }
 }
 

@@ -11,28 +11,6 @@ use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Opts, Res};
 
-/// Splits `(client, fixed..., [opts,] cb)` for optional-options methods.
-fn optional_form<'a>(
-    p: &Perl<'a>,
-    a: &[Sv<'a>],
-    fixed: usize,
-    usage: &str,
-) -> Res<(u64, Option<Sv<'a>>, Sv<'a>)> {
-    let id = args::client(
-        p,
-        a.first()
-            .copied()
-            .ok_or_else(|| format!("Usage: $client->{usage}"))?,
-    )?;
-    let n = a.len() - 1;
-    if n != fixed + 1 && n != fixed + 2 {
-        return Err(format!("Usage: $client->{usage}"));
-    }
-    let cb = a[a.len() - 1];
-    let opts = (n == fixed + 2).then(|| a[a.len() - 2]);
-    Ok((id, opts, cb))
-}
-
 /// `range_end` wins over `prefix`; a prefix of the empty key adds nothing.
 fn range_end(o: &Opts, key: &[u8]) -> Res<Vec<u8>> {
     if let Some(end) = o.key("range_end")? {
@@ -45,7 +23,7 @@ fn range_end(o: &Opts, key: &[u8]) -> Res<Vec<u8>> {
 }
 
 pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, opts, cb) = optional_form(p, a, 1, "get($key, [\\%opts,] $callback)")?;
+    let (id, opts, cb) = args::optional_form(p, a, 1, "get($key, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
@@ -80,7 +58,7 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, opts, cb) = optional_form(p, a, 2, "put($key, $value, [\\%opts,] $callback)")?;
+    let (id, opts, cb) = args::optional_form(p, a, 2, "put($key, $value, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
     let r = rpc::PutRequest {
@@ -96,7 +74,7 @@ pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, opts, cb) = optional_form(p, a, 1, "delete($key, [\\%opts,] $callback)")?;
+    let (id, opts, cb) = args::optional_form(p, a, 1, "delete($key, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
@@ -110,7 +88,7 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn compact<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, opts, cb) = optional_form(p, a, 1, "compact($revision, [\\%opts,] $callback)")?;
+    let (id, opts, cb) = args::optional_form(p, a, 1, "compact($revision, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
     let r = rpc::CompactionRequest {

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod kv;
 pub mod maintenance;
