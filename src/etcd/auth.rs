@@ -18,7 +18,7 @@ use tonic::metadata::AsciiMetadataValue;
 
 use super::call::{Call, CallOpts, Reply};
 use super::client::Client;
-use super::error::Error;
+use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
 
 /// Tokens longer than this are refused (API.md 5.3).
@@ -191,8 +191,13 @@ impl Client {
             }
             return Ok(false);
         }
+        // Without credentials only an unknown token is dropped (auth was
+        // disabled, or the token expired): a token merely issued before the
+        // last auth change stays, so the caller sees why it failed.
+        let unknown =
+            err.code == error::UNAUTHENTICATED && err.message.contains("invalid auth token");
         let had_token = self.auth.read(|s| s.gen == gen && s.token.is_some());
-        if rejected && had_token {
+        if unknown && had_token {
             self.auth.clear(gen, false);
             return Ok(true);
         }
