@@ -55,12 +55,16 @@ impl Client {
         let auth_status = matches!(call, Call::AuthStatus(_));
         let mut recovered = false;
         loop {
-            // The user's own authenticate never logs in first (API.md 10).
-            let (opts, gen) = if user_auth {
+            // The user's own authenticate never logs in first (API.md 10);
+            // it carries the held token, unless the server rejected that.
+            let (mut opts, gen) = if user_auth {
                 self.current_opts()
             } else {
                 self.call_opts(deadline).await?
             };
+            if user_auth && recovered {
+                opts.token = None;
+            }
             let err = match self.send(call.clone(), &opts, deadline).await {
                 Ok(Reply::Authenticate(r)) => {
                     self.auth.store(&r.token)?;
@@ -72,7 +76,15 @@ impl Client {
             if auth_status && err.code == error::UNIMPLEMENTED && !err.internal {
                 return self.auth_status_fallback(deadline).await;
             }
-            if user_auth || recovered || !self.recover_token(gen, &err, deadline).await? {
+            let retry = if recovered {
+                false
+            } else if user_auth {
+                // A stale token must not stop the login that replaces it.
+                super::auth::token_rejected(&err)
+            } else {
+                self.recover_token(gen, &err, deadline).await?
+            };
+            if !retry {
                 return Err(err);
             }
             recovered = true;
