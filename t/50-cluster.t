@@ -10,6 +10,7 @@ use EV::Etcd;
 # 3-member cluster.
 
 my @members = EtcdTest->start_cluster(3);
+can_ok('EV::Etcd', qw(member_list member_add member_remove member_update member_promote move_leader));
 my %by_name = map { $_->name => $_ } @members;
 my $client  = EV::Etcd->new(endpoints => [ map { $_->endpoint } @members ], timeout => 10);
 my $caller  = EtcdTest::Caller->new($client, timeout => 20);

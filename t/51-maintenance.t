@@ -10,6 +10,7 @@ use EV::Etcd;
 # alarms and auth change the whole server's behaviour.
 
 my $srv    = EtcdTest->start;
+can_ok('EV::Etcd', qw(alarm defragment hash_kv move_leader auth_status));
 my $client = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 10);
 my $caller = EtcdTest::Caller->new($client, timeout => 15);
 my $P      = EtcdTest::prefix();

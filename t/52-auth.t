@@ -13,6 +13,9 @@ use EV::Etcd;
 # the whole server.
 
 my $srv = EtcdTest->start;
+can_ok('EV::Etcd', qw(authenticate auth_enable auth_disable user_add user_delete user_change_password
+                       user_get user_list user_grant_role user_revoke_role role_add role_delete role_get
+                       role_list role_grant_permission role_revoke_permission));
 my $P   = EtcdTest::prefix();
 my @ep  = (endpoints => [ $srv->endpoint ], timeout => 10);
 my $cb  = sub { };
@@ -128,6 +131,10 @@ croaks_like('user_list usage', sub { $admin_client->user_list(1, $cb) },
 croaks_like('user_grant_role usage', sub { $admin_client->user_grant_role('u', $cb) },
             qr/^Usage: EV::Etcd::user_grant_role\(client, username, role_name, callback\)/);
 croaks_like('auth_enable bad callback', sub { $admin_client->auth_enable('x') },
+            qr/^callback must be a code reference/);
+croaks_like('callback checked before sizes', sub { $admin_client->user_add('u' x 300, 'p', 'nocb') },
+            qr/^callback must be a code reference/);
+croaks_like('role_grant_permission bad callback', sub { $admin_client->role_grant_permission('r', 'READ', 'k', undef, {}) },
             qr/^callback must be a code reference/);
 croaks_like('user_get as a class method', sub { EV::Etcd->user_get('u', $cb) },
             qr/client is not of type EV::Etcd/);
