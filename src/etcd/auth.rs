@@ -4,12 +4,14 @@
 //! `auth_status` fallback for servers without the AuthStatus RPC (etcd 3.4).
 //! Runs on the runtime thread; knows nothing of Perl.
 //!
-//! Every RPC, unary or stream, follows the same steps:
-//! 1. `let (opts, gen) = client.call_opts(deadline).await?` (logs in first
-//!    when the client has credentials and no token yet);
-//! 2. send with `opts` (`opts.request(msg)` attaches the token);
-//! 3. on an error, once: `if client.recover_token(gen, &err, deadline).await? { retry }`.
+//! Every RPC, unary or stream, runs inside `Client::with_token(deadline,
+//! |opts| attempt)`: `opts` carries the token (`opts.request(msg)` attaches
+//! it); an attempt the server refuses for the token's sake is run once more
+//! after the token was renewed (credentials) or dropped (unknown token, no
+//! credentials). Code that cannot wrap its attempt in a closure uses the
+//! parts: `call_opts` before, `recover_token` after a failure.
 
+use std::future::Future;
 use std::sync::RwLock;
 
 use tokio::sync::Mutex;
@@ -145,6 +147,57 @@ fn auth_not_enabled(e: &Error) -> bool {
 }
 
 impl Client {
+    /// Runs `attempt` with the client's token until `deadline`: logs in
+    /// first when needed; when the server rejects the token, renews or drops
+    /// it (`recover_token`) and runs `attempt` once more. The error of the
+    /// last attempt (or of the login) is returned.
+    pub async fn with_token<T, F, Fut>(&self, deadline: Instant, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(CallOpts) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let (opts, gen) = self.call_opts(deadline).await?;
+        match attempt(opts).await {
+            Err(e) if self.recover_token(gen, &e, deadline).await? => {
+                let (opts, _) = self.call_opts(deadline).await?;
+                attempt(opts).await
+            }
+            done => done,
+        }
+    }
+
+    /// The user's `authenticate` (API.md 10): no login first; it carries the
+    /// held token, but a token the server rejects must not stop the login
+    /// that replaces it (one retry without). A non-empty token in the reply
+    /// replaces the held one; a failure leaves it unchanged.
+    pub(super) async fn user_authenticate(
+        &self,
+        r: rpc::AuthenticateRequest,
+        deadline: Instant,
+    ) -> Result<Reply, Error> {
+        let call = Call::Authenticate(r);
+        let (mut opts, _) = self.current_opts();
+        let mut reply = self.send(call.clone(), &opts, deadline).await;
+        if matches!(&reply, Err(e) if token_rejected(e)) {
+            opts.token = None;
+            reply = self.send(call, &opts, deadline).await;
+        }
+        if let Ok(Reply::Authenticate(a)) = &reply {
+            self.auth.store(&a.token)?;
+        }
+        reply
+    }
+
+    /// `auth_status`, answered from a probe where the server has no such RPC.
+    pub(super) async fn auth_status(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        match self.send_with_token(call, deadline).await {
+            Err(e) if e.code == error::UNIMPLEMENTED && !e.internal => {
+                self.auth_status_fallback(deadline).await
+            }
+            done => done,
+        }
+    }
+
     /// Transport settings for the next RPC (token included) and the token's
     /// generation, for `recover_token`. Logs in first (single-flight) when
     /// the client has credentials and no token.
@@ -247,7 +300,7 @@ impl Client {
     /// with "authentication is not enabled" exactly when auth is off; any
     /// other answer from the server means it is on. The header comes from a
     /// Status call; `auth_revision` is unknown there and reported as 0.
-    pub(super) async fn auth_status_fallback(&self, deadline: Instant) -> Result<Reply, Error> {
+    async fn auth_status_fallback(&self, deadline: Instant) -> Result<Reply, Error> {
         let plain = CallOpts {
             token: None,
             max_recv: self.cfg.max_recv_size,

@@ -46,49 +46,24 @@ impl Client {
         }
     }
 
-    /// Sends `call` with the client's token until `deadline`: logs in first
-    /// when needed, renews or drops a rejected token once (src/etcd/auth.rs),
-    /// stores the token of a successful `authenticate`, and answers
-    /// `auth_status` from a probe when the server lacks that RPC.
+    /// Sends `call` with the client's token until `deadline`. The token
+    /// rules (login, renewal, the user's own `authenticate`, the
+    /// `auth_status` fallback) live in src/etcd/auth.rs.
     pub async fn unary(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
-        let user_auth = matches!(call, Call::Authenticate(_));
-        let auth_status = matches!(call, Call::AuthStatus(_));
-        let mut recovered = false;
-        loop {
-            // The user's own authenticate never logs in first (API.md 10);
-            // it carries the held token, unless the server rejected that.
-            let (mut opts, gen) = if user_auth {
-                self.current_opts()
-            } else {
-                self.call_opts(deadline).await?
-            };
-            if user_auth && recovered {
-                opts.token = None;
-            }
-            let err = match self.send(call.clone(), &opts, deadline).await {
-                Ok(Reply::Authenticate(r)) => {
-                    self.auth.store(&r.token)?;
-                    return Ok(Reply::Authenticate(r));
-                }
-                Ok(reply) => return Ok(reply),
-                Err(e) => e,
-            };
-            if auth_status && err.code == error::UNIMPLEMENTED && !err.internal {
-                return self.auth_status_fallback(deadline).await;
-            }
-            let retry = if recovered {
-                false
-            } else if user_auth {
-                // A stale token must not stop the login that replaces it.
-                super::auth::token_rejected(&err)
-            } else {
-                self.recover_token(gen, &err, deadline).await?
-            };
-            if !retry {
-                return Err(err);
-            }
-            recovered = true;
+        match call {
+            Call::Authenticate(r) => self.user_authenticate(r, deadline).await,
+            Call::AuthStatus(_) => self.auth_status(call, deadline).await,
+            call => self.send_with_token(call, deadline).await,
         }
+    }
+
+    /// `send` inside `with_token`: the plain unary path.
+    pub async fn send_with_token(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        self.with_token(deadline, |opts| {
+            let call = call.clone();
+            async move { self.send(call, &opts, deadline).await }
+        })
+        .await
     }
 
     /// Sends `call` with `opts`, retrying per its class, until `deadline`.
