@@ -376,6 +376,70 @@ mod tests {
         assert!(a.current().0.is_none());
     }
 
+    fn client(token: Option<&str>) -> Client {
+        Client::new(super::super::client::Config {
+            endpoints: vec!["127.0.0.1:1".into()],
+            timeout: std::time::Duration::from_secs(1),
+            max_retries: 0,
+            auth_token: token.map(Into::into),
+            credentials: None,
+            max_recv_size: 0,
+        })
+    }
+
+    /// Runs `with_token` with attempts that fail with `errors` in turn (then
+    /// succeed); returns the result and the token each attempt carried.
+    async fn attempts(c: &Client, errors: Vec<Error>) -> (Result<(), Error>, Vec<Option<String>>) {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let errors = std::cell::RefCell::new(errors.into_iter());
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        let r = c
+            .with_token(deadline, |o| {
+                seen.borrow_mut()
+                    .push(o.token.map(|t| t.to_str().unwrap_or("?").to_owned()));
+                let next = errors.borrow_mut().next();
+                async move { next.map_or(Ok(()), Err) }
+            })
+            .await;
+        (r, seen.into_inner())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn unknown_token_without_credentials_is_dropped_once() {
+        let invalid = Error::new(16, "etcdserver: invalid auth token");
+        let c = client(Some("tok"));
+        let (r, seen) = attempts(&c, vec![invalid.clone()]).await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            seen,
+            vec![Some("tok".to_owned()), None],
+            "retried without the token"
+        );
+        assert!(c.current_token().is_none(), "the token is gone");
+
+        // Only once per call: a second rejection is the caller's error.
+        let c = client(Some("tok"));
+        let (r, seen) = attempts(&c, vec![invalid.clone(), invalid.clone()]).await;
+        assert_eq!(r, Err(invalid.clone()));
+        assert_eq!(seen.len(), 2);
+
+        // Other errors, a stale (old-revision) token, and no token at all: no retry.
+        for (tok, e) in [
+            (Some("tok"), Error::new(7, "etcdserver: permission denied")),
+            (
+                Some("tok"),
+                Error::new(3, "etcdserver: revision of auth store is old"),
+            ),
+            (None, invalid.clone()),
+        ] {
+            let c = client(tok);
+            let (r, seen) = attempts(&c, vec![e.clone()]).await;
+            assert_eq!(r, Err(e.clone()));
+            assert_eq!(seen.len(), 1, "{}", e.message);
+            assert_eq!(c.current_token().is_some(), tok.is_some(), "{}", e.message);
+        }
+    }
+
     #[test]
     fn fixed_token_is_never_refreshed_and_password_is_hidden() {
         let c = Credentials {
