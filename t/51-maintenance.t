@@ -39,7 +39,8 @@ is_deeply($get->{alarms}, [], 'no alarms at first');
 ok(!grep({ $_ ne 'alarms' && $_ ne 'header' } keys %$get), 'alarm keys: alarms (and header where the server sends one)');
 
 my $act = $caller->ok_call('alarm ACTIVATE NOSPACE', 'alarm', 'ACTIVATE', { member_id => $me, alarm => 'NOSPACE' });
-is(ref $act->{alarms}, 'ARRAY', 'activate: alarms is an array');
+is_deeply($act->{alarms}, [ { member_id => $me, alarm => 1, alarm_type => 'NOSPACE' } ],
+          'activate: answers with the raised alarm');
 
 my $now = $caller->ok_call('alarm get (lower case)', 'alarm', 'get');
 is(scalar @{ $now->{alarms} || [] }, 1, 'one alarm raised');
