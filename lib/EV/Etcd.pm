@@ -163,6 +163,17 @@ How many times a failed request may be retried (default 3; negative means
 A token to send as C<authorization> metadata with every request. Ignored
 unless it is a non-empty string.
 
+=item user => $name, password => $password
+
+Credentials (see L</AUTHENTICATION>). The client authenticates with them
+before its first request, and again, once, when the server reports that
+its token is invalid, expired or stale ("invalid auth token", "revision of
+auth store is old"), then retries the request. Concurrent requests share
+one authentication. Ignored unless C<user> is a non-empty string and
+C<password> is defined, and ignored when C<auth_token> is given (such a
+token is used as is and never renewed). Sizes as for C<user_add>
+(C<username too large: ...>, C<password too large: ...>).
+
 =item max_recv_size => $bytes
 
 The largest response the client accepts. Default 0, meaning no limit
@@ -482,6 +493,234 @@ fails with C<UNKNOWN> (C<election: no leader>).
 Gives up the leadership (the next campaigner, if any, is elected).
 C<$leader> is the leader-key hash, with the same rules as for
 C<election_proclaim>. Response: C<header>.
+=head2 alarm
+
+    $etcd->alarm($action, [\%opts,] $cb);
+
+Lists, raises or clears alarms. C<$action> is C<GET>, C<ACTIVATE> or
+C<DEACTIVATE> in any case; anything else croaks with C<Invalid alarm
+action: X (expected GET, ACTIVATE, or DEACTIVATE)>. Options: C<member_id>
+(the member the alarm is for; 0, the default, means all members) and
+C<alarm> (C<NOSPACE>, C<CORRUPT> or C<NONE>, any case; other values mean
+C<NONE>). Response: C<alarms>, an array (always present) of hashes with
+C<member_id>, C<alarm> (0 NONE, 1 NOSPACE, 2 CORRUPT) and C<alarm_type>
+(C<NONE>, C<NOSPACE>, C<CORRUPT> or C<UNKNOWN>); and C<header> when the
+server sends one (etcd 3.4 does not). While a C<NOSPACE> alarm is raised
+the cluster refuses writes (C<RESOURCE_EXHAUSTED>).
+
+=head2 defragment
+
+    $etcd->defragment($cb);
+
+Defragments the storage of the member the client talks to. Response: the
+C<header> when the server sends one (etcd 3.4 answers with an empty hash).
+
+=head2 hash_kv
+
+    $etcd->hash_kv([$revision,] $cb);
+
+The hash of the key-value store up to C<$revision> (0 or omitted: the
+latest), for comparing members. Response: C<header>, C<hash> (unsigned
+32-bit integer) and C<compact_revision> (the last compaction revision, -1
+if none). A compacted revision fails with C<OUT_OF_RANGE>; on etcd 3.4 that
+includes the compaction revision itself. Any other argument count croaks
+with C<Usage: $client-E<gt>hash_kv([$revision,] $callback)>.
+
+=head2 move_leader
+
+    $etcd->move_leader($target_id, $cb);
+
+Hands leadership to the member C<$target_id> (an unsigned member id). Must
+reach the current leader: sent to a follower it fails with
+C<FAILED_PRECONDITION> (C<etcdserver: not leader>); an unknown target gives
+C<etcdserver: bad leader transferee>. Response: the C<header> when the
+server sends one (etcd 3.4: an empty hash).
+
+=head2 auth_status
+
+    $etcd->auth_status($cb);
+
+Response: C<header>, C<enabled> (0 or 1) and C<auth_revision>. Servers
+without the AuthStatus RPC (etcd 3.4) answer C<UNIMPLEMENTED>; the client
+then answers from a probe instead: an C<Authenticate> request with an empty
+user name, sent without a token, which such a server rejects with
+"authentication is not enabled" exactly when auth is off. C<enabled> is
+therefore right on every server; C<auth_revision> is 0 in that case and
+the C<header> comes from a C<status> call. Transport errors are reported
+as usual.
+
+=head1 CLUSTER METHODS
+
+Member ids are unsigned 64-bit integers; they stringify as exact unsigned
+decimals (compare them with C<eq>) and may be passed back as such strings.
+A member is a hash with C<id>, C<name> (only when the member has one: a
+member added but never started has none), C<is_learner> (0 or 1),
+C<peer_urls> and C<client_urls> (arrays, possibly empty). Cluster headers
+carry C<revision> 0. Errors carry the method name as C<source>.
+
+=head2 member_list
+
+    $etcd->member_list($cb);
+
+Response: C<header>, C<members> (array of member hashes).
+
+=head2 member_add
+
+    $etcd->member_add(\@peer_urls, [\%opts,] $cb);
+
+Adds a member that will be reachable at C<@peer_urls>. Option
+C<is_learner>: add it as a non-voting learner. Response: C<header>,
+C<member> (the new member, without a name), C<members> (the full list).
+Anything but an array reference croaks with C<peer_urls must be an array
+reference>; a URL longer than 2048 bytes croaks with C<peer URL too
+large: N bytes (max 2048)>. etcd refuses membership changes until every
+member has been connected for a few seconds (C<UNAVAILABLE>, C<etcdserver:
+unhealthy cluster>).
+
+=head2 member_remove
+
+    $etcd->member_remove($member_id, $cb);
+
+Response: C<header>, C<members>. An unknown id fails with C<NOT_FOUND>
+(C<etcdserver: member not found>).
+
+=head2 member_update
+
+    $etcd->member_update($member_id, \@peer_urls, $cb);
+
+Replaces the member's peer URLs. Same URL checks as C<member_add>.
+Response: C<header>, C<members>.
+
+=head2 member_promote
+
+    $etcd->member_promote($member_id, $cb);
+
+Turns a learner into a voting member. Response: C<header>, C<members>. A
+learner that has not caught up with the leader fails with
+C<FAILED_PRECONDITION>.
+
+=head1 AUTH METHODS
+
+User and role names are at most 256 bytes (C<username too large: N bytes
+(max 256)>, for roles too), passwords at most 4096 bytes (C<password too
+large: ...>); they are sent as text, cut at the first NUL byte. Every
+response has a C<header>. Errors carry C<source> C<rpc>, except those of
+C<authenticate> and C<auth_status>, which carry the method name.
+
+=head2 authenticate
+
+    $etcd->authenticate($user, $password, $cb);
+
+Response: C<header>, C<token>. A non-empty token is also stored in the
+client, replacing any previous one, and sent with every later request. A
+failed C<authenticate> leaves the stored token as it was. A token longer
+than 1 MiB is refused (C<INTERNAL>, C<auth token too large>, source
+C<internal>).
+
+=head2 auth_enable, auth_disable
+
+    $etcd->auth_enable($cb);
+    $etcd->auth_disable($cb);
+
+Switch authentication on or off. etcd requires a C<root> user with the
+C<root> role before it enables auth. C<auth_disable> succeeds also when auth
+is already off.
+
+=head2 user_add, user_delete, user_change_password
+
+    $etcd->user_add($user, $password, $cb);
+    $etcd->user_delete($user, $cb);
+    $etcd->user_change_password($user, $password, $cb);
+
+=head2 user_get, user_list
+
+    $etcd->user_get($user, $cb);     # header, roles => [names]
+    $etcd->user_list($cb);           # header, users => [names]
+
+=head2 user_grant_role, user_revoke_role
+
+    $etcd->user_grant_role($user, $role, $cb);
+    $etcd->user_revoke_role($user, $role, $cb);
+
+=head2 role_add, role_delete, role_get, role_list
+
+    $etcd->role_add($role, $cb);
+    $etcd->role_delete($role, $cb);
+    $etcd->role_get($role, $cb);     # header, perm => [...]
+    $etcd->role_list($cb);           # header, roles => [names]
+
+C<perm> is an array (always present) of hashes with C<perm_type>
+(C<READ>, C<WRITE>, C<READWRITE> or C<UNKNOWN>), C<key> (when not empty)
+and C<range_end> (only when the permission covers a range).
+
+=head2 role_grant_permission
+
+    $etcd->role_grant_permission($role, $perm_type, $key, $range_end, $cb);
+
+C<$perm_type> is C<READ>, C<WRITE> or C<READWRITE> (also in lower case);
+any other word means C<READ>. C<$range_end> C<undef> grants the single key
+C<$key>; C<"\0"> grants every key from C<$key> on; any other value grants
+C<[$key, $range_end)>. Keys follow the usual 1 MiB limit.
+
+=head2 role_revoke_permission
+
+    $etcd->role_revoke_permission($role, $key, $range_end, $cb);
+
+C<$range_end> as for C<role_grant_permission> (C<undef>: a single key).
+Revoking a permission that was not granted fails with
+C<FAILED_PRECONDITION>.
+
+=head1 AUTHENTICATION
+
+A client holds at most one token: the C<auth_token> option, the token of
+the last successful C<authenticate>, or one obtained with the C<user> and
+C<password> options. It goes with every request as C<authorization>
+metadata.
+
+With C<user> and C<password> the client manages the token itself: it logs
+in before its first request, and when the server rejects the token (it
+expired, the member forgot it after a restart, or the auth store changed
+since it was issued) it logs in again, once, and retries the request. Many
+requests waiting for a token share one login. If auth is off the client
+simply works without a token until the server asks for one.
+
+A client holding a token without credentials cannot renew it. When the
+server answers C<UNAUTHENTICATED> (C<etcdserver: invalid auth token>), as
+every etcd 3.4 member does for all tokens after C<auth_disable>, the client
+drops the token and retries the request once without it: after
+C<auth_disable> it keeps working, and while auth is still on the error then
+reads C<etcdserver: user name is empty>.
+
+Passwords and tokens never appear in error messages or warnings.
+
+Setting up auth from scratch:
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+    my @steps = (
+        [ user_add        => 'root', $root_password ],
+        [ role_add        => 'root' ],
+        [ user_grant_role => 'root', 'root' ],
+        [ user_add        => 'app', $app_password ],
+        [ role_add        => 'app' ],
+        [ role_grant_permission => 'app', 'READWRITE', '/app/', '/app0' ],
+        [ user_grant_role => 'app', 'app' ],
+        [ 'auth_enable' ],
+    );
+    my $next; $next = sub {
+        my $step = shift @steps or return;
+        my ($method, @args) = @$step;
+        $etcd->$method(@args, sub {
+            my ($resp, $err) = @_;
+            die "$method: $err->{message}\n" if $err;
+            $next->();
+        });
+    };
+    $next->();
+    EV::run;
+
+    # from now on
+    my $app = EV::Etcd->new(user => 'app', password => $app_password);
+    $app->put('/app/config', 'x', sub { ... });    # logs in first
 
 =head1 ERRORS
 
@@ -518,6 +757,12 @@ C<lease_ttl> for C<lease_time_to_live>; C<campaign>, C<proclaim>,
 C<leader>, C<resign> for C<election_campaign>, C<election_proclaim>,
 C<election_leader>, C<election_resign>; C<internal> for failures of the
 client's own processing.
+C<compact>, C<txn>, C<status>, C<member_list>, C<member_add>,
+C<member_remove>, C<member_update>, C<member_promote>, C<alarm>,
+C<defragment>, C<hash_kv>, C<move_leader>, C<auth_status> and
+C<authenticate> for the methods of those names; C<rpc> for C<auth_enable>,
+C<auth_disable> and every C<user_*> and C<role_*> method; C<internal> for
+failures of the client's own processing.
 
 =item retryable
 
@@ -532,6 +777,9 @@ Bad arguments are not reported this way: they croak at once.
 Each request method belongs to a retry class. Reads (C<get>, C<status>,
 C<lease_time_to_live>, C<lease_leases>, C<election_leader>, and C<txn>
 with only range operations) are retried when the server is
+C<txn> with only range operations, C<member_list>, C<hash_kv>, C<alarm>
+with C<GET>, C<auth_status>, C<user_get>, C<user_list>, C<role_get> and
+C<role_list>) are retried when the server is
 unavailable, on the next endpoint, with a backoff that starts at 50 ms and
 doubles up to 2 s (with jitter), while retries remain (C<max_retries>)
 and the request's C<timeout> has not run out. Writes are retried only

@@ -31,6 +31,32 @@ pub enum Call {
     Proclaim(election::ProclaimRequest),
     Leader(election::LeaderRequest),
     Resign(election::ResignRequest),
+    MemberList(rpc::MemberListRequest),
+    MemberAdd(rpc::MemberAddRequest),
+    MemberRemove(rpc::MemberRemoveRequest),
+    MemberUpdate(rpc::MemberUpdateRequest),
+    MemberPromote(rpc::MemberPromoteRequest),
+    Alarm(rpc::AlarmRequest),
+    Defragment(rpc::DefragmentRequest),
+    HashKv(rpc::HashKvRequest),
+    MoveLeader(rpc::MoveLeaderRequest),
+    AuthStatus(rpc::AuthStatusRequest),
+    Authenticate(rpc::AuthenticateRequest),
+    AuthEnable(rpc::AuthEnableRequest),
+    AuthDisable(rpc::AuthDisableRequest),
+    UserAdd(rpc::AuthUserAddRequest),
+    UserDelete(rpc::AuthUserDeleteRequest),
+    UserChangePassword(rpc::AuthUserChangePasswordRequest),
+    UserGet(rpc::AuthUserGetRequest),
+    UserList(rpc::AuthUserListRequest),
+    UserGrantRole(rpc::AuthUserGrantRoleRequest),
+    UserRevokeRole(rpc::AuthUserRevokeRoleRequest),
+    RoleAdd(rpc::AuthRoleAddRequest),
+    RoleDelete(rpc::AuthRoleDeleteRequest),
+    RoleGet(rpc::AuthRoleGetRequest),
+    RoleList(rpc::AuthRoleListRequest),
+    RoleGrantPermission(rpc::AuthRoleGrantPermissionRequest),
+    RoleRevokePermission(rpc::AuthRoleRevokePermissionRequest),
 }
 
 /// The answer to a `Call`, variant for variant.
@@ -54,6 +80,32 @@ pub enum Reply {
     Proclaim(election::ProclaimResponse),
     Leader(election::LeaderResponse),
     Resign(election::ResignResponse),
+    MemberList(rpc::MemberListResponse),
+    MemberAdd(rpc::MemberAddResponse),
+    MemberRemove(rpc::MemberRemoveResponse),
+    MemberUpdate(rpc::MemberUpdateResponse),
+    MemberPromote(rpc::MemberPromoteResponse),
+    Alarm(rpc::AlarmResponse),
+    Defragment(rpc::DefragmentResponse),
+    HashKv(rpc::HashKvResponse),
+    MoveLeader(rpc::MoveLeaderResponse),
+    AuthStatus(rpc::AuthStatusResponse),
+    Authenticate(rpc::AuthenticateResponse),
+    AuthEnable(rpc::AuthEnableResponse),
+    AuthDisable(rpc::AuthDisableResponse),
+    UserAdd(rpc::AuthUserAddResponse),
+    UserDelete(rpc::AuthUserDeleteResponse),
+    UserChangePassword(rpc::AuthUserChangePasswordResponse),
+    UserGet(rpc::AuthUserGetResponse),
+    UserList(rpc::AuthUserListResponse),
+    UserGrantRole(rpc::AuthUserGrantRoleResponse),
+    UserRevokeRole(rpc::AuthUserRevokeRoleResponse),
+    RoleAdd(rpc::AuthRoleAddResponse),
+    RoleDelete(rpc::AuthRoleDeleteResponse),
+    RoleGet(rpc::AuthRoleGetResponse),
+    RoleList(rpc::AuthRoleListResponse),
+    RoleGrantPermission(rpc::AuthRoleGrantPermissionResponse),
+    RoleRevokePermission(rpc::AuthRoleRevokePermissionResponse),
 }
 
 impl Reply {
@@ -75,6 +127,8 @@ pub struct CallOpts {
 }
 
 impl CallOpts {
+    /// A request carrying the token (if any) as `authorization` metadata;
+    /// streams build their opening request with it too.
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
         if let Some(t) = &self.token {
@@ -92,7 +146,17 @@ impl Call {
             | Call::Status(_)
             | Call::LeaseTimeToLive(_)
             | Call::LeaseLeases(_)
-            | Call::Leader(_) => RetryClass::Idempotent,
+            | Call::Leader(_)
+            | Call::MemberList(_)
+            | Call::HashKv(_)
+            | Call::AuthStatus(_)
+            | Call::UserGet(_)
+            | Call::UserList(_)
+            | Call::RoleGet(_)
+            | Call::RoleList(_) => RetryClass::Idempotent,
+            Call::Alarm(a) if a.action == rpc::alarm_request::AlarmAction::Get as i32 => {
+                RetryClass::Idempotent
+            }
             Call::Txn(t) if t.success.iter().chain(&t.failure).all(is_read_op) => {
                 RetryClass::Idempotent
             }
@@ -104,6 +168,8 @@ impl Call {
     pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
         use election::election_client::ElectionClient;
         use lock::lock_client::LockClient;
+        use rpc::auth_client::AuthClient;
+        use rpc::cluster_client::ClusterClient;
         use rpc::kv_client::KvClient;
         use rpc::lease_client::LeaseClient;
         use rpc::maintenance_client::MaintenanceClient;
@@ -112,7 +178,8 @@ impl Call {
         } else {
             o.max_recv
         };
-        macro_rules! unary {
+        // One unary RPC of any service: `rpc!(ServiceClient, method, request, Variant)`.
+        macro_rules! rpc {
             ($svc:ident, $m:ident, $req:expr, $v:ident) => {
                 $svc::new(ch)
                     .max_decoding_message_size(max)
@@ -124,7 +191,7 @@ impl Call {
         }
         macro_rules! kv {
             ($m:ident, $req:expr, $v:ident) => {
-                unary!(KvClient, $m, $req, $v)
+                rpc!(KvClient, $m, $req, $v)
             };
         }
         match self {
@@ -133,23 +200,51 @@ impl Call {
             Call::DeleteRange(r) => kv!(delete_range, r, DeleteRange),
             Call::Txn(r) => kv!(txn, r, Txn),
             Call::Compact(r) => kv!(compact, r, Compact),
-            Call::Status(r) => MaintenanceClient::new(ch)
-                .max_decoding_message_size(max)
-                .status(o.request(r))
-                .await
-                .map(|r| Reply::Status(r.into_inner())),
-            Call::LeaseGrant(r) => unary!(LeaseClient, lease_grant, r, LeaseGrant),
-            Call::LeaseRevoke(r) => unary!(LeaseClient, lease_revoke, r, LeaseRevoke),
+            Call::LeaseGrant(r) => rpc!(LeaseClient, lease_grant, r, LeaseGrant),
+            Call::LeaseRevoke(r) => rpc!(LeaseClient, lease_revoke, r, LeaseRevoke),
             Call::LeaseTimeToLive(r) => {
-                unary!(LeaseClient, lease_time_to_live, r, LeaseTimeToLive)
+                rpc!(LeaseClient, lease_time_to_live, r, LeaseTimeToLive)
             }
-            Call::LeaseLeases(r) => unary!(LeaseClient, lease_leases, r, LeaseLeases),
-            Call::Lock(r) => unary!(LockClient, lock, r, Lock),
-            Call::Unlock(r) => unary!(LockClient, unlock, r, Unlock),
-            Call::Campaign(r) => unary!(ElectionClient, campaign, r, Campaign),
-            Call::Proclaim(r) => unary!(ElectionClient, proclaim, r, Proclaim),
-            Call::Leader(r) => unary!(ElectionClient, leader, r, Leader),
-            Call::Resign(r) => unary!(ElectionClient, resign, r, Resign),
+            Call::LeaseLeases(r) => rpc!(LeaseClient, lease_leases, r, LeaseLeases),
+            Call::Lock(r) => rpc!(LockClient, lock, r, Lock),
+            Call::Unlock(r) => rpc!(LockClient, unlock, r, Unlock),
+            Call::Campaign(r) => rpc!(ElectionClient, campaign, r, Campaign),
+            Call::Proclaim(r) => rpc!(ElectionClient, proclaim, r, Proclaim),
+            Call::Leader(r) => rpc!(ElectionClient, leader, r, Leader),
+            Call::Resign(r) => rpc!(ElectionClient, resign, r, Resign),
+            Call::Status(r) => rpc!(MaintenanceClient, status, r, Status),
+            Call::MemberList(r) => rpc!(ClusterClient, member_list, r, MemberList),
+            Call::MemberAdd(r) => rpc!(ClusterClient, member_add, r, MemberAdd),
+            Call::MemberRemove(r) => rpc!(ClusterClient, member_remove, r, MemberRemove),
+            Call::MemberUpdate(r) => rpc!(ClusterClient, member_update, r, MemberUpdate),
+            Call::MemberPromote(r) => rpc!(ClusterClient, member_promote, r, MemberPromote),
+            Call::Alarm(r) => rpc!(MaintenanceClient, alarm, r, Alarm),
+            Call::Defragment(r) => rpc!(MaintenanceClient, defragment, r, Defragment),
+            Call::HashKv(r) => rpc!(MaintenanceClient, hash_kv, r, HashKv),
+            Call::MoveLeader(r) => rpc!(MaintenanceClient, move_leader, r, MoveLeader),
+            Call::AuthStatus(r) => rpc!(AuthClient, auth_status, r, AuthStatus),
+            Call::Authenticate(r) => rpc!(AuthClient, authenticate, r, Authenticate),
+            Call::AuthEnable(r) => rpc!(AuthClient, auth_enable, r, AuthEnable),
+            Call::AuthDisable(r) => rpc!(AuthClient, auth_disable, r, AuthDisable),
+            Call::UserAdd(r) => rpc!(AuthClient, user_add, r, UserAdd),
+            Call::UserDelete(r) => rpc!(AuthClient, user_delete, r, UserDelete),
+            Call::UserChangePassword(r) => {
+                rpc!(AuthClient, user_change_password, r, UserChangePassword)
+            }
+            Call::UserGet(r) => rpc!(AuthClient, user_get, r, UserGet),
+            Call::UserList(r) => rpc!(AuthClient, user_list, r, UserList),
+            Call::UserGrantRole(r) => rpc!(AuthClient, user_grant_role, r, UserGrantRole),
+            Call::UserRevokeRole(r) => rpc!(AuthClient, user_revoke_role, r, UserRevokeRole),
+            Call::RoleAdd(r) => rpc!(AuthClient, role_add, r, RoleAdd),
+            Call::RoleDelete(r) => rpc!(AuthClient, role_delete, r, RoleDelete),
+            Call::RoleGet(r) => rpc!(AuthClient, role_get, r, RoleGet),
+            Call::RoleList(r) => rpc!(AuthClient, role_list, r, RoleList),
+            Call::RoleGrantPermission(r) => {
+                rpc!(AuthClient, role_grant_permission, r, RoleGrantPermission)
+            }
+            Call::RoleRevokePermission(r) => {
+                rpc!(AuthClient, role_revoke_permission, r, RoleRevokePermission)
+            }
         }
     }
 }
@@ -172,6 +267,13 @@ mod tests {
             Call::Txn(rpc::TxnRequest {
                 success: s,
                 failure: f,
+                ..Default::default()
+            })
+        };
+        use rpc::alarm_request::AlarmAction;
+        let alarm = |a: AlarmAction| {
+            Call::Alarm(rpc::AlarmRequest {
+                action: a as i32,
                 ..Default::default()
             })
         };
@@ -209,6 +311,64 @@ mod tests {
                 RetryClass::Idempotent,
             ),
             (txn(vec![read], vec![write]), RetryClass::AtMostOnce),
+            (Call::MemberList(Default::default()), RetryClass::Idempotent),
+            (Call::MemberAdd(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::MemberRemove(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::MemberUpdate(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::MemberPromote(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (alarm(AlarmAction::Get), RetryClass::Idempotent),
+            (alarm(AlarmAction::Activate), RetryClass::AtMostOnce),
+            (alarm(AlarmAction::Deactivate), RetryClass::AtMostOnce),
+            (Call::Defragment(Default::default()), RetryClass::AtMostOnce),
+            (Call::HashKv(Default::default()), RetryClass::Idempotent),
+            (Call::MoveLeader(Default::default()), RetryClass::AtMostOnce),
+            (Call::AuthStatus(Default::default()), RetryClass::Idempotent),
+            (
+                Call::Authenticate(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::AuthEnable(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::AuthDisable(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::UserAdd(Default::default()), RetryClass::AtMostOnce),
+            (Call::UserDelete(Default::default()), RetryClass::AtMostOnce),
+            (
+                Call::UserChangePassword(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::UserGet(Default::default()), RetryClass::Idempotent),
+            (Call::UserList(Default::default()), RetryClass::Idempotent),
+            (
+                Call::UserGrantRole(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::UserRevokeRole(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (Call::RoleAdd(Default::default()), RetryClass::AtMostOnce),
+            (Call::RoleDelete(Default::default()), RetryClass::AtMostOnce),
+            (Call::RoleGet(Default::default()), RetryClass::Idempotent),
+            (Call::RoleList(Default::default()), RetryClass::Idempotent),
+            (
+                Call::RoleGrantPermission(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
+            (
+                Call::RoleRevokePermission(Default::default()),
+                RetryClass::AtMostOnce,
+            ),
         ];
         for (call, want) in cases {
             assert_eq!(call.class(), want, "{call:?}");

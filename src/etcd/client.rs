@@ -2,12 +2,11 @@
 //! and the unary call path with deadline, retry by RPC class and endpoint
 //! failover. Runs on the runtime thread; knows nothing of Perl.
 
-use std::sync::RwLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::metadata::AsciiMetadataValue;
 
+use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::Endpoints;
 use super::error::{self, Error};
@@ -20,6 +19,9 @@ pub struct Config {
     pub timeout: Duration,
     pub max_retries: u32,
     pub auth_token: Option<String>,
+    /// `user` and `password`: log in before the first request and again
+    /// when the token goes stale (ignored when `auth_token` is given).
+    pub credentials: Option<Credentials>,
     /// 0: no receive limit.
     pub max_recv_size: usize,
 }
@@ -27,7 +29,7 @@ pub struct Config {
 pub struct Client {
     pub cfg: Config,
     pub endpoints: Endpoints,
-    token: RwLock<Option<AsciiMetadataValue>>,
+    pub(crate) auth: Auth,
 }
 
 impl Client {
@@ -36,28 +38,42 @@ impl Client {
             cfg.endpoints.clone(),
             cfg.timeout.min(Duration::from_secs(5)),
         );
-        let token = cfg
-            .auth_token
-            .as_deref()
-            .and_then(|t| AsciiMetadataValue::try_from(t).ok());
+        let auth = Auth::new(cfg.auth_token.as_deref(), cfg.credentials.clone());
         Client {
             cfg,
             endpoints,
-            token: RwLock::new(token),
+            auth,
         }
     }
 
-    pub fn opts(&self) -> CallOpts {
-        CallOpts {
-            token: self.token.read().unwrap_or_else(|e| e.into_inner()).clone(),
-            max_recv: self.cfg.max_recv_size,
-        }
-    }
-
-    /// Sends `call`, retrying per its class, until `deadline`.
+    /// Sends `call` with the client's token until `deadline`. The token
+    /// rules (login, renewal, the user's own `authenticate`, the
+    /// `auth_status` fallback) live in src/etcd/auth.rs.
     pub async fn unary(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        match call {
+            Call::Authenticate(r) => self.user_authenticate(r, deadline).await,
+            Call::AuthStatus(_) => self.auth_status(call, deadline).await,
+            call => self.send_with_token(call, deadline).await,
+        }
+    }
+
+    /// `send` inside `with_token`: the plain unary path.
+    pub async fn send_with_token(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        self.with_token(deadline, |opts| {
+            let call = call.clone();
+            async move { self.send(call, &opts, deadline).await }
+        })
+        .await
+    }
+
+    /// Sends `call` with `opts`, retrying per its class, until `deadline`.
+    pub async fn send(
+        &self,
+        call: Call,
+        opts: &CallOpts,
+        deadline: Instant,
+    ) -> Result<Reply, Error> {
         let class = call.class();
-        let opts = self.opts();
         let mut backoff = Backoff::new();
         let mut attempt: u32 = 0;
         loop {
@@ -67,7 +83,7 @@ impl Client {
                 .endpoints
                 .channel(idx)
                 .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await
+            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, opts)).await
             {
                 Err(_) => return Err(Error::deadline()),
                 Ok(Ok(reply)) => return reply.checked(),

@@ -22,6 +22,8 @@ pub const CANCELLED: i32 = 1;
 pub const DEADLINE_EXCEEDED: i32 = 4;
 pub const UNAVAILABLE: i32 = 14;
 pub const INTERNAL: i32 = 13;
+pub const UNIMPLEMENTED: i32 = 12;
+pub const UNAUTHENTICATED: i32 = 16;
 
 impl Error {
     pub fn new(code: i32, message: impl Into<String>) -> Error {

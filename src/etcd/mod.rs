@@ -3,6 +3,7 @@
 //! path. Runs on the runtime thread; never touches Perl.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod call;
 pub mod client;
 pub mod endpoints;

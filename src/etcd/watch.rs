@@ -141,11 +141,13 @@ enum Ended {
     Closed,
     /// No watch is left: the stream was closed on purpose.
     Idle,
-    /// The stream failed or ended; `stream` is whether it ever answered.
+    /// The stream failed or ended; `stream` is whether it ever answered;
+    /// `token` the generation of the token it was opened with.
     Lost {
         endpoint: usize,
         status: Status,
         stream: bool,
+        token: u64,
     },
 }
 
@@ -191,14 +193,15 @@ impl Engine {
                     None => return,
                 }
             }
-            let (endpoint, status, stream) = match self.session(&mut cmds).await {
+            let (endpoint, status, stream, token) = match self.session(&mut cmds).await {
                 Ended::Closed => return,
                 Ended::Idle => continue,
                 Ended::Lost {
                     endpoint,
                     status,
                     stream,
-                } => (endpoint, status, stream),
+                    token,
+                } => (endpoint, status, stream, token),
             };
             if self.live {
                 backoff.reset();
@@ -207,6 +210,22 @@ impl Engine {
             self.reset_stream();
             if error::never_sent(&status) || status.code() == Code::Unavailable || !stream {
                 self.client.endpoints.failover(endpoint);
+            }
+            // A token the server rejected is renewed (or dropped) once.
+            let deadline = tokio::time::Instant::now() + self.client.cfg.timeout;
+            match self
+                .client
+                .recover_token(token, &Error::from_status(&status), deadline)
+                .await
+            {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    for req in self.watches.keys().copied().collect::<Vec<_>>() {
+                        self.finish(req, e.clone());
+                    }
+                    continue;
+                }
             }
             if fatal(status.code()) {
                 let e = Error::from_status(&status);
@@ -264,10 +283,24 @@ impl Engine {
     async fn session(&mut self, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Ended {
         use rpc::watch_client::WatchClient;
         let endpoint = self.client.endpoints.current();
+        let deadline = tokio::time::Instant::now() + self.client.cfg.timeout;
+        let (opts, token) = match self.client.call_opts(deadline).await {
+            Ok(o) => o,
+            Err(e) => {
+                let status = Status::new(Code::from(e.code), e.message);
+                return Ended::Lost {
+                    endpoint,
+                    status,
+                    stream: false,
+                    token: 0,
+                };
+            }
+        };
         let lost = |status, stream| Ended::Lost {
             endpoint,
             status,
             stream,
+            token,
         };
         let ch = match self.client.endpoints.channel(endpoint) {
             Ok(ch) => ch,
@@ -279,7 +312,6 @@ impl Engine {
         for req in self.watches.keys().copied().collect::<Vec<_>>() {
             self.send_create(req);
         }
-        let opts = self.client.opts();
         let max = if opts.max_recv == 0 {
             usize::MAX
         } else {

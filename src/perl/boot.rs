@@ -32,6 +32,32 @@ crate::xsubs! {
     xs_election_proclaim => xs::election::proclaim;
     xs_election_leader => xs::election::leader;
     xs_election_resign => xs::election::resign;
+    xs_member_list => xs::cluster::member_list;
+    xs_member_add => xs::cluster::member_add;
+    xs_member_remove => xs::cluster::member_remove;
+    xs_member_update => xs::cluster::member_update;
+    xs_member_promote => xs::cluster::member_promote;
+    xs_alarm => xs::maintenance::alarm;
+    xs_defragment => xs::maintenance::defragment;
+    xs_hash_kv => xs::maintenance::hash_kv;
+    xs_move_leader => xs::maintenance::move_leader;
+    xs_auth_status => xs::maintenance::auth_status;
+    xs_authenticate => xs::auth::authenticate;
+    xs_auth_enable => xs::auth::auth_enable;
+    xs_auth_disable => xs::auth::auth_disable;
+    xs_user_add => xs::auth::user_add;
+    xs_user_delete => xs::auth::user_delete;
+    xs_user_change_password => xs::auth::user_change_password;
+    xs_user_get => xs::auth::user_get;
+    xs_user_list => xs::auth::user_list;
+    xs_user_grant_role => xs::auth::user_grant_role;
+    xs_user_revoke_role => xs::auth::user_revoke_role;
+    xs_role_add => xs::auth::role_add;
+    xs_role_delete => xs::auth::role_delete;
+    xs_role_get => xs::auth::role_get;
+    xs_role_list => xs::auth::role_list;
+    xs_role_grant_permission => xs::auth::role_grant_permission;
+    xs_role_revoke_permission => xs::auth::role_revoke_permission;
 }
 
 const TABLE: &[(&CStr, XsubFn)] = &[
@@ -60,6 +86,35 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::election_proclaim", xs_election_proclaim),
     (c"EV::Etcd::election_leader", xs_election_leader),
     (c"EV::Etcd::election_resign", xs_election_resign),
+    (c"EV::Etcd::member_list", xs_member_list),
+    (c"EV::Etcd::member_add", xs_member_add),
+    (c"EV::Etcd::member_remove", xs_member_remove),
+    (c"EV::Etcd::member_update", xs_member_update),
+    (c"EV::Etcd::member_promote", xs_member_promote),
+    (c"EV::Etcd::alarm", xs_alarm),
+    (c"EV::Etcd::defragment", xs_defragment),
+    (c"EV::Etcd::hash_kv", xs_hash_kv),
+    (c"EV::Etcd::move_leader", xs_move_leader),
+    (c"EV::Etcd::auth_status", xs_auth_status),
+    (c"EV::Etcd::authenticate", xs_authenticate),
+    (c"EV::Etcd::auth_enable", xs_auth_enable),
+    (c"EV::Etcd::auth_disable", xs_auth_disable),
+    (c"EV::Etcd::user_add", xs_user_add),
+    (c"EV::Etcd::user_delete", xs_user_delete),
+    (c"EV::Etcd::user_change_password", xs_user_change_password),
+    (c"EV::Etcd::user_get", xs_user_get),
+    (c"EV::Etcd::user_list", xs_user_list),
+    (c"EV::Etcd::user_grant_role", xs_user_grant_role),
+    (c"EV::Etcd::user_revoke_role", xs_user_revoke_role),
+    (c"EV::Etcd::role_add", xs_role_add),
+    (c"EV::Etcd::role_delete", xs_role_delete),
+    (c"EV::Etcd::role_get", xs_role_get),
+    (c"EV::Etcd::role_list", xs_role_list),
+    (c"EV::Etcd::role_grant_permission", xs_role_grant_permission),
+    (
+        c"EV::Etcd::role_revoke_permission",
+        xs_role_revoke_permission,
+    ),
 ];
 
 unsafe fn boot(pi: Pi) {

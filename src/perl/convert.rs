@@ -142,6 +142,7 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
         Reply::Proclaim(x) => with_header(p, &x.header).finish(),
         Reply::Leader(x) => lease::leader(p, x),
         Reply::Resign(x) => with_header(p, &x.header).finish(),
+        other => super::convert_ops::reply(p, other).unwrap_or_else(|| p.new_hash().finish()),
     }
 }
 

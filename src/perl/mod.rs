@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod convert;
 pub mod convert_lease;
+pub mod convert_ops;
 pub mod ffi;
 pub mod process;
 pub mod sv;

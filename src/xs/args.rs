@@ -98,6 +98,38 @@ pub fn url(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
     limited(p, sv, MAX_URL, "peer URL")
 }
 
+/// A user or role name as the text etcd expects: at most 256 bytes, cut at
+/// the first NUL (as the reference's C strings are), invalid UTF-8 replaced.
+pub fn name_text(p: &Perl, sv: Sv) -> Res<String> {
+    Ok(c_text(name(p, sv)?))
+}
+
+/// A password as text, same rules as `name_text` with the 4096-byte limit.
+pub fn password_text(p: &Perl, sv: Sv) -> Res<String> {
+    Ok(c_text(password(p, sv)?))
+}
+
+fn c_text(mut b: Vec<u8>) -> String {
+    if let Some(nul) = b.iter().position(|&c| c == 0) {
+        b.truncate(nul);
+    }
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// A list of peer URLs: an array reference (else `peer_urls must be an
+/// array reference`) of strings of at most 2048 bytes each.
+pub fn url_list(p: &Perl, sv: Sv) -> Res<Vec<String>> {
+    let av = p
+        .array_ref(sv)
+        .ok_or("peer_urls must be an array reference")?;
+    (0..p.av_len(av))
+        .map(|i| match p.av_get(av, i) {
+            Some(v) => url(p, v).map(|b| String::from_utf8_lossy(&b).into_owned()),
+            None => Ok(String::new()),
+        })
+        .collect()
+}
+
 /// Option readers over an optional options hash.
 #[derive(Clone, Copy)]
 pub struct Opts<'a, 'p> {

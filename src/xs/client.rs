@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::bridge;
+use crate::etcd::auth::Credentials;
 use crate::etcd::client::Config;
 use crate::perl::{Perl, Sv, XsResult};
 
@@ -46,12 +47,23 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         .filter(|v| p.is_string(*v))
         .map(|v| p.text(v))
         .filter(|t| !t.is_empty());
+    // `user` and `password` (API.md 16.5): the user must be a non-empty
+    // string; the password is required with it.
+    let credentials = match (o.get("user").filter(|v| p.is_string(*v)), o.get("password")) {
+        (Some(u), Some(pw)) => Some(Credentials {
+            user: args::name_text(p, u)?,
+            password: args::password_text(p, pw)?,
+        })
+        .filter(|c| !c.user.is_empty()),
+        _ => None,
+    };
     let max_recv_size = o.int("max_recv_size").unwrap_or(0).max(0) as usize;
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
         max_retries,
         auth_token,
+        credentials,
         max_recv_size,
     };
     let id = bridge::new_client(cfg)?;

@@ -1,17 +1,81 @@
-//! Maintenance methods (API.md 6.6): status.
+//! Maintenance methods (API.md 6.6): status, alarm, defragment, hash_kv,
+//! move_leader, auth_status.
 #![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;
-use crate::etcd::pb::etcdserverpb as rpc;
+use crate::etcd::pb::etcdserverpb::{self as rpc, alarm_request::AlarmAction, AlarmType};
 use crate::perl::{Perl, Sv, XsResult};
 
-use super::args;
+use super::args::{self, Opts};
 
 pub fn status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    args::fixed(a, 2, "status(client, callback)")?;
-    let id = args::client(p, a[0])?;
-    let cb = args::callback(p, a[1])?;
+    let (id, cb) = args::fixed_form(p, a, 2, "status(client, callback)")?;
     bridge::submit(p, id, "status", Call::Status(rpc::StatusRequest {}), cb)?;
+    Ok(None)
+}
+
+pub fn alarm<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) = args::optional_form(p, a, 1, "alarm($action, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let word = p.text(a[1]);
+    let action = match word.to_ascii_uppercase().as_str() {
+        "GET" => AlarmAction::Get,
+        "ACTIVATE" => AlarmAction::Activate,
+        "DEACTIVATE" => AlarmAction::Deactivate,
+        _ => {
+            return Err(format!(
+                "Invalid alarm action: {word} (expected GET, ACTIVATE, or DEACTIVATE)"
+            ))
+        }
+    };
+    let o = Opts::new(p, opts);
+    let alarm = match o.text("alarm").map(|t| t.to_ascii_uppercase()).as_deref() {
+        Some("NOSPACE") => AlarmType::Nospace,
+        Some("CORRUPT") => AlarmType::Corrupt,
+        _ => AlarmType::None,
+    };
+    let r = rpc::AlarmRequest {
+        action: action as i32,
+        member_id: o.uint("member_id").unwrap_or(0),
+        alarm: alarm as i32,
+    };
+    bridge::submit(p, id, "alarm", Call::Alarm(r), cb)?;
+    Ok(None)
+}
+
+pub fn defragment<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 2, "defragment(client, callback)")?;
+    let call = Call::Defragment(rpc::DefragmentRequest {});
+    bridge::submit(p, id, "defragment", call, cb)?;
+    Ok(None)
+}
+
+/// `hash_kv([$revision,] $cb)`: revision 0 or omitted means the latest.
+pub fn hash_kv<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, rev, cb) = args::optional_form(p, a, 0, "hash_kv([$revision,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let r = rpc::HashKvRequest {
+        revision: rev.map(|v| p.iv(v)).unwrap_or(0),
+    };
+    bridge::submit(p, id, "hash_kv", Call::HashKv(r), cb)?;
+    Ok(None)
+}
+
+pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "move_leader(client, target_id, callback)")?;
+    let r = rpc::MoveLeaderRequest {
+        target_id: p.uv(a[1]),
+    };
+    bridge::submit(p, id, "move_leader", Call::MoveLeader(r), cb)?;
+    Ok(None)
+}
+
+/// Answered from a probe on servers without the AuthStatus RPC (etcd 3.4),
+/// see src/etcd/auth.rs.
+pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 2, "auth_status(client, callback)")?;
+    let call = Call::AuthStatus(rpc::AuthStatusRequest {});
+    bridge::submit(p, id, "auth_status", call, cb)?;
     Ok(None)
 }

@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod auth;
 pub mod client;
 pub mod election;
+pub mod cluster;
 pub mod kv;
 pub mod lease;
 pub mod lock;

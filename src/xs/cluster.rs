@@ -1,0 +1,58 @@
+//! Cluster methods (API.md 6.5): member_list, member_add, member_remove,
+//! member_update, member_promote. Member ids are unsigned 64-bit integers.
+#![forbid(unsafe_code)]
+
+use crate::bridge;
+use crate::etcd::call::Call;
+use crate::etcd::pb::etcdserverpb as rpc;
+use crate::perl::{Perl, Sv, XsResult};
+
+use super::args::{self, Opts};
+
+pub fn member_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 2, "member_list(client, callback)")?;
+    let call = Call::MemberList(rpc::MemberListRequest::default());
+    bridge::submit(p, id, "member_list", call, cb)?;
+    Ok(None)
+}
+
+pub fn member_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) =
+        args::optional_form(p, a, 1, "member_add(\\@peer_urls, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let r = rpc::MemberAddRequest {
+        peer_ur_ls: args::url_list(p, a[1])?,
+        is_learner: Opts::new(p, opts).flag("is_learner"),
+    };
+    bridge::submit(p, id, "member_add", Call::MemberAdd(r), cb)?;
+    Ok(None)
+}
+
+pub fn member_remove<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "member_remove(client, member_id, callback)")?;
+    let r = rpc::MemberRemoveRequest { id: p.uv(a[1]) };
+    bridge::submit(p, id, "member_remove", Call::MemberRemove(r), cb)?;
+    Ok(None)
+}
+
+pub fn member_update<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(
+        p,
+        a,
+        4,
+        "member_update(client, member_id, peer_urls, callback)",
+    )?;
+    let r = rpc::MemberUpdateRequest {
+        id: p.uv(a[1]),
+        peer_ur_ls: args::url_list(p, a[2])?,
+    };
+    bridge::submit(p, id, "member_update", Call::MemberUpdate(r), cb)?;
+    Ok(None)
+}
+
+pub fn member_promote<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "member_promote(client, member_id, callback)")?;
+    let r = rpc::MemberPromoteRequest { id: p.uv(a[1]) };
+    bridge::submit(p, id, "member_promote", Call::MemberPromote(r), cb)?;
+    Ok(None)
+}
