@@ -93,6 +93,8 @@ struct Main {
     draining: u32,
     /// Callbacks due on the next drain with `({}, undef)` (cancel).
     deferred: VecDeque<SvBox>,
+    /// In a forked child: ids up to this one were issued by an ancestor.
+    inherited_below: u64,
 }
 
 thread_local! {
@@ -103,24 +105,44 @@ fn with<R>(f: impl FnOnce(&mut Main) -> R) -> R {
     MAIN.with(|m| f(&mut m.borrow_mut()))
 }
 
+/// What a forked child inherited from its parent's bridge and must neither
+/// call nor send: the parent's outstanding callbacks, its cancel callbacks
+/// and its unsent jobs.
+type Inherited = (Vec<Pending>, VecDeque<SvBox>, Vec<Job>);
+
 /// The notify fd of this process's bridge, starting the bridge (and its
 /// runtime thread) on first use, and again in a forked child.
 pub fn notify_fd() -> Result<RawFd, String> {
-    with(|m| {
+    let (fd, inherited) = with(|m| {
         let pid = crate::perl::process::pid();
+        let mut inherited: Option<Inherited> = None;
         if m.bridge.as_ref().map(|b| b.pid) != Some(pid) {
             // A bridge inherited over fork has no runtime thread: replace it
             // (its sockets close; the dead thread's handles are not touched).
             if let Some(old) = m.bridge.take() {
                 std::mem::forget(old.jobs);
+                // The parent's requests will never complete here: forget
+                // them, or the child's loop would be kept alive by them
+                // forever (and its cancel callbacks would run in the child).
+                // Everything with an id up to here belongs to the parent.
+                m.inherited_below = m.next_id;
+                m.keepalive_on = false;
+                inherited = Some((
+                    m.pending.drain().map(|(_, v)| v).collect(),
+                    std::mem::take(&mut m.deferred),
+                    std::mem::take(&mut m.outbox),
+                ));
             }
             m.bridge = Some(
                 Bridge::start()
                     .map_err(|e| format!("EV::Etcd: cannot start the runtime thread: {e}"))?,
             );
         }
-        Ok(m.bridge.as_ref().map(|b| b.wake.fd()).unwrap_or(-1))
-    })
+        Ok::<_, String>((m.bridge.as_ref().map(|b| b.wake.fd()).unwrap_or(-1), inherited))
+    })?;
+    // Released outside the borrow: freeing a closure may run DESTROY code.
+    drop(inherited);
+    Ok(fd)
 }
 
 /// Registers a new client and hands its settings to the runtime.
@@ -256,6 +278,20 @@ pub fn watch(p: &Perl, client: u64, spec: WatchSpec, cb: SvBox) -> Result<u64, S
     enqueue(p, client, "watch", cb, |req| Job::Watch {
         client,
         cmd: WatchCmd::Create { req, seq: 0, spec },
+    })
+}
+
+/// Checks that the watch `req` was started by this process: a handle
+/// inherited over fork belongs to the parent's runtime.
+pub fn check_watch(req: u64) -> Result<(), String> {
+    with(|m| {
+        let pid = crate::perl::process::pid();
+        let ours = m.bridge.as_ref().map(|b| b.pid) == Some(pid) && req > m.inherited_below;
+        if ours {
+            Ok(())
+        } else {
+            Err("EV::Etcd::Watch: this watch was created in another process and cannot be used after fork; create a new client and watch in the child".to_owned())
+        }
     })
 }
 

@@ -73,6 +73,7 @@ pub fn cancel<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     }
     let req = handle(p, a[0])?;
     let cb = args::callback(p, a[1])?;
+    bridge::check_watch(req)?;
     bridge::cancel_watch(p, req, cb);
     Ok(None)
 }
@@ -83,6 +84,8 @@ pub fn request_progress<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     if a.len() != 1 {
         return Err("Usage: EV::Etcd::Watch::request_progress(watch)".into());
     }
-    bridge::watch_progress(handle(p, a[0])?);
+    let req = handle(p, a[0])?;
+    bridge::check_watch(req)?;
+    bridge::watch_progress(req);
     Ok(None)
 }
