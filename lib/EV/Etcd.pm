@@ -50,7 +50,8 @@ sub new {
     my %opts;
     while (@_ > 1) {
         my $k = shift;
-        $opts{$k} = shift;
+        my $v = shift;
+        $opts{$k} = $v if defined $k;    # junk keys are ignored, quietly
     }
     my $self = _new(\%opts);
     _ensure_io();
@@ -70,7 +71,8 @@ sub txn {
         my %args;
         while (@_ > 1) {
             my $k = shift;
-            $args{$k} = shift;
+            my $v = shift;
+            $args{$k} = $v if defined $k;
         }
         $cb = $args{callback} unless defined $cb;
         ($compare, $success, $failure) = @args{qw(compare success failure)};

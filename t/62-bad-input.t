@@ -1,0 +1,293 @@
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use EtcdTest;
+use EV::Etcd;
+use Scalar::Util ();
+
+# API.md 3 (croaks, sizes, conversions), 5, 8: thousands of random argument
+# lists (seeded; set EV_ETCD_FUZZ_SEED / EV_ETCD_FUZZ_CALLS to vary) thrown
+# at every public method of EV::Etcd and EV::Etcd::Watch. Each call must
+# either croak (never with an internal error) or call back exactly once with
+# ($response, undef) or (undef, $error_hash); the process survives and the
+# client still works afterwards.
+#
+# The member is private (EtcdTest->start): the random calls may write junk,
+# compact, defragment, raise alarms, add learners, create users and roles.
+# Handled deliberately: alarms raised at random are disarmed before the
+# final check; auth_enable cannot succeed because no generated name is
+# "root" (etcd requires a root user); adding a voting member to a one-node
+# cluster is refused by etcd's strict reconfiguration check.
+
+my $SEED  = $ENV{EV_ETCD_FUZZ_SEED}  // 20261130;
+my $CALLS = $ENV{EV_ETCD_FUZZ_CALLS} // 3000;
+diag("random seed $SEED, $CALLS calls (EV_ETCD_FUZZ_SEED=$SEED to repeat)");
+srand($SEED);
+
+my $srv = EtcdTest->start;
+my $P   = EtcdTest::prefix();
+my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 2, max_retries => 1);
+
+# ---------------------------------------------------------------------------
+# the junk
+
+package Junk::Str  { use overload '""' => sub { "ovl-string" }, fallback => 1 }
+package Junk::Num  { use overload '0+' => sub { 42 }, fallback => 1 }
+package Junk::Code { use overload '&{}' => sub { sub { } }, fallback => 1 }
+
+my $BIG  = 'B' x (2 * 1024 * 1024);
+my $MIB  = 'M' x 1_048_576;
+my $MIB1 = $MIB . 'M';
+my @words = (qw(GET ACTIVATE activate DEACTIVATE NOSPACE CORRUPT NONE READ WRITE READWRITE
+                version value create mod lease VERSION = != < > EQUAL LESS GREATER
+                put range delete request_put noput nodelete prefix),
+             'http://127.0.0.1:1', 'u', 'r', "${P}k", "${P}w", "\0");
+
+sub rnd { int rand $_[0] }
+sub pick { $_[ rnd(scalar @_) ] }
+
+sub rand_bytes { join '', map { chr rnd(256) } 1 .. rnd($_[0] // 40) }
+
+my @opt_keys = qw(prefix range_end limit revision sort_order sort_target serializable
+                  keys_only count_only min_mod_revision max_mod_revision min_create_revision
+                  max_create_revision prev_kv lease ignore_value ignore_lease start_revision
+                  progress_notify watch_id filters auto_reconnect keys is_learner member_id
+                  alarm fragment ttl on_lost);
+
+sub junk {
+    my ($depth) = @_;
+    $depth //= 0;
+    my $k = rnd($depth > 2 ? 28 : 40);
+    return undef                          if $k == 0;
+    return pick(0, 1, -1, 2**31, -2**31, 2**53, 2**63, -2**63, 2**64, 1e308, -1e308)
+                                          if $k == 1;
+    return pick(9**9**9, -9**9**9, (9**9**9) / (9**9**9), 3.7, -0.5, 1e-300) if $k == 2;
+    return pick('18446744073709551615', '18446744073709551616', '-1', '1e30', ' 12abc', '0 but true')
+                                          if $k == 3;
+    return ''                             if $k == 4;
+    return rand_bytes()                   if $k <= 7;
+    return "\x{263a}\x{e9}" . rand_bytes(5) if $k == 8;
+    return pick($BIG, $MIB, $MIB1)        if $k == 9;
+    return pick(@words)                   if $k <= 13;
+    return v1.22.333                      if $k == 14;
+    return \*STDOUT                       if $k == 15;
+    return *STDERR                        if $k == 16;
+    return qr/x/                          if $k == 17;
+    return sub { }                        if $k == 18;
+    return \undef                         if $k == 19;
+    return \\"x"                          if $k == 20;
+    return bless({}, 'Some::Class')       if $k == 21;
+    return pick(bless([], 'EV::Etcd'), bless({}, 'EV::Etcd::Watch'), bless(sub { }, 'EV::Etcd'))
+                                          if $k == 22;
+    return bless({}, pick('Junk::Str', 'Junk::Num', 'Junk::Code')) if $k == 23;
+    return \substr(my $s = 'abcdef', 1, 2) if $k == 24;
+    return do { open my $fh, '<', \"x"; $fh } if $k == 25;
+    return $c                             if $k == 26;
+    return 12                             if $k == 27;
+    return [ map { junk($depth + 1) } 1 .. rnd(4) ]                    if $k <= 31;
+    return { map { (pick(@opt_keys, @words, 'key'), junk($depth + 1)) } 1 .. rnd(5) } if $k <= 35;
+    return [ map { junk_compare($depth + 1) } 1 .. rnd(3) ]            if $k <= 37;
+    return [ map { junk_op($depth + 1) } 1 .. rnd(3) ];
+}
+
+sub junk_compare {
+    my ($d) = @_;
+    return junk($d) if rnd(6) == 0;
+    my %h = (key => pick("${P}k", junk($d)));
+    $h{ pick(qw(target result version create_revision mod_revision value lease range_end)) } = junk($d)
+        for 1 .. rnd(4);
+    $h{target} = pick(qw(version create mod value lease VALUE bogus)) if rnd(2);
+    return \%h;
+}
+
+sub junk_op {
+    my ($d) = @_;
+    return junk($d) if rnd(6) == 0;
+    my $name = pick(qw(request_range range request_put put request_delete_range delete bogus));
+    my %inner = (key => pick("${P}t", junk($d)));
+    $inner{ pick(qw(value lease range_end prev_kv)) } = junk($d) for 1 .. rnd(3);
+    return { $name => (rnd(8) ? \%inner : junk($d)) };
+}
+
+sub junk_opts { return { map { (pick(@opt_keys), junk(1)) } 1 .. rnd(5) } }
+
+package main;
+
+# ---------------------------------------------------------------------------
+# the calls
+
+my @calls = EtcdTest::method_calls($P);
+my %calls_for;
+push @{ $calls_for{ $_->[0] } }, $_ for @calls;
+my @methods = sort keys %calls_for;
+# every request method of API.md 1.2 (and the newer ones) is exercised
+my @expected = grep { EV::Etcd->can($_) } qw(get put delete txn compact watch lease_grant
+    lease_revoke lease_time_to_live lease_leases lease_keepalive lease_keepalive_start lock unlock
+    election_campaign election_proclaim election_leader election_resign election_observe
+    member_list member_add member_remove member_update member_promote status alarm
+    defragment hash_kv move_leader auth_status authenticate auth_enable auth_disable user_add
+    user_delete user_change_password user_get user_list user_grant_role user_revoke_role
+    role_add role_delete role_get role_list role_grant_permission role_revoke_permission);
+is_deeply(\@methods, [ sort @expected ], 'every public request method is in the list');
+my %streaming = map { $_ => 1 } qw(watch election_observe lease_keepalive_start);
+
+# A random argument list for $method: its valid list, mutated.
+sub random_args {
+    my ($method, $cb) = @_;
+    my (undef, @args) = @{ pick(@{ $calls_for{$method} }) };
+    push @args, junk_opts() if rnd(3) == 0;
+    if ($method eq 'txn' && rnd(2)) {
+        @args = rnd(2)
+            ? (junk(2), junk(2), junk(2))
+            : (compare => junk(2), success => junk(2), failure => junk(2), rnd(2) ? (callback => $cb) : ());
+    }
+    my $mut = rnd(6);
+    for (1 .. $mut) {
+        my $r = rnd(10);
+        if    ($r < 6 && @args) { $args[ rnd(scalar @args) ] = junk() }
+        elsif ($r < 8)          { splice @args, rnd(@args + 1), 0, junk() }
+        elsif (@args)           { splice @args, rnd(scalar @args), 1 }
+    }
+    push @args, rnd(12) ? $cb : junk();
+    learner_only(\@args) if $method eq 'member_add';
+    return @args;
+}
+
+# A voting member added to a one-node cluster (etcd 3.4 allows it) takes
+# the quorum away for good, so member_add may only ever add learners:
+# every form that could reach the server gets is_learner => 1.
+sub learner_only {
+    my ($args) = @_;
+    if (@$args == 2) { splice @$args, 1, 0, { is_learner => 1 } }
+    elsif (@$args == 3) { $args->[1] = { %{ ref $args->[1] eq 'HASH' ? $args->[1] : {} }, is_learner => 1 } }
+}
+
+my (@records, @handles, %croaks, %outcome);
+my @bad;    # descriptions of contract violations
+
+sub check_shape {
+    my ($what, @a) = @_;
+    return "$what: called back with " . scalar(@a) . ' arguments' if @a != 2;
+    my ($r, $e) = @a;
+    return "$what: response and error both set" if defined $r && defined $e;
+    if (defined $e) {
+        return "$what: error is not a hash" unless ref $e eq 'HASH';
+        my $keys = join ',', sort keys %$e;
+        return "$what: error keys $keys"
+            unless $keys =~ /^code,(?:compact_revision,)?message,retryable,source,status$/;
+        return "$what: error code $e->{code}" unless $e->{code} =~ /^\d+$/ && $e->{code} > 0;
+        return;
+    }
+    return "$what: response is not a hash" unless ref $r eq 'HASH';
+    return;
+}
+
+sub one_call {
+    my ($i) = @_;
+    my $method = pick(@methods);
+    my $rec = { what => "#$i $method", n => 0 };
+    my $cb = sub {
+        $rec->{n}++;
+        my $bad = check_shape($rec->{what}, @_);
+        push @bad, $bad if $bad;
+        $outcome{ defined $_[1] ? 'error' : 'response' }++;
+    };
+    my @args = random_args($method, $cb);
+    my $inv = rnd(40) ? $c : junk();
+    my @ret = eval { no warnings; $inv->$method(@args) };
+    if (my $err = $@) {
+        $croaks{$method}++;
+        push @bad, "$rec->{what}: croak without a message" unless length $err;
+        push @bad, "$rec->{what}: internal error: $err" if $err =~ /internal error|panic/i;
+        return;
+    }
+    # a junk code ref may have been taken as the callback instead of ours
+    $rec->{issued} = grep { ref $_ && Scalar::Util::refaddr($_) == Scalar::Util::refaddr($cb) } @args;
+    $rec->{args} = [ $inv, @args ];
+    if ($streaming{$method} || (ref $ret[0] && ref($ret[0]) =~ /^EV::Etcd::/)) {
+        push @handles, grep { ref } @ret;
+        $rec->{stream} = 1;
+    }
+    push @records, $rec;
+}
+
+# the watch handle's methods and other invocants, at random
+sub handle_call {
+    my ($i, $h) = @_;
+    my $m = pick(grep { $h->can($_) } qw(cancel request_progress stop));
+    my $rec = { what => "#$i handle $m", n => 0 };
+    my $cb = sub { $rec->{n}++; my $bad = check_shape($rec->{what}, @_); push @bad, $bad if $bad };
+    my @args = rnd(3) ? ($cb) : map { junk() } 0 .. rnd(3);
+    my $inv = rnd(10) ? $h : junk();
+    eval { no warnings; $inv->$m(@args); 1 } or do {
+        push @bad, "$rec->{what}: internal error: $@" if $@ =~ /internal error|panic/i;
+        return;
+    };
+    push @records, $rec if grep { ref $_ && Scalar::Util::refaddr($_) == Scalar::Util::refaddr($cb) } @args;
+    $rec->{issued} = 1;
+}
+
+sub describe {
+    my ($args) = @_;
+    return join ', ', map {
+        !defined $_ ? 'undef' : ref $_ ? ref($_) . (ref $_ eq 'HASH' ? '{' . join(',', sort keys %$_) . '}' : '')
+        : length $_ > 40 ? length($_) . ' bytes' : "'$_'"
+    } @{ $args || [] };
+}
+
+my $batch = 300;
+for (my $i = 0; $i < $CALLS; $i += $batch) {
+    my @mine_before = scalar @records;
+    one_call($_) for $i .. $i + $batch - 1;
+    # constructor junk too
+    for (1 .. 3) {
+        my @a = map { junk() } 0 .. rnd(6);
+        my $x = eval { no warnings; EV::Etcd->new(@a) };
+        push @bad, "new: internal error: $@" if $@ =~ /internal error|panic/i;
+    }
+    my @unary = grep { !$_->{stream} } @records[ $mine_before[0] .. $#records ];
+    # timeout => 2 bounds every unary call (API.md 6.8), retries included
+    EtcdTest::run_until(10, sub { !grep { $_->{issued} && !$_->{n} } @unary })
+        or push @bad, map { "$_->{what}(" . describe($_->{args}) . ') not called back within 10 s' }
+                      grep { $_->{issued} && !$_->{n} } @unary;
+    # end the streams of this batch through their handles (random junk first)
+    for my $h (splice @handles) {
+        handle_call($i, $h) for 1 .. rnd(3);
+        my $m = $h->can('cancel') ? 'cancel' : 'stop';
+        eval { $h->$m(sub { }) };
+    }
+}
+EtcdTest::run_until(3, sub { 0 });    # late duplicates, if any
+
+my @not_once = map { "$_->{what}(" . describe($_->{args}) . ") called back $_->{n} times" }
+    grep { $_->{issued} && !$_->{stream} && $_->{n} != 1 } @records;
+is_deeply(\@not_once, [], 'every accepted unary call called back exactly once');
+is_deeply([ @bad[ 0 .. ($#bad < 20 ? $#bad : 19) ] ], [], 'no contract violation (first 20 shown)');
+my $total_croaks = 0;
+$total_croaks += $_ for values %croaks;
+cmp_ok($total_croaks, '>', $CALLS / 10, "$total_croaks calls croaked");
+cmp_ok($outcome{error} // 0, '>', $CALLS / 10, ($outcome{error} // 0) . ' calls called back with an error');
+cmp_ok($outcome{response} // 0, '>', $CALLS / 20, ($outcome{response} // 0) . ' calls called back with a response');
+note(join ', ', map { "$_: " . ($croaks{$_} // 0) . ' croaks' } @methods);
+
+# ---------------------------------------------------------------------------
+# the member and the client still work
+
+my $caller = EtcdTest::Caller->new($c);
+my $alarms = $caller->ok_call('alarm GET', 'alarm', 'GET');
+for my $a (@{ $alarms->{alarms} || [] }) {
+    $caller->ok_call("disarm $a->{alarm_type}", 'alarm', 'DEACTIVATE',
+                     { member_id => $a->{member_id}, alarm => $a->{alarm_type} });
+}
+my $st = $caller->ok_call("status", "status");
+diag(explain($caller->call("member_list"))) if $ENV{EV_ETCD_FUZZ_DEBUG};
+diag($srv->log_tail(30)) if $ENV{EV_ETCD_FUZZ_DEBUG};
+$caller->ok_call('final put', 'put', "${P}final", 'still here');
+my $g = $caller->ok_call('final get', 'get', "${P}final");
+is($g->{kvs}[0]{value}, 'still here', 'the client works after the random calls');
+my $fresh = EtcdTest::Caller->new(EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 5));
+$g = $fresh->ok_call('a new client reads it too', 'get', "${P}final");
+is($g->{kvs}[0]{value}, 'still here', 'value seen by a new client');
+
+done_testing;
