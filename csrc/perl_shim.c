@@ -43,6 +43,8 @@ I32 ev_etcd_call_sv(void *pi, SV *sv, I32 flags) { SHIM_THX; return call_sv(sv, 
 I32 ev_etcd_call_pv(void *pi, const char *name, I32 flags) { SHIM_THX; return call_pv(name, flags); }
 I32 ev_etcd_g_discard_eval(void) { return G_DISCARD | G_EVAL | G_VOID; }
 I32 ev_etcd_g_keeperr(void) { return G_KEEPERR; }
+I32 ev_etcd_g_scalar_eval(void) { return G_SCALAR | G_EVAL; }
+SV *ev_etcd_pop(void *pi) { SHIM_THX; dSP; SV *sv = POPs; PUTBACK; return sv; }
 SV *ev_etcd_errsv(void *pi) { SHIM_THX; return ERRSV; }
 SV *ev_etcd_get_sv(void *pi, const char *name) { SHIM_THX; return get_sv(name, 0); }
 void ev_etcd_croak_sv(void *pi, SV *msg) { SHIM_THX; croak_sv(msg); }
@@ -54,6 +56,7 @@ SV *ev_etcd_new_iv(void *pi, IV v) { SHIM_THX; return newSViv(v); }
 SV *ev_etcd_new_uv(void *pi, UV v) { SHIM_THX; return newSVuv(v); }
 SV *ev_etcd_new_pvn(void *pi, const char *s, STRLEN len) { SHIM_THX; return newSVpvn(s, len); }
 SV *ev_etcd_new_rv_noinc(void *pi, SV *sv) { SHIM_THX; return newRV_noinc(sv); }
+SV *ev_etcd_new_sv_copy(void *pi, SV *sv) { SHIM_THX; return newSVsv(sv); }
 HV *ev_etcd_new_hv(void *pi) { SHIM_THX; return newHV(); }
 AV *ev_etcd_new_av(void *pi) { SHIM_THX; return newAV(); }
 void ev_etcd_hv_store(void *pi, HV *hv, const char *k, I32 klen, SV *v) { SHIM_THX; (void)hv_store(hv, k, klen, v, 0); }
@@ -65,7 +68,9 @@ void ev_etcd_refcnt_dec(void *pi, SV *sv) { SHIM_THX; SvREFCNT_dec(sv); }
 SV *ev_etcd_bless(void *pi, SV *rv, const char *pkg) { SHIM_THX; return sv_bless(rv, gv_stashpv(pkg, GV_ADD)); }
 
 /* inspecting values */
-void ev_etcd_get_magic(void *pi, SV *sv) { SHIM_THX; SvGETMAGIC(sv); }
+int ev_etcd_gmagical(void *pi, SV *sv) { SHIM_THX; return SvGMAGICAL(sv) ? 1 : 0; }
+int ev_etcd_rmagical(void *pi, SV *sv) { SHIM_THX; return SvRMAGICAL(sv) ? 1 : 0; }
+int ev_etcd_amagic(void *pi, SV *sv) { SHIM_THX; return SvAMAGIC(sv) ? 1 : 0; }
 int ev_etcd_ok(void *pi, SV *sv) { SHIM_THX; return SvOK(sv) ? 1 : 0; }
 int ev_etcd_rok(void *pi, SV *sv) { SHIM_THX; return SvROK(sv) ? 1 : 0; }
 SV *ev_etcd_rv(void *pi, SV *sv) { SHIM_THX; return SvRV(sv); }

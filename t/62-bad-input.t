@@ -35,6 +35,13 @@ my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 2, max_retri
 package Junk::Str  { use overload '""' => sub { "ovl-string" }, fallback => 1 }
 package Junk::Num  { use overload '0+' => sub { 42 }, fallback => 1 }
 package Junk::Code { use overload '&{}' => sub { sub { } }, fallback => 1 }
+package Junk::Dies  { use overload '""' => sub { die "overload \"\" died\n" }, '0+' => sub { die "overload 0+ died\n" },
+                      'bool' => sub { die "overload bool died\n" }, fallback => 0 }
+# a tied scalar whose FETCH dies or returns another junk value
+package Junk::Tied  { sub TIESCALAR { bless { v => $_[1] } } sub FETCH { die "FETCH died\n" unless $_[0]{v}; ${ $_[0]{v} } }
+                      sub STORE { } }
+package Junk::TiedHash  { require Tie::Hash;  our @ISA = ('Tie::StdHash');  sub FETCH { die "hash FETCH died\n" } }
+package Junk::TiedArray { require Tie::Array; our @ISA = ('Tie::StdArray'); sub FETCHSIZE { die "FETCHSIZE died\n" } }
 
 my $BIG  = 'B' x (2 * 1024 * 1024);
 my $MIB  = 'M' x 1_048_576;
@@ -84,7 +91,9 @@ sub junk {
     return \substr(my $s = 'abcdef', 1, 2) if $k == 24;
     return do { open my $fh, '<', \"x"; $fh } if $k == 25;
     return $c                             if $k == 26;
-    return 12                             if $k == 27;
+    return pick(bless({}, 'Junk::Dies'), do { tie my %h, 'Junk::TiedHash'; \%h },
+                do { tie my @a, 'Junk::TiedArray'; \@a })
+                                          if $k == 27;
     return [ map { junk($depth + 1) } 1 .. rnd(4) ]                    if $k <= 31;
     return { map { (pick(@opt_keys, @words, 'key'), junk($depth + 1)) } 1 .. rnd(5) } if $k <= 35;
     return [ map { junk_compare($depth + 1) } 1 .. rnd(3) ]            if $k <= 37;
@@ -195,6 +204,15 @@ sub one_call {
     };
     my @args = random_args($method, $cb);
     my $inv = rnd(40) ? $c : junk();
+    $rec->{args} = [ $inv, @args ];
+    # sometimes an argument is a tied scalar (passed by alias, so only the
+    # engine's read runs FETCH): it dies, or yields other junk
+    if (@args && rnd(8) == 0) {
+        my $i = rnd(scalar @args);
+        my $v = rnd(2) ? undef : \(my $j = junk());
+        tie $args[$i], 'Junk::Tied', $v;
+        $rec->{args}[ $i + 1 ] = $v ? 'tied(' . (ref $$v || 'scalar') . ')' : 'tied(dies)';
+    }
     my @ret = eval { no warnings; $inv->$method(@args) };
     if (my $err = $@) {
         $croaks{$method}++;
@@ -203,8 +221,7 @@ sub one_call {
         return;
     }
     # a junk code ref may have been taken as the callback instead of ours
-    $rec->{issued} = grep { ref $_ && Scalar::Util::refaddr($_) == Scalar::Util::refaddr($cb) } @args;
-    $rec->{args} = [ $inv, @args ];
+    $rec->{issued} = grep { !tied $_ && ref $_ && Scalar::Util::refaddr($_) == Scalar::Util::refaddr($cb) } @args;
     if ($streaming{$method} || (ref $ret[0] && ref($ret[0]) =~ /^EV::Etcd::/)) {
         push @handles, grep { ref } @ret;
         $rec->{stream} = 1;
@@ -236,6 +253,53 @@ sub describe {
     } @{ $args || [] };
 }
 
+# ---------------------------------------------------------------------------
+# Perl code that dies while the engine reads an argument (tied FETCH,
+# overloaded operators, tied containers) croaks with that error, sends
+# nothing and calls nothing back.
+
+{
+    my $called = 0;
+    my $cb = sub { $called++ };
+    my $dies = bless {}, 'Junk::Dies';
+    tie my $t, 'Junk::Tied', undef;
+    tie my %th, 'Junk::TiedHash';
+    %th = (prefix => 1);
+    tie my @ta, 'Junk::TiedArray';
+    my @cases = (
+        [ 'overloaded key',           qr/^overload "" died/, sub { $c->get($dies, $cb) } ],
+        [ 'overloaded option',        qr/^overload bool died/, sub { $c->get("${P}k", { prefix => $dies }, $cb) } ],
+        [ 'overloaded number',        qr/^overload 0\+ died/, sub { $c->lease_grant($dies, $cb) } ],
+        [ 'tied key',                 qr/^FETCH died/, sub { $c->put($t, 'v', $cb) } ],
+        [ 'tied value',               qr/^FETCH died/, sub { $c->put("${P}k", $t, $cb) } ],
+        [ 'tied callback',            qr/^FETCH died/, sub { $c->put("${P}k", 'v', $t) } ],
+        [ 'tied invocant',            qr/^FETCH died/, sub { EV::Etcd::get($t, "${P}k", $cb) } ],
+        [ 'tied options hash',        qr/^hash FETCH died/, sub { $c->get("${P}k", \%th, $cb) } ],
+        [ 'tied array of URLs',       qr/^FETCHSIZE died/, sub { $c->member_add(\@ta, $cb) } ],
+        [ 'tied txn compare',         qr/^FETCHSIZE died/, sub { $c->txn(\@ta, [], [], $cb) } ],
+        [ 'tied watch key',           qr/^FETCH died/, sub { $c->watch($t, $cb) } ],
+        [ 'tied constructor option',  qr/^FETCH died/, sub { EV::Etcd->new(timeout => $t) } ],
+    );
+    for my $case (@cases) {
+        my ($name, $re, $code) = @$case;
+        ok(!eval { $code->(); 1 }, "$name: croaks");
+        like($@, $re, "$name: with the error of the Perl code that died");
+    }
+    # the same many times: no leak, no corrupted state
+    for (1 .. 2000) { eval { $_->[2]->() } for @cases }
+    EtcdTest::run_until(0.5, sub { 0 });
+    is($called, 0, 'none of them called back');
+    tie my $good, 'Junk::Tied', \"${P}tied-key";
+    my $r = EtcdTest::Caller->new($c)->ok_call('a tied key that reads fine works', 'put', $good, 'tv');
+    my $g = EtcdTest::Caller->new($c)->ok_call('and is stored under its value', 'get', "${P}tied-key");
+    is($g->{kvs}[0]{value}, 'tv', 'tied key read once, stored under its value');
+}
+
+# ---------------------------------------------------------------------------
+# random calls
+
+my $warnings = 0;
+local $SIG{__WARN__} = sub { $warnings++ };    # junk numbers warn, as they should
 my $batch = 300;
 for (my $i = 0; $i < $CALLS; $i += $batch) {
     my @mine_before = scalar @records;

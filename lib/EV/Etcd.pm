@@ -83,6 +83,23 @@ sub txn {
     return;
 }
 
+# Tied and overloaded arguments are read through these (called by the
+# engine under G_EVAL), so a die in FETCH or in an overloaded operator
+# becomes an ordinary croak of the method instead of unwinding the engine.
+sub _plain_val   { my $v = $_[0]; $v }
+sub _plain_str   { my $v = $_[0]; ref $v ? "$v" : $v }
+sub _plain_num {
+    my $v = $_[0];
+    return $v unless ref $v;
+    # the object's own numification (as SvIV would use), else its string
+    require overload;
+    my $m = overload::Method($v, '0+') || overload::Method($v, '""');
+    return $m ? $v->$m(undef, '') : 0 + $v;
+}
+sub _plain_bool  { $_[0] ? 1 : 0 }
+sub _plain_hash  { +{ %{ $_[0] } } }
+sub _plain_array { [ @{ $_[0] } ] }
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }

@@ -233,6 +233,8 @@ fn enqueue(
     cb: SvBox,
     make: impl FnOnce(u64) -> Job,
 ) -> Result<u64, String> {
+    // An argument whose conversion died was read as undef: send nothing.
+    p.check()?;
     check_client(client)?;
     let (req, turn_on) = with(|m| {
         m.next_id += 1;

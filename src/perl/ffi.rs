@@ -56,6 +56,8 @@ extern "C" {
     pub fn ev_etcd_call_pv(pi: Pi, name: *const c_char, flags: I32) -> I32;
     pub fn ev_etcd_g_discard_eval() -> I32;
     pub fn ev_etcd_g_keeperr() -> I32;
+    pub fn ev_etcd_g_scalar_eval() -> I32;
+    pub fn ev_etcd_pop(pi: Pi) -> *mut SV;
     pub fn ev_etcd_errsv(pi: Pi) -> *mut SV;
     pub fn ev_etcd_get_sv(pi: Pi, name: *const c_char) -> *mut SV;
     pub fn ev_etcd_croak_sv(pi: Pi, msg: *mut SV) -> !;
@@ -66,6 +68,7 @@ extern "C" {
     pub fn ev_etcd_new_uv(pi: Pi, v: UV) -> *mut SV;
     pub fn ev_etcd_new_pvn(pi: Pi, s: *const c_char, len: usize) -> *mut SV;
     pub fn ev_etcd_new_rv_noinc(pi: Pi, sv: *mut SV) -> *mut SV;
+    pub fn ev_etcd_new_sv_copy(pi: Pi, sv: *mut SV) -> *mut SV;
     pub fn ev_etcd_new_hv(pi: Pi) -> *mut HV;
     pub fn ev_etcd_new_av(pi: Pi) -> *mut AV;
     pub fn ev_etcd_hv_store(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32, v: *mut SV);
@@ -76,7 +79,9 @@ extern "C" {
     pub fn ev_etcd_refcnt_dec(pi: Pi, sv: *mut SV);
     pub fn ev_etcd_bless(pi: Pi, rv: *mut SV, pkg: *const c_char) -> *mut SV;
 
-    pub fn ev_etcd_get_magic(pi: Pi, sv: *mut SV);
+    pub fn ev_etcd_gmagical(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_rmagical(pi: Pi, sv: *mut SV) -> c_int;
+    pub fn ev_etcd_amagic(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_ok(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_rok(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_rv(pi: Pi, sv: *mut SV) -> *mut SV;

@@ -3,8 +3,8 @@
 //! running the interpreter and is `!Send`/`!Sync`, so the compiler keeps Perl
 //! values off the runtime thread. Owned values (`SvBox`) are `!Send` too.
 
-use std::cell::Cell;
-use std::ffi::{c_char, CString};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr::null_mut;
 
@@ -20,6 +20,9 @@ thread_local! {
 /// call from Perl. Not `Send`, not `Sync`, not constructible outside src/perl/.
 pub struct Perl<'a> {
     pi: Pi,
+    /// The first exception thrown by Perl code that a conversion ran (a
+    /// tied FETCH, an overloaded operator); the xsub croaks with it.
+    died: RefCell<Option<String>>,
     _not_send: PhantomData<&'a *mut ()>,
 }
 
@@ -69,6 +72,7 @@ impl<'a> Perl<'a> {
     pub(crate) unsafe fn enter(pi: Pi) -> Perl<'a> {
         Perl {
             pi,
+            died: RefCell::new(None),
             _not_send: PhantomData,
         }
     }
@@ -80,22 +84,136 @@ impl<'a> Perl<'a> {
         }
     }
 
+    // ---- magic ----
+    //
+    // Reading a tied value or converting an overloaded object runs Perl
+    // code, which may die; a die longjmps, and must never cross Rust
+    // frames. Such values are therefore converted by small Perl helpers
+    // (EV::Etcd::_plain_*) called under G_EVAL, and the conversion goes on
+    // with their plain result. A die is remembered: no request is sent
+    // (`check`) and the xsub croaks with it.
+
+    /// `Err(message)` once a conversion died during this call.
+    pub fn check(&self) -> Result<(), String> {
+        match &*self.died.borrow() {
+            Some(m) => Err(m.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The die of a conversion, if any, taken out (the xsub wrapper).
+    pub(crate) fn take_died(&self) -> Option<String> {
+        self.died.borrow_mut().take()
+    }
+
+    fn gmagical(&self, sv: Sv) -> bool {
+        // SAFETY: live SV; a flag test.
+        unsafe { ffi::ev_etcd_gmagical(self.pi, sv.raw) != 0 }
+    }
+
+    fn overloaded(&self, sv: Sv) -> bool {
+        // SAFETY: live SV; a flag test.
+        unsafe { ffi::ev_etcd_amagic(self.pi, sv.raw) != 0 }
+    }
+
+    /// `sv` itself, or, if it is tied/magical (or `also` holds), the plain
+    /// result of `helper(sv)`.
+    fn plain(&self, sv: Sv<'a>, also: bool, helper: &CStr) -> Sv<'a> {
+        if !also && !self.gmagical(sv) {
+            return sv;
+        }
+        match self.call_helper(helper, sv.raw) {
+            Ok(copy) => self.sv(copy),
+            Err(msg) => {
+                self.died.borrow_mut().get_or_insert(msg);
+                // Read on as "0" (a string and a number, no warnings); nothing is sent.
+                // SAFETY: a new SV of this interpreter, made mortal.
+                self.sv(unsafe {
+                    ffi::ev_etcd_mortal(self.pi, ffi::ev_etcd_new_pvn(self.pi, c"0".as_ptr(), 1))
+                })
+            }
+        }
+    }
+
+    /// Calls `helper(arg)` in scalar context under G_EVAL; returns a mortal
+    /// copy of its result, or the exception's text.
+    fn call_helper(&self, helper: &CStr, arg: *mut SV) -> Result<*mut SV, String> {
+        let pi = self.pi;
+        // SAFETY: standard call sequence as in call_cb; the result is copied
+        // before FREETMPS and made mortal after LEAVE, so it lives until the
+        // caller's statement ends (beyond this xsub call).
+        unsafe {
+            ffi::ev_etcd_enter(pi);
+            ffi::ev_etcd_savetmps(pi);
+            ffi::ev_etcd_pushmark(pi);
+            ffi::ev_etcd_xpush(pi, arg);
+            let n = ffi::ev_etcd_call_pv(pi, helper.as_ptr(), ffi::ev_etcd_g_scalar_eval());
+            let result = (n == 1).then(|| ffi::ev_etcd_pop(pi));
+            let err = ffi::ev_etcd_errsv(pi);
+            let out = if ffi::ev_etcd_rok(pi, err) != 0 {
+                Err("EV::Etcd: converting an argument died with an exception object".to_owned())
+            } else {
+                let mut len = 0usize;
+                let p = if ffi::ev_etcd_ok(pi, err) != 0 {
+                    ffi::ev_etcd_pv(pi, err, &mut len)
+                } else {
+                    std::ptr::null()
+                };
+                if !p.is_null() && len > 0 {
+                    let m = std::slice::from_raw_parts(p.cast::<u8>(), len);
+                    Err(String::from_utf8_lossy(m).into_owned())
+                } else {
+                    Ok(result.map(|r| ffi::ev_etcd_new_sv_copy(pi, r)))
+                }
+            };
+            ffi::ev_etcd_freetmps(pi);
+            ffi::ev_etcd_leave(pi);
+            out.map(|copy| match copy {
+                Some(c) => ffi::ev_etcd_mortal(pi, c),
+                None => ffi::ev_etcd_undef(pi),
+            })
+        }
+    }
+
+    /// `sv` with its get-magic resolved (a tied scalar's value).
+    fn val(&self, sv: Sv<'a>) -> Sv<'a> {
+        self.plain(sv, false, c"EV::Etcd::_plain_val")
+    }
+
     // ---- reading ----
 
-    pub fn is_defined(&self, sv: Sv) -> bool {
+    pub fn is_defined(&self, sv: Sv<'a>) -> bool {
+        let sv = self.val(sv);
         // SAFETY: sv is a live SV of this interpreter (borrowed from the stack or a container).
         unsafe { ffi::ev_etcd_ok(self.pi, sv.raw) != 0 }
     }
 
-    fn ref_target(&self, sv: Sv, ty: i32) -> Option<*mut SV> {
+    fn ref_target(&self, sv: Sv<'a>, ty: i32) -> Option<*mut SV> {
+        let mut sv = self.val(sv);
         // SAFETY: live SV; SvRV is only read after SvROK said it is a reference.
         unsafe {
-            ffi::ev_etcd_get_magic(self.pi, sv.raw);
             if ffi::ev_etcd_rok(self.pi, sv.raw) == 0 {
                 return None;
             }
-            let t = ffi::ev_etcd_rv(self.pi, sv.raw);
-            (ffi::ev_etcd_type(self.pi, t) == ty).then_some(t)
+            let mut t = ffi::ev_etcd_rv(self.pi, sv.raw);
+            if ffi::ev_etcd_type(self.pi, t) != ty {
+                return None;
+            }
+            // A tied (or otherwise magical) hash or array runs Perl code on
+            // access: read a plain copy of it instead.
+            if ty != ffi::ev_etcd_t_pvcv() && ffi::ev_etcd_rmagical(self.pi, t) != 0 {
+                let helper = if ty == ffi::ev_etcd_t_pvhv() {
+                    c"EV::Etcd::_plain_hash"
+                } else {
+                    c"EV::Etcd::_plain_array"
+                };
+                sv = self.plain(sv, true, helper);
+                if ffi::ev_etcd_rok(self.pi, sv.raw) == 0 {
+                    return None;
+                }
+                t = ffi::ev_etcd_rv(self.pi, sv.raw);
+            }
+            Some(t)
         }
     }
 
@@ -123,20 +241,24 @@ impl<'a> Perl<'a> {
             })
     }
 
-    pub fn is_ref(&self, sv: Sv) -> bool {
+    pub fn is_ref(&self, sv: Sv<'a>) -> bool {
+        let sv = self.val(sv);
         // SAFETY: live SV.
         unsafe { ffi::ev_etcd_rok(self.pi, sv.raw) != 0 }
     }
 
     /// True for a plain (non-reference) string value, as opposed to a number.
-    pub fn is_string(&self, sv: Sv) -> bool {
+    pub fn is_string(&self, sv: Sv<'a>) -> bool {
+        let sv = self.val(sv);
         // SAFETY: live SV.
         unsafe { ffi::ev_etcd_pok(self.pi, sv.raw) != 0 && ffi::ev_etcd_rok(self.pi, sv.raw) == 0 }
     }
 
     /// True if `sv` is a reference to an object of class `pkg` (or a subclass);
     /// a plain class-name string does not count.
-    pub fn derived_from(&self, sv: Sv, pkg: &str) -> bool {
+    pub fn derived_from(&self, sv: Sv<'a>, pkg: &str) -> bool {
+        // sv_isobject and sv_derived_from run get-magic.
+        let sv = self.val(sv);
         let c = CString::new(pkg).unwrap_or_default();
         // SAFETY: live SV, NUL-terminated package name.
         unsafe {
@@ -147,7 +269,8 @@ impl<'a> Perl<'a> {
 
     /// The string value as bytes (the internal UTF-8 encoding for a string
     /// carrying the UTF-8 flag), copied out.
-    pub fn bytes(&self, sv: Sv) -> Vec<u8> {
+    pub fn bytes(&self, sv: Sv<'a>) -> Vec<u8> {
+        let sv = self.plain(sv, self.overloaded(sv), c"EV::Etcd::_plain_str");
         let mut len = 0usize;
         // SAFETY: SvPV returns a buffer of `len` bytes valid until the SV
         // changes; it is copied before any other Perl call.
@@ -161,26 +284,34 @@ impl<'a> Perl<'a> {
     }
 
     /// Lossy text (for option words such as `ascend`).
-    pub fn text(&self, sv: Sv) -> String {
+    pub fn text(&self, sv: Sv<'a>) -> String {
         String::from_utf8_lossy(&self.bytes(sv)).into_owned()
     }
 
-    pub fn iv(&self, sv: Sv) -> i64 {
+    fn num(&self, sv: Sv<'a>) -> Sv<'a> {
+        self.plain(sv, self.overloaded(sv), c"EV::Etcd::_plain_num")
+    }
+
+    pub fn iv(&self, sv: Sv<'a>) -> i64 {
+        let sv = self.num(sv);
         // SAFETY: live SV; SvIV performs Perl's numeric conversion.
         unsafe { ffi::ev_etcd_iv(self.pi, sv.raw) as i64 }
     }
 
-    pub fn uv(&self, sv: Sv) -> u64 {
+    pub fn uv(&self, sv: Sv<'a>) -> u64 {
+        let sv = self.num(sv);
         // SAFETY: live SV.
         unsafe { ffi::ev_etcd_uv(self.pi, sv.raw) as u64 }
     }
 
-    pub fn nv(&self, sv: Sv) -> f64 {
+    pub fn nv(&self, sv: Sv<'a>) -> f64 {
+        let sv = self.num(sv);
         // SAFETY: live SV.
         unsafe { ffi::ev_etcd_nv(self.pi, sv.raw) }
     }
 
-    pub fn truthy(&self, sv: Sv) -> bool {
+    pub fn truthy(&self, sv: Sv<'a>) -> bool {
+        let sv = self.plain(sv, self.overloaded(sv), c"EV::Etcd::_plain_bool");
         // SAFETY: live SV.
         unsafe { ffi::ev_etcd_true(self.pi, sv.raw) != 0 }
     }
@@ -196,7 +327,7 @@ impl<'a> Perl<'a> {
             if ffi::ev_etcd_type(self.pi, inner) >= ffi::ev_etcd_t_pvav() {
                 return None;
             }
-            Some(ffi::ev_etcd_uv(self.pi, inner) as u64)
+            Some(self.uv(self.sv(inner)))
         }
     }
 

@@ -47,9 +47,12 @@ pub unsafe fn run(pi: Pi, body: XsBody) {
                 body(&perl, &args)
                     .map(|r| r.map(|v| perl.mortal(v)).unwrap_or(std::ptr::null_mut()))
             }));
-            match res {
-                Ok(r) => r,
-                Err(e) => Err(panic_text(e)),
+            // A die inside a conversion (tied FETCH, overloading) wins:
+            // the body went on with undef and must not have sent anything.
+            match (perl.take_died(), res) {
+                (Some(died), Ok(_)) => Err(died),
+                (_, Ok(r)) => r,
+                (_, Err(e)) => Err(panic_text(e)),
             }
         };
         // The stack may have been reallocated while the body ran.

@@ -66,6 +66,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         credentials,
         max_recv_size,
     };
+    p.check()?;
     let id = bridge::new_client(cfg)?;
     Ok(Some(p.new_object(id, "EV::Etcd")))
 }

@@ -74,6 +74,7 @@ pub fn cancel<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let req = handle(p, a[0])?;
     let cb = args::callback(p, a[1])?;
     bridge::check_watch(req)?;
+    p.check()?;
     bridge::cancel_watch(p, req, cb);
     Ok(None)
 }
