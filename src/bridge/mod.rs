@@ -138,7 +138,10 @@ pub fn notify_fd() -> Result<RawFd, String> {
                     .map_err(|e| format!("EV::Etcd: cannot start the runtime thread: {e}"))?,
             );
         }
-        Ok::<_, String>((m.bridge.as_ref().map(|b| b.wake.fd()).unwrap_or(-1), inherited))
+        Ok::<_, String>((
+            m.bridge.as_ref().map(|b| b.wake.fd()).unwrap_or(-1),
+            inherited,
+        ))
     })?;
     // Released outside the borrow: freeing a closure may run DESTROY code.
     drop(inherited);

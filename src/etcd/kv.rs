@@ -33,4 +33,24 @@ mod tests {
         assert_eq!(prefix_range_end(b""), b"");
         assert_eq!(prefix_range_end(b"\0"), b"\x01");
     }
+
+    proptest::proptest! {
+        /// The range [key, end) holds exactly the keys that start with
+        /// `key` (end "\0" meaning "no upper bound", as etcd reads it).
+        #[test]
+        fn prefix_range_is_exactly_the_prefix(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..6),
+            probe in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4),
+        ) {
+            // Bias toward interesting probes: 0xFF-heavy keys and keys that
+            // share the prefix.
+            let key: Vec<u8> = key.iter().map(|b| if b % 3 == 0 { 0xFF } else { *b }).collect();
+            let end = prefix_range_end(&key);
+            for x in [probe.clone(), [key.clone(), tail.clone()].concat(), [key[..key.len() - 1].to_vec(), probe].concat()] {
+                let in_range = x >= key && (end == b"\0" || x < end);
+                proptest::prop_assert_eq!(in_range, x.starts_with(&key), "key {:?} end {:?} probe {:?}", key, end, x);
+            }
+        }
+    }
 }

@@ -142,4 +142,32 @@ mod tests {
         b.reset();
         assert!(b.next_delay() <= FLOOR.max(Duration::from_millis(50)));
     }
+
+    proptest::proptest! {
+        /// A request is never attempted more than budget + 1 times, a write
+        /// that may have reached a server is never replayed, and only
+        /// UNAVAILABLE (or "never sent") ever earns a retry.
+        #[test]
+        fn retries_are_bounded_and_safe(
+            read in proptest::prelude::any::<bool>(),
+            code in 0i32..20,
+            sent_pattern in proptest::prelude::any::<u64>(),
+            max in 0u32..12,
+            eps in 0usize..6,
+        ) {
+            let class = if read { RetryClass::Idempotent } else { RetryClass::AtMostOnce };
+            let mut attempt = 1u32;
+            loop {
+                let never_sent = sent_pattern >> (attempt % 64) & 1 == 1;
+                match verdict(class, code, never_sent, attempt, max, eps) {
+                    Verdict::Fail => break,
+                    Verdict::Retry => {
+                        proptest::prop_assert!(never_sent || (read && code == 14));
+                        attempt += 1;
+                    }
+                }
+                proptest::prop_assert!(attempt <= max.max(eps.saturating_sub(1) as u32) + 1);
+            }
+        }
+    }
 }

@@ -488,7 +488,8 @@ impl Engine {
             w.next_rev = w.next_rev.max(revision + 1);
         } else {
             let floor = w.next_rev;
-            m.events.retain(|e| e.kv.as_ref().map_or(0, |k| k.mod_revision) >= floor);
+            m.events
+                .retain(|e| e.kv.as_ref().map_or(0, |k| k.mod_revision) >= floor);
             match m.events.last().and_then(|e| e.kv.as_ref()) {
                 Some(kv) => w.next_rev = kv.mod_revision + 1,
                 None => return, // only repeats of what was delivered
@@ -585,6 +586,76 @@ mod tests {
         b.ack(Some(s3));
         assert!(w3.try_recv().is_ok());
         assert!(b.wait().is_none());
+    }
+
+    /// One step of a random schedule: create a watch, register a waiting
+    /// request, or answer the creation with this index among those issued.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Create,
+        Wait,
+        Ack(usize),
+        AckNone,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => Just(Step::Create),
+            2 => Just(Step::Wait),
+            3 => any::<usize>().prop_map(Step::Ack),
+            1 => Just(Step::AckNone),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order creations are answered in (duplicates too), a
+        /// waiting request is released exactly when every creation issued
+        /// before it has been answered: never earlier (it would miss its
+        /// watch's events), never later (it would stall).
+        #[test]
+        fn barrier_releases_exactly_when_its_prefix_is_answered(
+            steps in proptest::collection::vec(step(), 0..200)
+        ) {
+            let b = Barrier::default();
+            let mut issued: Vec<u64> = Vec::new();
+            let mut answered = std::collections::BTreeSet::new();
+            let mut waiters: Vec<(u64, oneshot::Receiver<()>, bool)> = Vec::new();
+            for st in steps {
+                match st {
+                    Step::Create => issued.push(b.next()),
+                    Step::Wait => match b.wait() {
+                        Some(rx) => waiters.push((issued.len() as u64, rx, false)),
+                        None => proptest::prop_assert!(
+                            issued.iter().all(|s| answered.contains(s)),
+                            "no wait although a creation is unanswered"
+                        ),
+                    },
+                    Step::Ack(i) if !issued.is_empty() => {
+                        let seq = issued[i % issued.len()];
+                        answered.insert(seq);
+                        b.ack(Some(seq));
+                    }
+                    Step::Ack(_) => {}
+                    Step::AckNone => b.ack(None),
+                }
+                for (at, rx, done) in waiters.iter_mut() {
+                    let due = (1..=*at).all(|s| answered.contains(&s));
+                    if !*done {
+                        let released = rx.try_recv().is_ok();
+                        proptest::prop_assert_eq!(released, due, "waiter after {} creations", at);
+                        *done = released;
+                    }
+                }
+            }
+            for s in issued.clone() {
+                b.ack(Some(s));
+            }
+            for (_, mut rx, done) in waiters {
+                proptest::prop_assert!(done || rx.try_recv().is_ok(), "a waiter was never released");
+            }
+            proptest::prop_assert!(b.wait().is_none());
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use crate::etcd::pb::etcdserverpb::watch_create_request::FilterType;
 use crate::etcd::watch::WatchSpec;
 use crate::perl::{Perl, Sv, XsResult};
 
-use super::args::{self, Opts, Res};
 use super::args::optional_form;
+use super::args::{self, Opts, Res};
 use super::kv::range_end;
 
 const HANDLE: &str = "EV::Etcd::Watch";
