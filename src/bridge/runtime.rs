@@ -61,8 +61,9 @@ impl Live {
         self.watches.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let done = done.clone();
-            let sink: w::Sink =
-                Arc::new(move |req, result, last| done.send(Completion { req, result, last }));
+            let sink: w::Sink = Arc::new(move |req, result, last| {
+                done.send(Completion { req, result, last })
+            });
             let engine = w::Engine::new(client.clone(), sink, barrier.clone());
             tokio::spawn(engine.run(rx));
             tx
@@ -189,11 +190,7 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                     } => r,
                     _ = closed.wait_for(|c| *c) => return,
                 };
-                done.send(Completion {
-                    req,
-                    result,
-                    last: true,
-                });
+                done.send(Completion { req, result, last: true });
             });
         }
     }
