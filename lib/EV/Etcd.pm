@@ -12,6 +12,8 @@ our $VERSION = '0.02';
 XSLoader::load('EV::Etcd', $VERSION);
 
 require EV::Etcd::Watch;
+require EV::Etcd::Keepalive;
+require EV::Etcd::Observe;
 
 # One EV::io watcher per process drains the completion queue. It keeps the
 # loop alive only while something is outstanding (toggled from the engine
