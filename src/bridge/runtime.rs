@@ -253,7 +253,8 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                                 return Err(Error::deadline());
                             }
                         }
-                        c.unary(call, deadline).await
+                        // Boxed: the spawned future stays small (no large copies).
+                        Box::pin(c.unary(call, deadline)).await
                     } => r,
                     _ = closed.wait_for(|c| *c) => return,
                 };

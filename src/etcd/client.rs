@@ -83,7 +83,7 @@ impl Client {
                 .endpoints
                 .channel(idx)
                 .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, opts)).await
+            let status = match tokio::time::timeout_at(deadline, Box::pin(call.clone().exec(ch, opts))).await
             {
                 Err(_) => return Err(Error::deadline()),
                 Ok(Ok(reply)) => return reply.checked(),
