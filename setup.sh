@@ -7,7 +7,7 @@
 # Sourcing this file (as .ci/run does) only defines the functions below.
 set -euo pipefail
 
-EV_ETCD_APT_PACKAGES=(libev-perl etcd-server etcd-client
+EV_ETCD_APT_PACKAGES=(libev-perl etcd-server etcd-client openssl
                       build-essential pkg-config perl)
 
 # Installs whichever of EV_ETCD_APT_PACKAGES are missing.  apt's output goes

@@ -43,6 +43,8 @@ sub _ensure_io {
     $IO_PID = $$;
 }
 
+my %TLS_KEYS = map { $_ => 1 } qw(ca_file cert_file key_file server_name);
+
 sub new {
     my $class = shift;
     my %opts;
@@ -50,9 +52,51 @@ sub new {
         my $k = shift;
         $opts{$k} = shift;
     }
-    my $self = _new(\%opts);
+    if (ref $opts{tls} eq 'HASH') {
+        # A misspelt key must not silently weaken the connection's security.
+        for my $k (sort keys %{ $opts{tls} }) {
+            next if $TLS_KEYS{$k};
+            require Carp;
+            Carp::croak("EV::Etcd->new: unknown tls option '$k'");
+        }
+    }
+    # Croaks of the engine name the caller's line, not this one.
+    my $self = eval { _new(\%opts) };
+    unless ($self) {
+        (my $err = $@) =~ s/ at \S+ line \d+\.\n\z//;
+        require Carp;
+        Carp::croak($err);
+    }
     _ensure_io();
+    my $interval = do { no warnings; int($opts{health_interval} // 0) };
+    _health_start($self, $interval, $opts{on_health_change}) if $interval > 0;
     return $self;
+}
+
+# Health monitoring (API.md 9): one repeating timer per client on the
+# default loop. An active timer keeps EV::run alive, like any EV timer.
+# The closure holds only the client's id, so it never keeps the client
+# alive; DESTROY stops it (through _health_stop), and a timer inherited by a
+# forked child stops itself at its first tick.
+my %HEALTH;
+
+sub _health_start {
+    my ($self, $interval, $cb) = @_;
+    my $id  = $$self;
+    my $pid = $$;
+    my $on_change = _is_code($cb) ? $cb : undef;
+    my $client = $self;
+    Scalar::Util::weaken($client);
+    $HEALTH{$id} = EV::timer($interval, $interval, sub {
+        return $_[0]->stop if $$ != $pid || !$client;
+        my $change = _health_tick($client, $interval) or return;
+        $on_change->(@$change) if $on_change;
+    });
+}
+
+sub _health_stop {
+    my $timer = delete $HEALTH{ $_[0] } or return;
+    $timer->stop;
 }
 
 sub _is_code { ref $_[0] && Scalar::Util::reftype($_[0]) eq 'CODE' }

@@ -20,6 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::etcd::call::Call;
 use crate::etcd::client::Config;
+use crate::etcd::endpoints::State;
+use crate::etcd::health::Monitor;
 use crate::perl::convert;
 use crate::perl::{NewSv, Perl, SvBox};
 
@@ -66,6 +68,9 @@ impl Bridge {
 struct ClientEntry {
     pid: u32,
     timeout: Duration,
+    endpoints: Vec<String>,
+    state: Arc<State>,
+    monitor: Monitor,
 }
 
 /// An outstanding unary request: its callback and its error `source` label.
@@ -128,6 +133,9 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
             ClientEntry {
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
+                endpoints: cfg.endpoints.clone(),
+                state: cfg.state.clone(),
+                monitor: Monitor::new(&cfg.state),
             },
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
@@ -216,6 +224,34 @@ pub fn submit(
         p.call_named(c"EV::Etcd::_keepalive", 1);
     }
     Ok(())
+}
+
+/// One tick of a client's health monitor (API.md 9), run by the .pm's
+/// timer: `Some((healthy, endpoint))` when the state changed. A down
+/// endpoint gets one background probe of at most `limit`.
+pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {
+    check_client(client).ok()?;
+    with(|m| {
+        let c = m.clients.get_mut(&client)?;
+        let t = c.monitor.tick(&c.state);
+        let name = c.endpoints.get(t.endpoint).cloned().unwrap_or_default();
+        if t.probe {
+            let job = Job::Probe {
+                client,
+                endpoint: t.endpoint,
+                limit,
+            };
+            if let Some(b) = &m.bridge {
+                let _ = b.send(job);
+            }
+        }
+        let host_port = name
+            .strip_prefix("https://")
+            .or_else(|| name.strip_prefix("http://"))
+            .unwrap_or(&name)
+            .to_owned();
+        t.change.map(|h| (h, host_port))
+    })
 }
 
 /// Lets the loop exit once nothing is outstanding.

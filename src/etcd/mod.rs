@@ -7,6 +7,8 @@ pub mod call;
 pub mod client;
 pub mod endpoints;
 pub mod error;
+pub mod health;
 pub mod kv;
 pub mod pb;
 pub mod retry;
+pub mod tls;
