@@ -807,7 +807,12 @@ when etcd is missing), C<endpoints>, C<server>, C<prefix>, C<cleanup($client)>,
 C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
 the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
-port: connections are refused), C<run_etcdctl(\@endpoints, @args)>.
+port: connections are refused), C<run_etcdctl(\@endpoints, @args)>,
+C<openssl_binary>, C<need_openssl> (like C<need_etcd>, for the C<openssl>
+command), C<make_pki([$dir])> (creates with C<openssl> a test CA, a server
+certificate for 127.0.0.1 and localhost, a client certificate and an
+unrelated second CA; returns a hash of PEM file names: C<ca>, C<ca_key>,
+C<server_cert>, C<server_key>, C<client_cert>, C<client_key>, C<other_ca>).
 
 =head1 EtcdTest::Caller
 
@@ -826,7 +831,12 @@ C<resp>, C<err>) in C<records>.
 
 C<< EtcdTest->start(%opts) >> with options C<extra_args>, C<timeout> (readiness,
 default 30 s), C<name>, C<client_port>, C<peer_port>, C<initial_cluster>,
-C<initial_cluster_state>, C<wait> (0: return at once, call C<wait_ready> later).
+C<initial_cluster_state>, C<wait> (0: return at once, call C<wait_ready> later),
+C<tls> (a hash: C<cert_file> and C<key_file> make the member serve https;
+C<ca_file> verifies it in readiness checks; C<client_cert_auth =E<gt> 1>
+demands client certificates signed by C<ca_file>, and then C<client_cert>
+and C<client_key> are what the readiness check presents). Readiness and
+C<healthy> of a TLS member go through C<openssl s_client>.
 C<< EtcdTest->start_cluster($n, %opts) >> returns C<$n> members of one cluster.
 
 Members have C<endpoint>, C<url>, C<peer_url>, C<client_port>, C<peer_port>,
