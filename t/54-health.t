@@ -171,6 +171,15 @@ my $CLOSED = '127.0.0.1:' . EtcdTest::closed_port();
         is(EtcdTest::run_loop(3), 1, 'destroyed client: its health timer no longer keeps EV::run alive');
     }
 
+    # destroying a client leaves $@ alone (DESTROY right after a failed eval)
+    {
+        my $c = EV::Etcd->new(endpoints => [$CLOSED], health_interval => 1);
+        $c->get("${P}x", sub { });
+        EtcdTest::run_loop(0.5);
+        $c = eval { die "kept\n" };
+        is($@, "kept\n", 'destroying a monitored client does not clobber $@');
+    }
+
     # destroying the client inside its own health callback
     {
         my $c;

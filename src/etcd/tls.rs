@@ -95,7 +95,14 @@ impl Tls {
         };
         Endpoint::from_static("https://localhost")
             .tls_config(tls.client_config())
-            .map_err(|e| format!("tls: {}", chain_text(&e)))?;
+            .map_err(|e| {
+                let why = chain_text(&e);
+                if tls.ca.is_none() && why.contains("native certs") {
+                    "tls: no ca_file given and no system CA certificates found".to_owned()
+                } else {
+                    format!("tls: {why}")
+                }
+            })?;
         Ok(tls)
     }
 
