@@ -131,6 +131,30 @@ sub changes_are {
 }
 
 # ---------------------------------------------------------------------------
+# idle client: a member dying while no request runs is noticed (its
+# connection closes), without any request
+
+{
+    my $m1 = EtcdTest->start;
+    my $m2 = EtcdTest->start;
+    my ($c, $changes) = monitored(endpoints => [ $m1->endpoint, $m2->endpoint ]);
+    my $r;
+    $c->get("${P}w", sub { $r = [@_] });
+    EtcdTest::run_until(10, sub { $r });
+    ok($r && $r->[0], 'idle: a first request connects');
+    EtcdTest::run_loop(1.2);
+    is_deeply($changes, [], 'idle: nothing reported while connected');
+    $m1->kill;
+    EtcdTest::run_until(5, sub { @$changes >= 2 });
+    changes_are($changes, [ [ 0, $m2->endpoint ], [ 1, $m2->endpoint ] ],
+                'idle: the lost connection is reported and the client moves on, without a request');
+    $r = undef;
+    $c->get("${P}w", sub { $r = [@_] });
+    EtcdTest::run_until(10, sub { $r });
+    ok($r && $r->[0] && $r->[0]{header}{member_id}, 'idle: the next request is answered by the other member');
+}
+
+# ---------------------------------------------------------------------------
 # option decoding
 
 my $CLOSED = '127.0.0.1:' . EtcdTest::closed_port();

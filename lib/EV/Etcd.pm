@@ -541,11 +541,13 @@ the state changes, with C<$is_healthy> the integer 1 or 0 and
 C<$endpoint> the C<host:port> the client uses after any failover.
 
 The check opens no connection to a healthy endpoint. It looks at what the
-client's requests have seen: the endpoint is unhealthy when its last
-connection attempt or request failed in the transport (connection
-refused or reset, TLS failure, keepalive timeout), or when requests had
-to move to another endpoint since the previous check. A member that dies
-while the client is idle is therefore noticed by the next request. When
+client's connections and requests have seen: the endpoint is unhealthy
+when its last connection attempt failed, when its open connection was
+lost (the member closed it or died, even while no request was running),
+when its last request failed in the transport (connection reset, TLS
+failure, keepalive timeout), or when requests had to move to another
+endpoint since the previous check. An endpoint not contacted yet counts
+as healthy. When
 a check finds the current endpoint down and more than one endpoint is
 configured, the client moves to the next one (round-robin) and reports
 C<(0, $next)>; one check later, typically C<(1, $next)>. With one

@@ -1,5 +1,6 @@
 //! The endpoint list of one client: one lazily connected tonic channel per
-//! endpoint (TLS when the client has TLS settings), the "current" endpoint
+//! endpoint (TLS when the client has TLS settings; TCP through connector.rs,
+//! which reports each connection's life), the "current" endpoint
 //! that calls use until it fails (then the next one, round-robin), and what
 //! is known of each endpoint's transport (`State`), shared with the health
 //! monitor on the Perl thread. Channels are created on the runtime thread;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
+use super::connector::Dialer;
 use super::tls::{self, Tls};
 
 /// What the client knows of one endpoint's transport.
@@ -21,7 +23,8 @@ pub enum Conn {
     /// The last connection attempt or request reached the server.
     Up,
     /// The last connection attempt or request failed in the transport
-    /// (refused, reset, TLS handshake, keepalive timeout).
+    /// (refused, reset, TLS handshake, keepalive timeout), or the open
+    /// connection was lost (see connector.rs).
     Down,
 }
 
@@ -152,7 +155,6 @@ impl Endpoints {
         let uri = tls::target_uri(&self.names[i], self.tls.is_some());
         let mut ep = Endpoint::from_shared(uri)
             .map_err(|e| format!("invalid endpoint {}: {e}", self.names[i]))?
-            .tcp_nodelay(true)
             .connect_timeout(self.connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
@@ -162,7 +164,10 @@ impl Endpoints {
                 .tls_config(t.client_config())
                 .map_err(|e| format!("TLS setup for {}: {}", self.names[i], tls::chain_text(&e)))?;
         }
-        let ch = ep.connect_lazy();
+        let ch = ep.connect_with_connector_lazy(Dialer {
+            state: self.state.clone(),
+            idx: i,
+        });
         chans[i] = Some(ch.clone());
         Ok(ch)
     }

@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod client;
+pub mod connector;
 pub mod endpoints;
 pub mod error;
 pub mod health;
