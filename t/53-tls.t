@@ -128,7 +128,7 @@ sub tls_error_ok {
                    tls => { ca_file => $pki->{ca}, cert_file => $other->{client_cert},
                             key_file => $other->{client_key} });
     tls_error_ok('mTLS server, client certificate of another CA', $c,
-                 qr/(?:TLS handshake failed|broken pipe|reset)/);
+                 qr/(?:TLS handshake failed|broken pipe|reset|connection closed)/);
 }
 
 # ---------------------------------------------------------------------------
