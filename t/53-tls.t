@@ -166,6 +166,8 @@ sub tls_error_ok {
           qr/^EV::Etcd->new: tls ca_file '.*': no PEM certificate found/ ],
         [ 'key_file that is a certificate', { cert_file => $pki->{client_cert}, key_file => $pki->{ca} },
           qr/^EV::Etcd->new: tls key_file '.*': no PEM private key found/ ],
+        [ 'key of another certificate', { cert_file => $pki->{client_cert}, key_file => $pki->{server_key} },
+          qr/^EV::Etcd->new: tls key_file '\Q$pki->{server_key}\E' does not belong to cert_file '\Q$pki->{client_cert}\E'/ ],
         [ 'misspelt option', { cafile => $pki->{ca} }, qr/^EV::Etcd->new: unknown tls option 'cafile'/ ],
         [ 'not a hash', 'yes', qr/^EV::Etcd->new: tls must be a hash reference/ ],
     );

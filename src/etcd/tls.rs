@@ -97,8 +97,15 @@ impl Tls {
             .tls_config(tls.client_config())
             .map_err(|e| {
                 let why = chain_text(&e);
+                let why = why.strip_prefix("transport error: ").unwrap_or(&why);
                 if tls.ca.is_none() && why.contains("native certs") {
                     "tls: no ca_file given and no system CA certificates found".to_owned()
+                } else if why.contains("KeyMismatch") {
+                    format!(
+                        "tls key_file '{}' does not belong to cert_file '{}'",
+                        p.key_file.as_deref().unwrap_or_default(),
+                        p.cert_file.as_deref().unwrap_or_default()
+                    )
                 } else {
                     format!("tls: {why}")
                 }
