@@ -75,8 +75,8 @@ sub new {
 
 # Health monitoring (API.md 9): one repeating timer per client on the
 # default loop. An active timer keeps EV::run alive, like any EV timer.
-# The closure holds only the client's id, so it never keeps the client
-# alive; DESTROY stops it (through _health_stop), and a timer inherited by a
+# The closure holds a weak reference, so it never keeps the client alive;
+# DESTROY stops the timer (through _health_stop), and a timer inherited by a
 # forked child stops itself at its first tick.
 my %HEALTH;
 
@@ -547,9 +547,9 @@ lost (the member closed it or died, even while no request was running),
 when its last request failed in the transport (connection reset, TLS
 failure, keepalive timeout), or when requests had to move to another
 endpoint since the previous check. An endpoint not contacted yet counts
-as healthy. When
-a check finds the current endpoint down and more than one endpoint is
-configured, the client moves to the next one (round-robin) and reports
+as healthy. When a check finds the current endpoint down and more than
+one endpoint is configured, the client moves to the next one
+(round-robin) and reports
 C<(0, $next)>; one check later, typically C<(1, $next)>. With one
 endpoint it reports C<(0, $endpoint)> and then probes the endpoint once
 per check (one C<status> call) until it answers, reporting C<(1,
