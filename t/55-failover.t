@@ -18,6 +18,9 @@ use EV::Etcd;
 #    the request's timeout (the client cannot replay a write that may have
 #    been applied). Checked: no write is lost or doubled, failures are only
 #    timeouts or UNAVAILABLE, and writing resumes within timeout + 2 s.
+# 3. The member in use is stopped (SIGSTOP: alive, connection open, silent,
+#    as behind a network partition): the writes waiting on it time out, and
+#    the client then moves on, so writing resumes within timeout + 1 s.
 
 EtcdTest::need_etcd();
 
@@ -47,10 +50,12 @@ sub cluster_client {
     return ($client, \%by_id, \@members);
 }
 
-# Writes to $P$i for $RUN seconds, $IN_FLIGHT at a time; kills the member
-# answering them (identified by the reply header's member_id) at $KILL_AT.
+# Writes to $P$i for $RUN seconds, $IN_FLIGHT at a time; kills (or with
+# $action 'pause', stops) the member answering them (identified by the reply
+# header's member_id) at $KILL_AT.
 sub run_writes {
-    my ($client, $by_id, $P) = @_;
+    my ($client, $by_id, $P, $action) = @_;
+    $action //= 'kill';
     my (@writes, $t_kill, $victim_id);
     my $outstanding = 0;
     my $t0 = Time::HiRes::time();
@@ -81,10 +86,10 @@ sub run_writes {
         $victim_id = $last ? $last->{member} : undef;
         my $victim = defined $victim_id ? $by_id->{$victim_id} : undef;
         $t_kill = Time::HiRes::time() - $t0;
-        $victim->kill if $victim;
+        $victim->$action if $victim;
     });
     EtcdTest::run_until($RUN + 30, sub { Time::HiRes::time() - $t0 > $RUN && !$outstanding });
-    ok(defined $victim_id && $by_id->{$victim_id}, 'the member in use was identified by the reply header and killed');
+    ok(defined $victim_id && $by_id->{$victim_id}, "the member in use was identified by the reply header (${action}ed)");
     is_deeply([ map { $_->{i} } grep { $_->{n} != 1 } @writes ], [], 'every write called back exactly once');
     return (\@writes, $t_kill // $KILL_AT, $victim_id // '');
 }
@@ -171,6 +176,33 @@ sub first_success_elsewhere {
                . 'another member %.0f ms after the kill; %d failures (%d timeouts)',
          $timeout, scalar @$writes, $recovery * 1000, scalar(grep { $_->{err} } @$writes),
          scalar(grep { $_->{err} && $_->{err}{code} == 4 } @$writes));
+}
+
+# ---------------------------------------------------------------------------
+# 3. the member in use (a follower) is stopped, its connection left open
+
+{
+    my $P = EtcdTest::prefix() . 'paused/';
+    my $timeout = 2;
+    my ($client, $by_id, $members) = cluster_client(0, $timeout);
+    my ($writes, $t_pause, $victim_id) = run_writes($client, $by_id, $P, 'pause');
+
+    my $recovery = first_success_elsewhere($writes, $t_pause, $victim_id);
+    ok(defined $recovery, 'member stopped: writes succeed through another member');
+    $recovery //= 99;
+    cmp_ok($recovery, '<', $timeout + 1, 'member stopped: writing resumes within timeout + 1 s');
+    my @failed = grep { $_->{err} } @$writes;
+    is_deeply([ grep { $_ != 4 } map { $_->{err}{code} } @failed ], [],
+              'member stopped: failures are only DEADLINE_EXCEEDED');
+    cmp_ok(scalar @failed, '<=', $IN_FLIGHT, 'member stopped: only the writes waiting on it fail');
+    is(scalar(grep { $_->{err} } grep { $_->{issued} >= $t_pause + $timeout + 0.5 } @$writes), 0,
+       'member stopped: no write fails once the client has moved on');
+    stored_ok($client, $P, $writes, 'member stopped');
+    $by_id->{$victim_id}->resume if $by_id->{$victim_id};
+
+    diag(sprintf 'failover (member in use stopped; timeout %d s): %d writes; first write through another '
+               . 'member %.0f ms after the stop; %d failures',
+         $timeout, scalar @$writes, $recovery * 1000, scalar @failed);
 }
 
 done_testing;

@@ -461,6 +461,11 @@ C<DEADLINE_EXCEEDED> when their C<timeout> runs out (the client cannot
 know whether they were applied, so it does not replay them); writes
 issued after the election succeed.
 
+A member that stops answering without closing its connection (a stopped
+process, a network partition) is noticed when a request to it runs out
+of its C<timeout>: that request fails with C<DEADLINE_EXCEEDED>, and the
+client moves to the next endpoint for the requests that follow.
+
 =head1 TLS
 
     my $etcd = EV::Etcd->new(

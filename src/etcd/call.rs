@@ -61,6 +61,13 @@ impl Call {
         }
     }
 
+    /// True for calls the server may rightly hold until their deadline
+    /// (a lock or campaign waiting its turn): their timeout says nothing
+    /// about the member. None of the calls so far.
+    pub fn may_block(&self) -> bool {
+        false
+    }
+
     /// Sends the call once over `ch`.
     pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
         use rpc::kv_client::KvClient;

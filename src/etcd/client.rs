@@ -77,7 +77,17 @@ impl Client {
                 .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
             let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, &opts)).await
             {
-                Err(_) => return Err(Error::deadline()),
+                Err(_) => {
+                    // No answer in the whole time: the member may be stopped
+                    // or cut off with its connection still open (which only
+                    // the keepalive would notice, after many seconds). Later
+                    // requests go to the next endpoint.
+                    if !call.may_block() {
+                        self.endpoints.state().set_conn(idx, Conn::Down);
+                        self.endpoints.failover(idx);
+                    }
+                    return Err(Error::deadline());
+                }
                 Ok(Ok(reply)) => {
                     self.endpoints.state().set_conn(idx, Conn::Up);
                     return Ok(reply);
