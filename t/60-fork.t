@@ -26,6 +26,16 @@ my $w = $c->watch("${P}f/", { prefix => 1 }, sub {
 });
 ok(EtcdTest::run_until(5, sub { $created }), 'parent watch created');
 
+# the other handle kinds, where this build has them
+my ($obs, $ka, $ka_lost);
+if (EV::Etcd->can('election_observe')) {
+    $obs = $c->election_observe("${P}elect", sub { });
+}
+if (EV::Etcd->can('lease_keepalive_start')) {
+    my $lease = $caller->lease(30);
+    $ka = $c->lease_keepalive_start($lease, { on_lost => sub { $ka_lost++ } }, sub { });
+}
+
 my $n_put = 0;
 sub parent_put {
     my $k = sprintf '%sf/%04d', $P, $n_put++;
@@ -97,8 +107,10 @@ sub report_ok {
                       sub { EtcdTest::call_method($c, $call, sub { $called++ }) });
         }
         my $msg = $croaks->('inherited watch: cancel croaks', sub { $w->cancel(sub { $called++ }) });
-        $check->('the croak says what to do', $msg =~ /create a new client/, $msg);
+        $check->('the croak says what to do', $msg =~ /create a new client in the child/, $msg);
         $croaks->('inherited watch: request_progress croaks', sub { $w->request_progress });
+        $croaks->('inherited observe: cancel croaks', sub { $obs->cancel(sub { $called++ }) }) if $obs;
+        $croaks->('inherited keepalive: stop croaks', sub { $ka->stop }) if $ka;
 
         # the child's own client; EV::run (no timer) must return by itself
         my $cc = EV::Etcd->new(endpoints => [@eps], timeout => 10);
@@ -170,6 +182,16 @@ for my $how ('exit', '_exit', 'exec true') {
     my $cancelled;
     $w->cancel(sub { $cancelled = [@_] });
     ok(EtcdTest::run_until(5, sub { $cancelled }), 'parent watch cancels');
+    if ($ka) {
+        ok(!$ka_lost, "parent's managed keepalive was not lost");
+        $ka->stop;
+    }
+    if ($obs) {
+        my $oc;
+        $obs->cancel(sub { $oc = [@_] });
+        ok(EtcdTest::run_until(5, sub { $oc }), "parent's observe cancels");
+    }
+    $caller->revoke_leases;
     EtcdTest::Caller->exactly_once($caller);
 }
 

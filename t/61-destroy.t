@@ -17,6 +17,9 @@ my $P   = EtcdTest::prefix();
 
 sub client { EV::Etcd->new(endpoints => [@eps], timeout => 10) }
 
+my $admin = EtcdTest::Caller->new(client());
+our $LEASE = $admin->lease(60);
+
 # Starts the streams this build has on $c (watch, and the managed keepalive
 # and observe handles where they exist); every callback bumps $$count.
 sub streams {
@@ -25,6 +28,9 @@ sub streams {
     push @h, $c->watch("${P}$tag/", { prefix => 1 }, sub { $$count++ });
     push @h, $c->election_observe("${P}$tag-e", sub { $$count++ })
         if EV::Etcd->can('election_observe');
+    push @h, $c->lease_keepalive_start($LEASE, { on_lost => sub { $$count++ } }, sub { $$count++ })
+        if EV::Etcd->can('lease_keepalive_start');
+    $c->lease_keepalive($LEASE, sub { $$count++ }) if EV::Etcd->can('lease_keepalive');
     return @h;
 }
 
@@ -67,7 +73,7 @@ sub outstanding {
         undef $c if $r && @{ $r->{events} };
     });
     my $putter = client();
-    my $acked;
+    my $acked = 0;
     EtcdTest::run_until(0.5, sub { 0 });
     $putter->put("${P}wd/1", 'x', sub { $acked++ });
     ok(EtcdTest::run_until(10, sub { !defined $c }), 'undef inside the watch callback (on its first event)');
@@ -96,8 +102,10 @@ sub outstanding {
     ok(EtcdTest::run_loop(10), 'EV::run returns by itself after undef with streams outstanding');
     is($$after, $late, 'no callback after the destruction');
     my $cb = 0;
-    $_->cancel(sub { $cb++ }) for grep { $_->can('cancel') } @h, $w;
-    ok(EtcdTest::run_until(5, sub { $cb == @h + 1 }), 'cancelling the handles afterwards still calls back');
+    my @cancellable = grep { $_->can('cancel') } @h, $w;
+    $_->cancel(sub { $cb++ }) for @cancellable;
+    $_->stop for grep { $_->can('stop') } @h;
+    ok(EtcdTest::run_until(5, sub { $cb == @cancellable }), 'cancelling the handles afterwards still calls back');
 }
 
 {
@@ -114,6 +122,8 @@ sub outstanding {
     EtcdTest::cleanup($c);
 }
 
+$admin->revoke_leases;
+
 # ---------------------------------------------------------------------------
 # global destruction: programs that leave everything in globals
 
@@ -123,6 +133,8 @@ use EV::Etcd;
 our @C = map { EV::Etcd->new(endpoints => [@ARGV], timeout => 10) } 1 .. 3;
 our ($P) = $ENV{T_PREFIX};
 our @W = map { my $c = $_; $c->watch("${P}g/", { prefix => 1 }, sub { }) } @C;
+our @O = EV::Etcd->can('election_observe') ? map { $_->election_observe("${P}g-e", sub { }) } @C : ();
+our @K = EV::Etcd->can('lease_keepalive_start') ? map { $_->lease_keepalive_start(12345, sub { }) } @C : ();
 $C[0]->watch("${P}dropped/", sub { });    # handle dropped at once
 our $CB = sub { };
 for my $c (@C) { $c->get("${P}g", $CB) for 1 .. 50; $c->put("${P}g/k", 'v', $CB) }

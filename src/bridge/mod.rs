@@ -21,7 +21,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::etcd::call::Call;
 use crate::etcd::client::Config;
+use crate::etcd::keepalive::Cmd as KeepaliveCmd;
 use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
+use crate::etcd::endpoints::State;
+use crate::etcd::health::Monitor;
 use crate::perl::convert;
 use crate::perl::{NewSv, Perl, SvBox};
 
@@ -68,6 +71,9 @@ impl Bridge {
 struct ClientEntry {
     pid: u32,
     timeout: Duration,
+    endpoints: Vec<String>,
+    state: Arc<State>,
+    monitor: Monitor,
 }
 
 /// An outstanding request or stream: its callback and its error `source`
@@ -75,7 +81,10 @@ struct ClientEntry {
 /// entry stays registered (and may be cancelled from inside the callback).
 struct Pending {
     client: u64,
-    cb: Rc<SvBox>,
+    cb: Option<Rc<SvBox>>,
+    /// Called instead of `cb` with `($error)` when the stream ends with an
+    /// error (a managed keepalive's `on_lost`).
+    on_err: Option<Rc<SvBox>>,
     label: &'static str,
 }
 
@@ -159,6 +168,9 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
             ClientEntry {
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
+                endpoints: cfg.endpoints.clone(),
+                state: cfg.state.clone(),
+                monitor: Monitor::new(&cfg.state),
             },
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
@@ -236,7 +248,18 @@ fn enqueue(
     cb: SvBox,
     make: impl FnOnce(u64) -> Job,
 ) -> Result<u64, String> {
-    // An argument whose conversion died was read as undef: send nothing.
+    enqueue_with(p, client, label, Some(cb), None, make)
+}
+
+fn enqueue_with(
+    p: &Perl,
+    client: u64,
+    label: &'static str,
+    cb: Option<SvBox>,
+    on_err: Option<SvBox>,
+    make: impl FnOnce(u64) -> Job,
+) -> Result<u64, String> {
+    // An argument whose conversion died was read as "0": send nothing.
     p.check()?;
     check_client(client)?;
     let (req, turn_on) = with(|m| {
@@ -252,7 +275,8 @@ fn enqueue(
             req,
             Pending {
                 client,
-                cb: Rc::new(cb),
+                cb: cb.map(Rc::new),
+                on_err: on_err.map(Rc::new),
                 label,
             },
         );
@@ -286,44 +310,121 @@ pub fn watch(p: &Perl, client: u64, spec: WatchSpec, cb: SvBox) -> Result<u64, S
     })
 }
 
-/// Checks that the watch `req` was started by this process: a handle
-/// inherited over fork belongs to the parent's runtime.
-pub fn check_watch(req: u64) -> Result<(), String> {
+/// Checks that the stream `req` (a watch, observe or keepalive handle) was
+/// started by this process: a handle inherited over fork belongs to the
+/// parent's runtime.
+pub fn check_stream(req: u64) -> Result<(), String> {
     with(|m| {
         let pid = crate::perl::process::pid();
         let ours = m.bridge.as_ref().map(|b| b.pid) == Some(pid) && req > m.inherited_below;
         if ours {
             Ok(())
         } else {
-            Err("EV::Etcd::Watch: this watch was created in another process and cannot be used after fork; create a new client and watch in the child".to_owned())
+            Err("EV::Etcd: this handle was created in another process and cannot be used after fork; create a new client in the child".to_owned())
         }
     })
 }
 
 /// `$watch->cancel($cb)`: no callback of the watch runs after this;
 /// `cb({}, undef)` runs once from the loop, whatever state the watch is in.
-pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) {
+pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
+    cancel_stream(p, req, Some(cb), |client| Job::Watch {
+        client,
+        cmd: WatchCmd::Cancel { req },
+    })
+}
+
+/// `$observe->cancel($cb)`, like a watch's.
+pub fn cancel_observe(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
+    cancel_stream(p, req, Some(cb), |client| Job::ObserveCancel { client, req })
+}
+
+/// `$keepalive->stop`: renewals end; nothing is called back.
+pub fn stop_keepalive(p: &Perl, req: u64) -> Result<(), String> {
+    cancel_stream(p, req, None, |client| Job::Keepalive {
+        client,
+        cmd: KeepaliveCmd::Stop { req },
+    })
+}
+
+/// Ends stream `req` on the Perl side at once (no callback of it runs
+/// after this), tells the runtime with the job `stop` builds, and queues
+/// `cb({}, undef)` for the next drain.
+fn cancel_stream(
+    p: &Perl,
+    req: u64,
+    cb: Option<SvBox>,
+    stop: impl FnOnce(u64) -> Job,
+) -> Result<(), String> {
+    check_stream(req)?;
+    // An argument whose conversion died: do nothing.
+    p.check()?;
     let gone = with(|m| {
         let gone = m.pending.remove(&req);
-        m.deferred.push_back(cb);
-        if let Some(b) = &m.bridge {
-            b.notify.force();
+        if let Some(cb) = cb {
+            m.deferred.push_back(cb);
+            if let Some(b) = &m.bridge {
+                b.notify.force();
+            }
         }
         gone
     });
     if let Some(pd) = &gone {
         if with(|m| m.clients.contains_key(&pd.client)) {
-            send_plain(Job::Watch {
-                client: pd.client,
-                cmd: WatchCmd::Cancel { req },
-            });
+            send_plain(stop(pd.client));
         }
     }
     drop(gone);
-    let turn_on = with(|m| !std::mem::replace(&mut m.keepalive_on, true));
-    if turn_on {
-        p.call_named(c"EV::Etcd::_keepalive", 1);
+    let deferred = with(|m| !m.deferred.is_empty());
+    if deferred {
+        let turn_on = with(|m| !std::mem::replace(&mut m.keepalive_on, true));
+        if turn_on {
+            p.call_named(c"EV::Etcd::_keepalive", 1);
+        }
+    } else {
+        sync_keepalive(p);
     }
+    Ok(())
+}
+
+/// `lease_keepalive`: one request, one callback.
+pub fn lease_keepalive(p: &Perl, client: u64, id: i64, cb: SvBox) -> Result<(), String> {
+    enqueue(p, client, "keepalive", cb, |req| Job::Keepalive {
+        client,
+        cmd: KeepaliveCmd::Once { req, id },
+    })?;
+    Ok(())
+}
+
+/// `lease_keepalive_start`: renewals until stopped or lost. Returns the
+/// request id the handle holds.
+pub fn keepalive_start(
+    p: &Perl,
+    client: u64,
+    id: i64,
+    cb: Option<SvBox>,
+    on_lost: Option<SvBox>,
+) -> Result<u64, String> {
+    enqueue_with(p, client, "keepalive", cb, on_lost, |req| Job::Keepalive {
+        client,
+        cmd: KeepaliveCmd::Start { req, id },
+    })
+}
+
+/// `election_observe`: the leader's changes until cancelled.
+pub fn observe(
+    p: &Perl,
+    client: u64,
+    name: Vec<u8>,
+    auto_reconnect: bool,
+    cb: SvBox,
+) -> Result<u64, String> {
+    enqueue(p, client, "observe", cb, |req| Job::Observe {
+        client,
+        req,
+        name,
+        auto_reconnect,
+    })
 }
 
 /// `$watch->request_progress`: asks the server for a progress message.
@@ -334,6 +435,34 @@ pub fn watch_progress(req: u64) {
             cmd: WatchCmd::Progress { req },
         });
     }
+}
+
+/// One tick of a client's health monitor (API.md 9), run by the .pm's
+/// timer: `Some((healthy, endpoint))` when the state changed. A down
+/// endpoint gets one background probe of at most `limit`.
+pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {
+    check_client(client).ok()?;
+    with(|m| {
+        let c = m.clients.get_mut(&client)?;
+        let t = c.monitor.tick(&c.state);
+        let name = c.endpoints.get(t.endpoint).cloned().unwrap_or_default();
+        if t.probe {
+            let job = Job::Probe {
+                client,
+                endpoint: t.endpoint,
+                limit,
+            };
+            if let Some(b) = &m.bridge {
+                let _ = b.send(job);
+            }
+        }
+        let host_port = name
+            .strip_prefix("https://")
+            .or_else(|| name.strip_prefix("http://"))
+            .unwrap_or(&name)
+            .to_owned();
+        t.change.map(|h| (h, host_port))
+    })
 }
 
 /// Lets the loop exit once nothing is outstanding.
@@ -402,20 +531,27 @@ fn drain_batch(p: &Perl) {
         let Some(done) = next else { return };
         let entry = with(|m| {
             if done.last {
-                m.pending.remove(&done.req).map(|pd| (pd.cb, pd.label))
+                m.pending
+                    .remove(&done.req)
+                    .map(|pd| (pd.cb, pd.on_err, pd.label))
             } else {
-                m.pending.get(&done.req).map(|pd| (pd.cb.clone(), pd.label))
+                m.pending
+                    .get(&done.req)
+                    .map(|pd| (pd.cb.clone(), pd.on_err.clone(), pd.label))
             }
         });
-        let Some((cb, label)) = entry else {
+        let Some((cb, on_err, label)) = entry else {
             continue;
         };
-        let args = match &done.result {
-            Ok(reply) => vec![convert::reply(p, reply), NewSv::undef()],
-            Err(e) => vec![NewSv::undef(), convert::error(p, e, label)],
+        let (cb, args) = match (&done.result, on_err) {
+            (Err(e), Some(f)) => (Some(f), vec![convert::error(p, e, label)]),
+            (Ok(reply), _) => (cb, vec![convert::reply(p, reply), NewSv::undef()]),
+            (Err(e), None) => (cb, vec![NewSv::undef(), convert::error(p, e, label)]),
         };
         drop(done);
-        p.call_cb(&cb, args);
+        if let Some(cb) = &cb {
+            p.call_cb(cb, args);
+        }
         drop(cb);
     }
     // Work left behind: make the fd readable again so the loop comes back.

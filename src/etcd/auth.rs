@@ -384,6 +384,8 @@ mod tests {
             auth_token: token.map(Into::into),
             credentials: None,
             max_recv_size: 0,
+            tls: None,
+            state: super::super::endpoints::State::new(1),
         })
     }
 

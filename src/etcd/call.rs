@@ -70,6 +70,8 @@ pub enum Reply {
     Status(rpc::StatusResponse),
     /// One message of a watch (never the answer to a `Call`).
     Watch(rpc::WatchResponse),
+    /// One keepalive answer (lease_keepalive, managed keepalives).
+    KeepAlive(rpc::LeaseKeepAliveResponse),
     LeaseGrant(rpc::LeaseGrantResponse),
     LeaseRevoke(rpc::LeaseRevokeResponse),
     LeaseTimeToLive(rpc::LeaseTimeToLiveResponse),
@@ -162,6 +164,13 @@ impl Call {
             }
             _ => RetryClass::AtMostOnce,
         }
+    }
+
+    /// True for calls the server may rightly hold until their deadline
+    /// (a lock or campaign waiting its turn): their timeout says nothing
+    /// about the member.
+    pub fn may_block(&self) -> bool {
+        matches!(self, Call::Lock(_) | Call::Campaign(_))
     }
 
     /// Sends the call once over `ch`.

@@ -13,12 +13,18 @@ crate::xsubs! {
     xs_drain => xs::client::drain;
     xs_flush => xs::client::flush;
     xs_shutdown => xs::client::shutdown;
+    xs_health_tick => xs::client::health_tick;
     xs_get => xs::kv::get;
     xs_put => xs::kv::put;
     xs_delete => xs::kv::delete;
     xs_compact => xs::kv::compact;
     xs_txn => xs::kv::txn;
     xs_status => xs::maintenance::status;
+    xs_lease_keepalive => xs::lease::keepalive;
+    xs_keepalive_start => xs::lease::keepalive_start;
+    xs_keepalive_stop => xs::lease::keepalive_stop;
+    xs_observe => xs::election::observe;
+    xs_observe_cancel => xs::election::observe_cancel;
     xs_watch => xs::watch::watch;
     xs_watch_cancel => xs::watch::cancel;
     xs_watch_progress => xs::watch::request_progress;
@@ -67,12 +73,18 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::_drain", xs_drain),
     (c"EV::Etcd::_flush", xs_flush),
     (c"EV::Etcd::_shutdown", xs_shutdown),
+    (c"EV::Etcd::_health_tick", xs_health_tick),
     (c"EV::Etcd::get", xs_get),
     (c"EV::Etcd::put", xs_put),
     (c"EV::Etcd::delete", xs_delete),
     (c"EV::Etcd::compact", xs_compact),
     (c"EV::Etcd::_txn", xs_txn),
     (c"EV::Etcd::status", xs_status),
+    (c"EV::Etcd::lease_keepalive", xs_lease_keepalive),
+    (c"EV::Etcd::lease_keepalive_start", xs_keepalive_start),
+    (c"EV::Etcd::Keepalive::stop", xs_keepalive_stop),
+    (c"EV::Etcd::election_observe", xs_observe),
+    (c"EV::Etcd::Observe::cancel", xs_observe_cancel),
     (c"EV::Etcd::watch", xs_watch),
     (c"EV::Etcd::Watch::cancel", xs_watch_cancel),
     (c"EV::Etcd::Watch::request_progress", xs_watch_progress),

@@ -59,11 +59,7 @@ fn filters(o: &Opts) -> Res<Vec<i32>> {
 }
 
 fn handle(p: &Perl, sv: Sv) -> Res<u64> {
-    if !p.derived_from(sv, HANDLE) {
-        return Err(format!("watch is not of type {HANDLE}"));
-    }
-    p.object_id(sv)
-        .ok_or_else(|| format!("watch is not of type {HANDLE}"))
+    args::handle(p, sv, HANDLE, "watch")
 }
 
 /// `$watch->cancel($cb)`: `$cb->({}, undef)` runs once, from the loop.
@@ -73,9 +69,7 @@ pub fn cancel<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     }
     let req = handle(p, a[0])?;
     let cb = args::callback(p, a[1])?;
-    bridge::check_watch(req)?;
-    p.check()?;
-    bridge::cancel_watch(p, req, cb);
+    bridge::cancel_watch(p, req, cb)?;
     Ok(None)
 }
 
@@ -86,7 +80,7 @@ pub fn request_progress<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         return Err("Usage: EV::Etcd::Watch::request_progress(watch)".into());
     }
     let req = handle(p, a[0])?;
-    bridge::check_watch(req)?;
+    bridge::check_stream(req)?;
     bridge::watch_progress(req);
     Ok(None)
 }
