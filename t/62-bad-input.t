@@ -318,8 +318,7 @@ for (my $i = 0; $i < $CALLS; $i += $batch) {
     # end the streams of this batch through their handles (random junk first)
     for my $h (splice @handles) {
         handle_call($i, $h) for 1 .. rnd(3);
-        my $m = $h->can('cancel') ? 'cancel' : 'stop';
-        eval { $h->$m(sub { }) };
+        eval { $h->can('cancel') ? $h->cancel(sub { }) : $h->stop };
     }
 }
 EtcdTest::run_until(3, sub { 0 });    # late duplicates, if any
