@@ -17,14 +17,9 @@ my $P   = EtcdTest::prefix();
 
 my $c = EV::Etcd->new(endpoints => [@eps], timeout => 10);
 my $caller = EtcdTest::Caller->new($c);
-my (@events, @werrs, $created);
-my $w = $c->watch("${P}f/", { prefix => 1 }, sub {
-    my ($r, $e) = @_;
-    return push @werrs, $e if $e;
-    $created++ if $r->{created};
-    push @events, map { $_->{kv}{key} } @{ $r->{events} };
-});
-ok(EtcdTest::run_until(5, sub { $created }), 'parent watch created');
+my $rec = EtcdTest::watch_recorder($c, "${P}f/", { prefix => 1 }, sub { $_[0]{kv}{key} });
+my ($w, $events, $werrs) = @$rec{qw(w events errs)};
+ok(EtcdTest::run_until(5, sub { $rec->{created} }), 'parent watch created');
 
 # the other handle kinds, where this build has them
 my ($obs, $ka, $ka_lost);
@@ -123,15 +118,11 @@ sub report_ok {
         $check->('child put acknowledged', $put && $put->[0] && !$put->[1]);
         $check->('child get sees its put', $got && $got->[0] && $got->[0]{kvs}[0]{value} eq "from $$");
 
-        my (@cev, $ccreated);
-        my $cw = $cc->watch("${P}cw/", { prefix => 1 }, sub {
-            my ($r, $e) = @_;
-            $ccreated++ if $r && $r->{created};
-            push @cev, map { $_->{kv}{value} } @{ $r ? $r->{events} : [] };
-        });
+        my $crec = EtcdTest::watch_recorder($cc, "${P}cw/", { prefix => 1 }, sub { $_[0]{kv}{value} });
+        my $cw = $crec->{w};
         $cc->put("${P}cw/$_", "c$_", sub { }) for 1 .. 5;
-        EtcdTest::run_until(10, sub { @cev >= 5 });
-        @cev = sort @cev;
+        EtcdTest::run_until(10, sub { @{ $crec->{events} } >= 5 });
+        my @cev = sort @{ $crec->{events} };
         $check->('child watch sees its puts', "@cev" eq 'c1 c2 c3 c4 c5', "@cev");
         my $cancelled;
         $cw->cancel(sub { $cancelled = [@_] });
@@ -173,10 +164,10 @@ for my $how ('exit', '_exit', 'exec true') {
 
 {
     my $want = $n_put;
-    ok(EtcdTest::run_until(10, sub { @events >= $want }), "parent watch delivered all $want writes");
-    is_deeply(\@events, [ map { sprintf '%sf/%04d', $P, $_ } 0 .. $want - 1 ], 'in order, none twice');
-    is_deeply(\@werrs, [], 'parent watch reported no error');
-    is($created, 1, 'parent watch was never re-created');
+    ok(EtcdTest::run_until(10, sub { @$events >= $want }), "parent watch delivered all $want writes");
+    is_deeply($events, [ map { sprintf '%sf/%04d', $P, $_ } 0 .. $want - 1 ], 'in order, none twice');
+    is_deeply($werrs, [], 'parent watch reported no error');
+    is($rec->{created}, 1, 'parent watch was never re-created');
     my $r = $caller->ok_call('parent get after the children', 'get', "${P}child");
     like($r->{kvs}[0]{value} // '', qr/^from \d+$/, "the child's write is visible to the parent");
     my $cancelled;

@@ -20,21 +20,16 @@ my $P   = EtcdTest::prefix();
 my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => $TIMEOUT);
 my $caller = EtcdTest::Caller->new($c);
 
-my (@events, @werrs, $created);
-my $w = $c->watch("${P}d/", { prefix => 1 }, sub {
-    my ($r, $e) = @_;
-    return push @werrs, $e if $e;
-    $created++ if $r->{created};
-    push @events, map { $_->{kv}{value} } @{ $r->{events} };
-});
-ok(EtcdTest::run_until(5, sub { $created }), 'watch created');
+my $rec = EtcdTest::watch_recorder($c, "${P}d/", { prefix => 1 }, sub { $_[0]{kv}{value} });
+my ($w, $events, $werrs) = @$rec{qw(w events errs)};
+ok(EtcdTest::run_until(5, sub { $rec->{created} }), 'watch created');
 
 my $n = 0;
 sub put_seen {
     my ($what) = @_;
     my $v = 'v' . $n++;
     $caller->ok_call("$what: put $v", 'put', "${P}d/$v", $v);
-    ok(EtcdTest::run_until(10, sub { grep { $_ eq $v } @events }), "$what: the watch saw $v");
+    ok(EtcdTest::run_until(10, sub { grep { $_ eq $v } @$events }), "$what: the watch saw $v");
 }
 
 sub cpu { my ($u, $s) = times; $u + $s }
@@ -74,44 +69,32 @@ sub while_down {
 put_seen('before');
 
 # ---------------------------------------------------------------------------
-# killed
+# killed, then stopped (a peer that accepts but never answers)
 
-{
-    $srv->kill;
-    my $seen = @events;
-    my ($cpu, $late) = while_down('killed');
-    cmp_ok($cpu, '<', 0.05, 'killed: under 0.05 s CPU per second of downtime');
-    is_deeply($late, [], "killed: every request failed within timeout ($TIMEOUT s) + 1 s");
-    is(scalar @events, $seen, 'killed: the watch delivered nothing meanwhile');
-    is_deeply(\@werrs, [], 'killed: and reported no error');
-    $srv->restart;
-    put_seen('after the restart');
-    put_seen('again');
-}
-
-# ---------------------------------------------------------------------------
-# stopped (a peer that accepts but never answers)
-
-{
-    $srv->pause;
-    my $seen = @events;
-    my ($cpu, $late) = while_down('stopped');
-    cmp_ok($cpu, '<', 0.05, 'stopped: under 0.05 s CPU per second of downtime');
-    is_deeply($late, [], "stopped: every request failed within timeout ($TIMEOUT s) + 1 s");
-    my $e = $caller->err_call('stopped: a get fails', 'get', "${P}d/x");
-    is($e->{status}, 'DEADLINE_EXCEEDED', 'stopped: with DEADLINE_EXCEEDED');
-    is(scalar @events, $seen, 'stopped: the watch delivered nothing meanwhile');
-    is_deeply(\@werrs, [], 'stopped: and reported no error');
-    $srv->resume;
-    put_seen('after SIGCONT');
+for my $mode ([ killed => 'kill', 'restart', 'after the restart' ],
+              [ stopped => 'pause', 'resume', 'after SIGCONT' ]) {
+    my ($what, $down, $up, $after) = @$mode;
+    $srv->$down;
+    my $seen = @$events;
+    my ($cpu, $late) = while_down($what);
+    cmp_ok($cpu, '<', 0.05, "$what: under 0.05 s CPU per second of downtime");
+    is_deeply($late, [], "$what: every request failed within timeout ($TIMEOUT s) + 1 s");
+    if ($what eq 'stopped') {
+        my $e = $caller->err_call('stopped: a get fails', 'get', "${P}d/x");
+        is($e->{status}, 'DEADLINE_EXCEEDED', 'stopped: with DEADLINE_EXCEEDED');
+    }
+    is(scalar @$events, $seen, "$what: the watch delivered nothing meanwhile");
+    is_deeply($werrs, [], "$what: and reported no error");
+    $srv->$up;
+    put_seen($after);
     put_seen('again');
 }
 
 # ---------------------------------------------------------------------------
 
 my @want = map { "v$_" } 0 .. $n - 1;
-is_deeply(\@events, \@want, 'the watch saw every acknowledged write once, in order');
-is_deeply(\@werrs, [], 'the watch never reported an error');
+is_deeply($events, \@want, 'the watch saw every acknowledged write once, in order');
+is_deeply($werrs, [], 'the watch never reported an error');
 my $cancelled;
 $w->cancel(sub { $cancelled = 1 });
 ok(EtcdTest::run_until(5, sub { $cancelled }), 'watch cancelled');

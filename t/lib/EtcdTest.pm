@@ -689,6 +689,21 @@ sub call_method {
     return $client->$method(@args, $cb);
 }
 
+# Starts $client->watch($key, \%opts) that records what it delivers:
+# returns { w => handle, events => [...], errs => [...], created => count },
+# events mapped through $map (default: the event hashes themselves).
+sub watch_recorder {
+    my ($client, $key, $opts, $map) = @_;
+    my $rec = { events => [], errs => [], created => 0 };
+    $rec->{w} = $client->watch($key, $opts || {}, sub {
+        my ($r, $e) = @_;
+        return push @{ $rec->{errs} }, $e if $e;
+        $rec->{created}++ if $r->{created};
+        push @{ $rec->{events} }, map { $map ? $map->($_) : $_ } @{ $r->{events} };
+    });
+    return $rec;
+}
+
 # Deletes this process's prefix through $client; true when the delete
 # succeeded.  Optional: END does the same with etcdctl on external clusters.
 sub cleanup {
@@ -905,6 +920,8 @@ the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
 port: connections are refused), C<run_etcdctl(\@endpoints, @args)>,
 C<method_calls($prefix)> (one well-formed argument list, callback excluded,
 for every request method: C<[$method, @args]>), C<call_method($client, $call, $cb)>,
+C<watch_recorder($client, $key, \%opts, [$map])> (a watch whose deliveries land in
+C<events> (mapped by C<$map>), C<errs>, C<created>; the handle is C<w>),
 C<openssl_binary>, C<need_openssl> (like C<need_etcd>, for the C<openssl>
 command), C<make_pki([$dir])> (creates with C<openssl> a test CA, a server
 certificate for 127.0.0.1 and localhost, a client certificate and an
