@@ -21,6 +21,7 @@ pub struct Error {
 pub const CANCELLED: i32 = 1;
 pub const DEADLINE_EXCEEDED: i32 = 4;
 pub const NOT_FOUND: i32 = 5;
+pub const RESOURCE_EXHAUSTED: i32 = 8;
 pub const UNAVAILABLE: i32 = 14;
 pub const INTERNAL: i32 = 13;
 pub const UNIMPLEMENTED: i32 = 12;
@@ -54,6 +55,12 @@ impl Error {
     pub fn from_status(s: &Status) -> Error {
         let mut message = s.message().to_owned();
         let mut code = s.code() as i32;
+        if s.code() == Code::OutOfRange && message.starts_with(TOO_LARGE) {
+            // tonic reports a response over max_recv_size as OUT_OF_RANGE;
+            // gRPC itself (and etcd's Go client) say RESOURCE_EXHAUSTED, and
+            // to etcd programs OUT_OF_RANGE means "revision compacted".
+            code = RESOURCE_EXHAUSTED;
+        }
         if transport_code(s) {
             // Transport failures carry their cause in the source chain only.
             if let Some(cause) = transport_cause(s) {
@@ -83,6 +90,9 @@ impl Error {
         matches!(self.code, 4 | 8 | 10 | 13 | 14)
     }
 }
+
+/// How tonic's decoder words a response larger than the receive limit.
+const TOO_LARGE: &str = "Error, decoded message length too large";
 
 pub fn status_name(code: i32) -> &'static str {
     match code {
@@ -213,6 +223,18 @@ mod tests {
         assert!(!e.internal);
         assert_eq!(Error::deadline().message, "Deadline Exceeded");
         assert!(Error::internal("x").internal);
+    }
+
+    #[test]
+    fn oversized_response_is_resource_exhausted() {
+        let msg = "Error, decoded message length too large: found 20971772 bytes, the limit is: 1000000 bytes";
+        let e = Error::from_status(&Status::out_of_range(msg));
+        assert_eq!((e.code, e.message.as_str()), (RESOURCE_EXHAUSTED, msg));
+        let compacted = "etcdserver: mvcc: required revision has been compacted";
+        assert_eq!(
+            Error::from_status(&Status::out_of_range(compacted)).code,
+            11
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
