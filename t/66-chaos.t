@@ -22,9 +22,8 @@ use EV::Etcd;
 # but only for attempts that were in fact made, and never twice.
 
 my $SECONDS = $ENV{EV_ETCD_CHAOS_SECONDS} // 8;
-my $SEED    = $ENV{EV_ETCD_CHAOS_SEED}    // 66;
-diag("chaos for $SECONDS s, seed $SEED (EV_ETCD_CHAOS_SEED=$SEED to repeat)");
-srand($SEED);
+diag("chaos for $SECONDS s");
+EtcdTest::seeded(EV_ETCD_CHAOS_SEED => 66);
 
 my $srv = EtcdTest->start;
 my $P   = EtcdTest::prefix();

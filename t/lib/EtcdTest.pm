@@ -689,6 +689,17 @@ sub call_method {
     return $client->$method(@args, $cb);
 }
 
+# Seeds rand from $ENV{$var} (default $default), says so (so a failing run
+# can be repeated with "$var=N"), and returns the seed.
+sub seeded {
+    my ($var, $default) = @_;
+    my $seed = $ENV{$var} // $default;
+    require Test::More;
+    Test::More::diag("random seed $seed ($var=$seed to repeat)");
+    srand($seed);
+    return $seed;
+}
+
 # Starts $client->watch($key, \%opts) that records what it delivers:
 # returns { w => handle, events => [...], errs => [...], created => count },
 # events mapped through $map (default: the event hashes themselves).
@@ -920,7 +931,8 @@ the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
 port: connections are refused), C<run_etcdctl(\@endpoints, @args)>,
 C<method_calls($prefix)> (one well-formed argument list, callback excluded,
 for every request method: C<[$method, @args]>), C<call_method($client, $call, $cb)>,
-C<watch_recorder($client, $key, \%opts, [$map])> (a watch whose deliveries land in
+C<seeded($env_var, $default)> (srand from the environment or the default, with
+a diag line saying how to repeat the run), C<watch_recorder($client, $key, \%opts, [$map])> (a watch whose deliveries land in
 C<events> (mapped by C<$map>), C<errs>, C<created>; the handle is C<w>),
 C<openssl_binary>, C<need_openssl> (like C<need_etcd>, for the C<openssl>
 command), C<make_pki([$dir])> (creates with C<openssl> a test CA, a server
