@@ -266,24 +266,30 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 return;
             };
             let c = live.client.clone();
-            let mut closed = live.closed.subscribe();
+            // A call the server may hold for long (lock, campaign) is
+            // abandoned when the client goes; others just run out.
+            let mut closed = call.may_block().then(|| live.closed.subscribe());
             let done = done.clone();
             // Ordered after the watches created before it (see Barrier).
             let barrier = live.barrier.wait();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
-                let result = tokio::select! {
-                    biased;
-                    r = async {
-                        if let Some(wait) = barrier {
-                            if tokio::time::timeout_at(deadline, wait).await.is_err() {
-                                return Err(Error::deadline());
-                            }
+                let run = async {
+                    if let Some(wait) = barrier {
+                        if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                            return Err(Error::deadline());
                         }
-                        // Boxed: the spawned future stays small (no large copies).
-                        Box::pin(c.unary(call, deadline)).await
-                    } => r,
-                    _ = closed.wait_for(|c| *c) => return,
+                    }
+                    // Boxed: the spawned future stays small (no large copies).
+                    Box::pin(c.unary(call, deadline)).await
+                };
+                let result = match closed.as_mut() {
+                    None => run.await,
+                    Some(closed) => tokio::select! {
+                        biased;
+                        r = run => r,
+                        _ = closed.wait_for(|c| *c) => return,
+                    },
                 };
                 done.send(Completion { req, result, last: true });
             });
