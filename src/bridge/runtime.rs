@@ -53,6 +53,12 @@ pub enum Job {
         client: u64,
         req: u64,
     },
+    /// Streams the backend snapshot to a file or to the caller.
+    Snapshot {
+        client: u64,
+        req: u64,
+        target: crate::etcd::snapshot::Target,
+    },
     /// The health monitor found `endpoint` down: try to reach it once.
     Probe {
         client: u64,
@@ -217,6 +223,27 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 sink,
                 stopped,
             ));
+        }
+        Job::Snapshot {
+            client,
+            req,
+            target,
+        } => {
+            let Some(live) = clients.get(&client) else {
+                return;
+            };
+            let done = done.clone();
+            let sink: crate::etcd::snapshot::Sink =
+                Box::new(move |result, last| done.send(Completion { req, result, last }));
+            let mut closed = live.closed.subscribe();
+            let c = live.client.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|c| *c) => {}
+                    _ = crate::etcd::snapshot::snapshot(c, target, sink) => {}
+                }
+            });
         }
         Job::ObserveCancel { client, req } => {
             if let Some(live) = clients.get_mut(&client) {
