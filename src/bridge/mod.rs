@@ -85,6 +85,9 @@ struct Pending {
     /// Called instead of `cb` with `($error)` when the stream ends with an
     /// error (a managed keepalive's `on_lost`).
     on_err: Option<Rc<SvBox>>,
+    /// Called instead of `cb` with `($item)` for each message before the
+    /// last (a snapshot's chunks).
+    on_item: Option<Rc<SvBox>>,
     label: &'static str,
 }
 
@@ -277,6 +280,7 @@ fn enqueue_with(
                 client,
                 cb: cb.map(Rc::new),
                 on_err: on_err.map(Rc::new),
+                on_item: None,
                 label,
             },
         );
@@ -411,6 +415,27 @@ pub fn keepalive_start(
     })
 }
 
+/// `snapshot`: `on_chunk` (if any) gets each piece, `cb` the end.
+pub fn snapshot(
+    p: &Perl,
+    client: u64,
+    target: crate::etcd::snapshot::Target,
+    on_chunk: Option<SvBox>,
+    cb: SvBox,
+) -> Result<(), String> {
+    let req = enqueue(p, client, "snapshot", cb, |req| Job::Snapshot {
+        client,
+        req,
+        target,
+    })?;
+    with(|m| {
+        if let Some(pd) = m.pending.get_mut(&req) {
+            pd.on_item = on_chunk.map(Rc::new);
+        }
+    });
+    Ok(())
+}
+
 /// `election_observe`: the leader's changes until cancelled.
 pub fn observe(
     p: &Perl,
@@ -533,20 +558,21 @@ fn drain_batch(p: &Perl) {
             if done.last {
                 m.pending
                     .remove(&done.req)
-                    .map(|pd| (pd.cb, pd.on_err, pd.label))
+                    .map(|pd| (pd.cb, pd.on_err, pd.on_item, pd.label))
             } else {
-                m.pending
-                    .get(&done.req)
-                    .map(|pd| (pd.cb.clone(), pd.on_err.clone(), pd.label))
+                m.pending.get(&done.req).map(|pd| {
+                    (pd.cb.clone(), pd.on_err.clone(), pd.on_item.clone(), pd.label)
+                })
             }
         });
-        let Some((cb, on_err, label)) = entry else {
+        let Some((cb, on_err, on_item, label)) = entry else {
             continue;
         };
-        let (cb, args) = match (&done.result, on_err) {
-            (Err(e), Some(f)) => (Some(f), vec![convert::error(p, e, label)]),
-            (Ok(reply), _) => (cb, vec![convert::reply(p, reply), NewSv::undef()]),
-            (Err(e), None) => (cb, vec![NewSv::undef(), convert::error(p, e, label)]),
+        let (cb, args) = match (&done.result, on_err, on_item) {
+            (Err(e), Some(f), _) => (Some(f), vec![convert::error(p, e, label)]),
+            (Ok(reply), _, Some(f)) if !done.last => (Some(f), vec![convert::reply(p, reply)]),
+            (Ok(reply), _, _) => (cb, vec![convert::reply(p, reply), NewSv::undef()]),
+            (Err(e), None, _) => (cb, vec![NewSv::undef(), convert::error(p, e, label)]),
         };
         drop(done);
         if let Some(cb) = &cb {

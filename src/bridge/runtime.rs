@@ -53,6 +53,12 @@ pub enum Job {
         client: u64,
         req: u64,
     },
+    /// Streams the backend snapshot to a file or to the caller.
+    Snapshot {
+        client: u64,
+        req: u64,
+        target: crate::etcd::snapshot::Target,
+    },
     /// The health monitor found `endpoint` down: try to reach it once.
     Probe {
         client: u64,
@@ -218,6 +224,27 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 stopped,
             ));
         }
+        Job::Snapshot {
+            client,
+            req,
+            target,
+        } => {
+            let Some(live) = clients.get(&client) else {
+                return;
+            };
+            let done = done.clone();
+            let sink: crate::etcd::snapshot::Sink =
+                Box::new(move |result, last| done.send(Completion { req, result, last }));
+            let mut closed = live.closed.subscribe();
+            let c = live.client.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|c| *c) => {}
+                    _ = crate::etcd::snapshot::snapshot(c, target, sink) => {}
+                }
+            });
+        }
         Job::ObserveCancel { client, req } => {
             if let Some(live) = clients.get_mut(&client) {
                 live.observes.remove(&req);
@@ -266,24 +293,30 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 return;
             };
             let c = live.client.clone();
-            let mut closed = live.closed.subscribe();
+            // A call the server may hold for long (lock, campaign) is
+            // abandoned when the client goes; others just run out.
+            let mut closed = call.may_block().then(|| live.closed.subscribe());
             let done = done.clone();
             // Ordered after the watches created before it (see Barrier).
             let barrier = live.barrier.wait();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
-                let result = tokio::select! {
-                    biased;
-                    r = async {
-                        if let Some(wait) = barrier {
-                            if tokio::time::timeout_at(deadline, wait).await.is_err() {
-                                return Err(Error::deadline());
-                            }
+                let run = async {
+                    if let Some(wait) = barrier {
+                        if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                            return Err(Error::deadline());
                         }
-                        // Boxed: the spawned future stays small (no large copies).
-                        Box::pin(c.unary(call, deadline)).await
-                    } => r,
-                    _ = closed.wait_for(|c| *c) => return,
+                    }
+                    // Boxed: the spawned future stays small (no large copies).
+                    Box::pin(c.unary(call, deadline)).await
+                };
+                let result = match closed.as_mut() {
+                    None => run.await,
+                    Some(closed) => tokio::select! {
+                        biased;
+                        r = run => r,
+                        _ = closed.wait_for(|c| *c) => return,
+                    },
                 };
                 done.send(Completion { req, result, last: true });
             });

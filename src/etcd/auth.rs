@@ -121,6 +121,11 @@ impl Auth {
         });
     }
 
+    /// No credentials and no token: nothing to attach, renew or drop.
+    pub(super) fn tokenless(&self) -> bool {
+        self.creds.is_none() && self.read(|s| s.token.is_none())
+    }
+
     /// True when the next request must log in first.
     fn needs_login(&self) -> bool {
         self.creds.is_some() && self.read(|s| s.token.is_none() && !s.auth_off)

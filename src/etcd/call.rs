@@ -72,6 +72,10 @@ pub enum Reply {
     Watch(rpc::WatchResponse),
     /// One keepalive answer (lease_keepalive, managed keepalives).
     KeepAlive(rpc::LeaseKeepAliveResponse),
+    /// A piece of a snapshot streamed to the caller.
+    SnapshotChunk(Vec<u8>),
+    /// The end of a snapshot.
+    Snapshot(Box<super::snapshot::Done>),
     LeaseGrant(rpc::LeaseGrantResponse),
     LeaseRevoke(rpc::LeaseRevokeResponse),
     LeaseTimeToLive(rpc::LeaseTimeToLiveResponse),

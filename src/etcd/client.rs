@@ -68,6 +68,10 @@ impl Client {
 
     /// `send` inside `with_token`: the plain unary path.
     pub async fn send_with_token(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
+        if self.auth.tokenless() {
+            // The common case: no token rules apply, no copy of the call.
+            return self.send(call, &self.current_opts().0, deadline).await;
+        }
         self.with_token(deadline, |opts| {
             let call = call.clone();
             async move { self.send(call, &opts, deadline).await }

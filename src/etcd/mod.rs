@@ -15,5 +15,6 @@ pub mod kv;
 pub mod observe;
 pub mod pb;
 pub mod retry;
+pub mod snapshot;
 pub mod watch;
 pub mod tls;

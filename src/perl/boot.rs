@@ -25,6 +25,7 @@ crate::xsubs! {
     xs_keepalive_stop => xs::lease::keepalive_stop;
     xs_observe => xs::election::observe;
     xs_observe_cancel => xs::election::observe_cancel;
+    xs_snapshot => xs::maintenance::snapshot;
     xs_watch => xs::watch::watch;
     xs_watch_cancel => xs::watch::cancel;
     xs_watch_progress => xs::watch::request_progress;
@@ -85,6 +86,7 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::Keepalive::stop", xs_keepalive_stop),
     (c"EV::Etcd::election_observe", xs_observe),
     (c"EV::Etcd::Observe::cancel", xs_observe_cancel),
+    (c"EV::Etcd::snapshot", xs_snapshot),
     (c"EV::Etcd::watch", xs_watch),
     (c"EV::Etcd::Watch::cancel", xs_watch_cancel),
     (c"EV::Etcd::Watch::request_progress", xs_watch_progress),

@@ -132,6 +132,15 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
         Reply::Compact(x) => with_header(p, &x.header).finish(),
         Reply::Status(x) => status(p, x),
         Reply::Watch(x) => watch(p, x),
+        Reply::SnapshotChunk(b) => p.new_bytes(b),
+        Reply::Snapshot(d) => {
+            let mut hv = with_header(p, &d.header);
+            hv.uv("size", d.size);
+            if let Some(f) = &d.file {
+                hv.bytes("file", f.as_os_str().as_encoded_bytes());
+            }
+            hv.finish()
+        }
         Reply::KeepAlive(x) => {
             let mut hv = with_header(p, &x.header);
             hv.iv("id", x.id).iv("ttl", x.ttl);

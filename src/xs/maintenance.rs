@@ -1,5 +1,5 @@
 //! Maintenance methods (API.md 6.6): status, alarm, defragment, hash_kv,
-//! move_leader, auth_status.
+//! move_leader, auth_status, snapshot.
 #![forbid(unsafe_code)]
 
 use crate::bridge;
@@ -77,5 +77,27 @@ pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "auth_status(client, callback)")?;
     let call = Call::AuthStatus(rpc::AuthStatusRequest {});
     bridge::submit(p, id, "auth_status", call, cb)?;
+    Ok(None)
+}
+
+/// `snapshot($file_or_callback, $cb)`: the backend database, written to a
+/// file or handed over chunk by chunk; `$cb` gets `{ header, size, file }`.
+pub fn snapshot<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "snapshot(client, file_or_callback, callback)")?;
+    let t = a[1];
+    let (target, on_chunk) = if p.is_code_ref(t) {
+        (crate::etcd::snapshot::Target::Chunks, Some(p.keep(t)))
+    } else if p.is_defined(t) && !p.is_ref(t) && !p.bytes(t).is_empty() {
+        let name = p.bytes(t);
+        if name.contains(&0) {
+            return Err("snapshot: file name contains a NUL byte".into());
+        }
+        use std::os::unix::ffi::OsStringExt;
+        let path = std::path::PathBuf::from(std::ffi::OsString::from_vec(name));
+        (crate::etcd::snapshot::Target::File(path), None)
+    } else {
+        return Err("snapshot: target must be a file name or a code reference".into());
+    };
+    bridge::snapshot(p, id, target, on_chunk, cb)?;
     Ok(None)
 }
