@@ -676,6 +676,7 @@ sub method_calls {
         [ role_add => 'r' ], [ role_delete => 'r' ], [ role_get => 'r' ], [ role_list => () ],
         [ role_grant_permission => 'r', 'READ', "${p}k", undef ],
         [ role_revoke_permission => 'r', "${p}k", undef ],
+        [ snapshot => sub { } ],
     );
     require EV::Etcd;
     return grep { EV::Etcd->can($_->[0]) } @calls;
