@@ -86,7 +86,10 @@ sub junk {
     return \undef                         if $k == 19;
     return \\"x"                          if $k == 20;
     return bless({}, 'Some::Class')       if $k == 21;
-    return pick(bless([], 'EV::Etcd'), bless({}, 'EV::Etcd::Watch'), bless(sub { }, 'EV::Etcd'))
+    return pick(bless([], 'EV::Etcd'), bless({}, 'EV::Etcd::Watch'), bless(sub { }, 'EV::Etcd'),
+                # forged objects: our layout, ids of live clients and requests
+                bless(\(my $id = rnd(60)), pick('EV::Etcd', 'EV::Etcd::Watch', 'EV::Etcd::Observe',
+                                                 'EV::Etcd::Keepalive')))
                                           if $k == 22;
     return bless({}, pick('Junk::Str', 'Junk::Num', 'Junk::Code')) if $k == 23;
     return \substr(my $s = 'abcdef', 1, 2) if $k == 24;
@@ -301,6 +304,26 @@ sub describe {
     my $r = EtcdTest::Caller->new($c)->ok_call('a tied key that reads fine works', 'put', $good, 'tv');
     my $g = EtcdTest::Caller->new($c)->ok_call('and is stored under its value', 'get', "${P}tied-key");
     is($g->{kvs}[0]{value}, 'tv', 'tied key read once, stored under its value');
+}
+
+# ---------------------------------------------------------------------------
+# forged objects (a blessed scalar holding a live id) are not the real ones:
+# they neither act for them nor destroy them
+
+{
+    my $caller = EtcdTest::Caller->new($c);
+    my $f = bless \(my $x = ${$c}), 'EV::Etcd';
+    ok(!eval { $f->get("${P}k", sub { }); 1 }, 'a forged client croaks');
+    like($@, qr/client is not of type EV::Etcd/, 'as not being a client');
+    undef $f;    # its DESTROY must not destroy the real client
+    $caller->ok_call('the real client survives the forged one', 'put', "${P}forged", 1);
+    my $rec = $caller->start('get', "${P}forged");
+    my @ids = map { bless \(my $z = $_), 'EV::Etcd::Watch' } 1 .. ${$c} + 50;
+    my $croaked = 0;
+    for my $h (@ids) { eval { $h->cancel(sub { }); 1 } or $croaked++ }
+    cmp_ok($croaked, '>', 0, 'forged watch handles naming clients or requests croak');
+    ok(EtcdTest::run_until(5, sub { $rec->{n} }), 'a request outstanding meanwhile is still called back');
+    is($rec->{resp}{kvs}[0]{value}, 1, 'with its answer');
 }
 
 # ---------------------------------------------------------------------------

@@ -69,6 +69,9 @@ impl Bridge {
 
 /// What a client entry on the Perl side remembers.
 struct ClientEntry {
+    /// Address of the Perl object's inner scalar (`set_client_tag`): a
+    /// forged object with the same id is not this client.
+    tag: usize,
     pid: u32,
     timeout: Duration,
     endpoints: Vec<String>,
@@ -169,6 +172,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
         m.clients.insert(
             id,
             ClientEntry {
+                tag: 0,
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
                 endpoints: cfg.endpoints.clone(),
@@ -207,6 +211,21 @@ pub fn drop_client(p: &Perl, id: u64) {
     // Released outside the borrow: freeing a closure may run DESTROY code.
     drop(dropped);
     sync_keepalive(p);
+}
+
+/// Records the identity of client `id`'s Perl object.
+pub fn set_client_tag(id: u64, tag: usize) {
+    with(|m| {
+        if let Some(c) = m.clients.get_mut(&id) {
+            c.tag = tag;
+        }
+    });
+}
+
+/// False when `id` names a live client whose object is another one (a
+/// forged `bless \$id, 'EV::Etcd'`); true otherwise.
+pub fn client_tag_ok(id: u64, tag: usize) -> bool {
+    with(|m| m.clients.get(&id).map_or(true, |c| c.tag == tag))
 }
 
 /// Checks that `id` is a live client of this process.
@@ -332,7 +351,7 @@ pub fn check_stream(req: u64) -> Result<(), String> {
 /// `$watch->cancel($cb)`: no callback of the watch runs after this;
 /// `cb({}, undef)` runs once from the loop, whatever state the watch is in.
 pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
-    cancel_stream(p, req, Some(cb), |client| Job::Watch {
+    cancel_stream(p, req, ("watch", "watch is not of type EV::Etcd::Watch"), Some(cb), |client| Job::Watch {
         client,
         cmd: WatchCmd::Cancel { req },
     })
@@ -340,12 +359,18 @@ pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
 
 /// `$observe->cancel($cb)`, like a watch's.
 pub fn cancel_observe(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
-    cancel_stream(p, req, Some(cb), |client| Job::ObserveCancel { client, req })
+    cancel_stream(
+        p,
+        req,
+        ("observe", "observe is not of type EV::Etcd::Observe"),
+        Some(cb),
+        |client| Job::ObserveCancel { client, req },
+    )
 }
 
 /// `$keepalive->stop`: renewals end; nothing is called back.
 pub fn stop_keepalive(p: &Perl, req: u64) -> Result<(), String> {
-    cancel_stream(p, req, None, |client| Job::Keepalive {
+    cancel_stream(p, req, ("keepalive", "keepalive is not of type EV::Etcd::Keepalive"), None, |client| Job::Keepalive {
         client,
         cmd: KeepaliveCmd::Stop { req },
     })
@@ -357,10 +382,19 @@ pub fn stop_keepalive(p: &Perl, req: u64) -> Result<(), String> {
 fn cancel_stream(
     p: &Perl,
     req: u64,
+    (label, not_this): (&'static str, &'static str),
     cb: Option<SvBox>,
     stop: impl FnOnce(u64) -> Job,
 ) -> Result<(), String> {
     check_stream(req)?;
+    // A forged handle must not end another request (a unary call would
+    // then never be called back) or a client.
+    let other = with(|m| {
+        m.clients.contains_key(&req) || m.pending.get(&req).is_some_and(|pd| pd.label != label)
+    });
+    if other {
+        return Err(not_this.to_owned());
+    }
     // An argument whose conversion died: do nothing.
     p.check()?;
     let gone = with(|m| {

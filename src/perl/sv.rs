@@ -316,8 +316,10 @@ impl<'a> Perl<'a> {
         unsafe { ffi::ev_etcd_true(self.pi, sv.raw) != 0 }
     }
 
-    /// The integer inside a blessed scalar reference (our object layout).
-    pub fn object_id(&self, sv: Sv) -> Option<u64> {
+    /// The integer inside a blessed scalar reference (our object layout),
+    /// and the address of that inner scalar: the object's identity, which a
+    /// forged `bless \(my $x = $id)` does not share.
+    pub fn object_id(&self, sv: Sv<'a>) -> Option<(u64, usize)> {
         // SAFETY: live SV; SvRV only after SvROK.
         unsafe {
             if ffi::ev_etcd_rok(self.pi, sv.raw) == 0 {
@@ -327,7 +329,7 @@ impl<'a> Perl<'a> {
             if ffi::ev_etcd_type(self.pi, inner) >= ffi::ev_etcd_t_pvav() {
                 return None;
             }
-            Some(self.uv(self.sv(inner)))
+            Some((self.uv(self.sv(inner)), inner as usize))
         }
     }
 
@@ -426,16 +428,18 @@ impl<'a> Perl<'a> {
         ArrayBuilder { p: self, av }
     }
 
-    /// A blessed reference to a scalar holding `id`.
-    pub fn new_object(&self, id: u64, pkg: &str) -> NewSv {
+    /// A blessed reference to a scalar holding `id`, and the identity
+    /// `object_id` will report for it.
+    pub fn new_object(&self, id: u64, pkg: &str) -> (NewSv, usize) {
         let c = CString::new(pkg).unwrap_or_default();
         // SAFETY: new SVs of this interpreter; bless returns the same RV.
         unsafe {
             let inner = ffi::ev_etcd_new_uv(self.pi, id as usize);
             let rv = ffi::ev_etcd_new_rv_noinc(self.pi, inner);
-            NewSv {
+            let obj = NewSv {
                 raw: ffi::ev_etcd_bless(self.pi, rv, c.as_ptr()),
-            }
+            };
+            (obj, inner as usize)
         }
     }
 

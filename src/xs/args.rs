@@ -13,21 +13,24 @@ pub const MAX_URL: usize = 2048;
 pub type Res<T> = Result<T, String>;
 
 /// The client id behind the invocant.
-pub fn client(p: &Perl, sv: Sv) -> Res<u64> {
+pub fn client<'a>(p: &Perl<'a>, sv: Sv<'a>) -> Res<u64> {
     if !p.derived_from(sv, "EV::Etcd") {
         return Err("client is not of type EV::Etcd".into());
     }
-    p.object_id(sv)
-        .ok_or_else(|| "client is not of type EV::Etcd".into())
+    match p.object_id(sv) {
+        Some((id, tag)) if crate::bridge::client_tag_ok(id, tag) => Ok(id),
+        _ => Err("client is not of type EV::Etcd".into()),
+    }
 }
 
 /// The request id behind a handle object (`EV::Etcd::Watch` and the like);
 /// `what` names it in the croak: "watch is not of type EV::Etcd::Watch".
-pub fn handle(p: &Perl, sv: Sv, class: &str, what: &str) -> Res<u64> {
+pub fn handle<'a>(p: &Perl<'a>, sv: Sv<'a>, class: &str, what: &str) -> Res<u64> {
     if !p.derived_from(sv, class) {
         return Err(format!("{what} is not of type {class}"));
     }
     p.object_id(sv)
+        .map(|(id, _)| id)
         .ok_or_else(|| format!("{what} is not of type {class}"))
 }
 

@@ -74,7 +74,9 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     };
     p.check()?;
     let id = bridge::new_client(cfg)?;
-    Ok(Some(p.new_object(id, "EV::Etcd")))
+    let (obj, tag) = p.new_object(id, "EV::Etcd");
+    bridge::set_client_tag(id, tag);
+    Ok(Some(obj))
 }
 
 /// The `tls => { ca_file, cert_file, key_file, server_name }` option
@@ -106,7 +108,9 @@ fn tls_option(p: &Perl, o: &Opts, endpoints: &[String]) -> Result<Option<Tls>, S
 /// from inside the client's own callbacks: nothing of the running callback
 /// is borrowed while it runs.
 pub fn destroy<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    if let Some(id) = a.first().and_then(|s| p.object_id(*s)) {
+    // A forged object holding a live client's id must not destroy it.
+    let id = a.first().and_then(|s| p.object_id(*s));
+    if let Some(id) = id.and_then(|(id, tag)| bridge::client_tag_ok(id, tag).then_some(id)) {
         bridge::drop_client(p, id);
         if crate::perl::sv::perl_alive() {
             p.call_named(c"EV::Etcd::_health_stop", id as i64);

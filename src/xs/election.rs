@@ -93,7 +93,7 @@ pub fn observe<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let o = super::args::Opts::new(p, a.get(3).copied());
     let auto_reconnect = !o.exists("auto_reconnect") || o.flag("auto_reconnect");
     let req = bridge::observe(p, client, name, auto_reconnect, cb)?;
-    Ok(Some(p.new_object(req, OBSERVE)))
+    Ok(Some(p.new_object(req, OBSERVE).0))
 }
 
 /// `$observe->cancel($cb)`: like a watch's cancel.

@@ -95,7 +95,7 @@ pub fn keepalive_start<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         }
     };
     let req = bridge::keepalive_start(p, client, p.iv(a[1]), cb, on_lost)?;
-    Ok(Some(p.new_object(req, KEEPALIVE)))
+    Ok(Some(p.new_object(req, KEEPALIVE).0))
 }
 
 /// `$keepalive->stop`: renewals end; nothing is called back.

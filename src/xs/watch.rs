@@ -30,7 +30,7 @@ pub fn watch<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         auto_reconnect: !o.exists("auto_reconnect") || o.flag("auto_reconnect"),
     };
     let req = bridge::watch(p, id, spec, cb)?;
-    Ok(Some(p.new_object(req, HANDLE)))
+    Ok(Some(p.new_object(req, HANDLE).0))
 }
 
 fn filters(o: &Opts) -> Res<Vec<i32>> {
@@ -58,7 +58,7 @@ fn filters(o: &Opts) -> Res<Vec<i32>> {
     Ok(out)
 }
 
-fn handle(p: &Perl, sv: Sv) -> Res<u64> {
+fn handle<'a>(p: &Perl<'a>, sv: Sv<'a>) -> Res<u64> {
     args::handle(p, sv, HANDLE, "watch")
 }
 
