@@ -1218,13 +1218,26 @@ cancels its outstanding requests; their callbacks are not called. Its
 health monitor stops.
 Destroying a client from inside one of its own callbacks is safe: the
 remaining callbacks of that client are dropped quietly. Other clients are
-not affected.
+not affected. Clients and handles left in global variables at program end
+are torn down quietly too.
 
 =head1 THREADS AND FORK
 
 One background thread serves every client of a process; it starts with the
 first client. A client belongs to the process that created it: after
-C<fork>, create new clients in the child; using an inherited one croaks.
+C<fork>, create new clients in the child; using an inherited one croaks
+(C<... cannot be used after fork; create a new client in the child>), and
+so do inherited watch, observe and keepalive handles. The parent's clients,
+watches and callbacks are not disturbed by the child, whatever it does or
+however it exits, and none of the parent's callbacks ever runs in the
+child.
+
+=head1 TIED AND OVERLOADED ARGUMENTS
+
+Arguments may be tied variables or objects with overloaded stringification
+or numification (a path object as a key, say); they are read once, as Perl
+would. If reading one dies (a C<FETCH> or an overloaded operator that
+dies), the method croaks with that error and sends nothing.
 
 =head1 BYTES VERSUS CHARACTERS
 
