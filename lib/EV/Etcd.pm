@@ -468,6 +468,25 @@ therefore right on every server; C<auth_revision> is 0 in that case and
 the C<header> comes from a C<status> call. Transport errors are reported
 as usual.
 
+=head2 snapshot
+
+    $etcd->snapshot($file, $cb);
+    $etcd->snapshot(sub { my ($chunk) = @_; ... }, $cb);
+
+Streams the backend database of the member the client talks to - the file
+C<etcdctl snapshot restore> takes. Given a file name, the data is written
+to C<$file.part>, synced, and renamed to C<$file> once all of it arrived,
+so a failed snapshot never leaves a partial file under that name. Given a
+code reference, that callback receives each chunk (bytes) in order, and
+C<$cb> runs after the last one. C<$cb> then gets C<size> (the number of
+bytes), C<file> (in file mode) and C<header> when the server sends one
+(etcd 3.4 does not). The stream may take long: rather than one deadline
+for the whole snapshot, each piece must arrive within the client's
+C<timeout>. Errors carry C<source> C<snapshot>; a file that cannot be
+written fails with C<INTERNAL> (source C<internal>) and a message that
+names it. Croaks: C<Usage: EV::Etcd::snapshot(client, file_or_callback,
+callback)>, C<snapshot: target must be a file name or a code reference>.
+
 =head1 WATCHES
 
 =head2 watch
