@@ -179,6 +179,13 @@ token is used as is and never renewed). Sizes as for C<user_add>
 The largest response the client accepts. Default 0, meaning no limit
 (etcd's own limits still apply on the server side).
 
+=item namespace => $prefix
+
+A key prefix (bytes) that the client puts in front of every key it sends
+and takes off every key it receives, so the program sees only its own part
+of the keyspace. See L</NAMESPACES>. Default: none (an empty string means
+none as well); a reference croaks with C<new: namespace must be a string>.
+
 =back
 
 =head1 CALLING CONVENTIONS
@@ -721,6 +728,57 @@ Setting up auth from scratch:
     # from now on
     my $app = EV::Etcd->new(user => 'app', password => $app_password);
     $app->put('/app/config', 'x', sub { ... });    # logs in first
+
+=head1 NAMESPACES
+
+    my $app = EV::Etcd->new(endpoints => [...], namespace => '/app/');
+    $app->put('config', 'x', $cb);            # writes /app/config
+    $app->get('', { prefix => 1 }, $cb);      # everything under /app/,
+                                              # keys returned as 'config', ...
+
+A client created with C<namespace> moves every key it sends under the
+prefix and removes the prefix from every key it returns, following the
+rules of etcd's Go client package C<clientv3/namespace>. Nothing outside
+the namespace is read, written, deleted or watched through it.
+
+=over 4
+
+=item *
+
+Prefixed: the keys and C<range_end>s of C<get>, C<put> and C<delete>;
+compares and operations of C<txn> (nested transactions included); the key
+and range of C<watch>; lock names and the keys given to C<unlock>;
+election names and the leader-key hashes given to C<election_proclaim>
+and C<election_resign>.
+
+=item *
+
+Stripped: the keys of C<kvs>, C<prev_kv> and C<prev_kvs> in every
+response, in C<txn> sub-responses and in watch events (C<kv> and
+C<prev_kv>); the C<key> of a C<lock> response; C<name> and C<key> of the
+leader-key hash from C<election_campaign>; the leader C<kv> of
+C<election_leader>; the C<keys> of C<lease_time_to_live> (keys of the
+lease that lie outside the namespace are left out).
+
+=item *
+
+Ranges: a C<range_end> of C<"\0"> (every key from C<$key> on) ends at the
+end of the namespace; C<prefix> with the empty key means the whole
+namespace (without a namespace it adds nothing, as documented for C<get>);
+the empty key on its own stays the empty key, so etcd answers C<key is not
+provided> as it would without a namespace.
+
+=item *
+
+Not affected: C<compact> (revisions are global), leases themselves,
+cluster, maintenance and auth methods; in particular the keys of
+C<role_grant_permission> name real etcd keys, so grant a namespaced
+program's role the range of its namespace.
+
+=back
+
+Namespaced and plain clients can share one cluster: a plain client sees
+the namespaced keys with their prefix.
 
 =head1 ERRORS
 

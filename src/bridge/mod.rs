@@ -68,6 +68,7 @@ impl Bridge {
 struct ClientEntry {
     pid: u32,
     timeout: Duration,
+    namespaced: bool,
 }
 
 /// An outstanding request or stream: its callback and its error `source`
@@ -134,6 +135,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
             ClientEntry {
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
+                namespaced: !cfg.namespace.is_empty(),
             },
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
@@ -181,6 +183,12 @@ pub fn check_client(id: u64) -> Result<(), String> {
         Some(_) => Ok(()),
     }
     })
+}
+
+/// Whether the client has a namespace (a prefix of the empty key then
+/// means the whole namespace, see src/xs/kv.rs `range_end`).
+pub fn namespaced(client: u64) -> bool {
+    with(|m| m.clients.get(&client).is_some_and(|c| c.namespaced))
 }
 
 /// Sends a unary call; `cb` is called once, from the loop, with the result.

@@ -384,6 +384,7 @@ mod tests {
             auth_token: token.map(Into::into),
             credentials: None,
             max_recv_size: 0,
+            namespace: Vec::new(),
         })
     }
 

@@ -10,6 +10,7 @@ use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::Endpoints;
 use super::error::{self, Error};
+use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
 
 /// Settings decoded from the constructor options.
@@ -24,12 +25,15 @@ pub struct Config {
     pub credentials: Option<Credentials>,
     /// 0: no receive limit.
     pub max_recv_size: usize,
+    /// Key prefix of every request and reply (src/etcd/namespace.rs).
+    pub namespace: Vec<u8>,
 }
 
 pub struct Client {
     pub cfg: Config,
     pub endpoints: Endpoints,
     pub(crate) auth: Auth,
+    pub ns: Namespace,
 }
 
 impl Client {
@@ -40,6 +44,7 @@ impl Client {
         );
         let auth = Auth::new(cfg.auth_token.as_deref(), cfg.credentials.clone());
         Client {
+            ns: Namespace::new(cfg.namespace.clone()),
             cfg,
             endpoints,
             auth,
@@ -49,12 +54,15 @@ impl Client {
     /// Sends `call` with the client's token until `deadline`. The token
     /// rules (login, renewal, the user's own `authenticate`, the
     /// `auth_status` fallback) live in src/etcd/auth.rs.
+    /// Keys go in and come out through the client's namespace.
     pub async fn unary(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
-        match call {
+        let mut reply = match self.ns.apply(call) {
             Call::Authenticate(r) => self.user_authenticate(r, deadline).await,
-            Call::AuthStatus(_) => self.auth_status(call, deadline).await,
+            Call::AuthStatus(r) => self.auth_status(Call::AuthStatus(r), deadline).await,
             call => self.send_with_token(call, deadline).await,
-        }
+        }?;
+        self.ns.strip(&mut reply);
+        Ok(reply)
     }
 
     /// `send` inside `with_token`: the plain unary path.

@@ -9,6 +9,7 @@ pub mod client;
 pub mod endpoints;
 pub mod error;
 pub mod kv;
+pub mod namespace;
 pub mod pb;
 pub mod retry;
 pub mod watch;
