@@ -81,6 +81,12 @@ sub txn {
     return;
 }
 
+# The Future adapter is loaded on demand: EV::Etcd itself needs no Future.
+sub future {
+    require EV::Etcd::Future;
+    return EV::Etcd::Future->new($_[0]);
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -187,6 +193,15 @@ of the keyspace. See L</NAMESPACES>. Default: none (an empty string means
 none as well); a reference croaks with C<new: namespace must be a string>.
 
 =back
+
+=head2 future
+
+    my $f_etcd = $etcd->future;
+    my $resp   = $f_etcd->get($key)->get;
+
+Returns an L<EV::Etcd::Future> adapter around the client, whose request
+methods return L<Future> objects (usable with L<Future::AsyncAwait>).
+Loads L<EV::Etcd::Future>, and thus L<Future>, on first use only.
 
 =head1 CALLING CONVENTIONS
 

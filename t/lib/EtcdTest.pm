@@ -76,6 +76,17 @@ sub need_etcd {
     Test::More::plan(skip_all => $why);
 }
 
+# Ends the test file unless every module loads: a failure under CI (the
+# setup must install them), a skip elsewhere. Returns 1 when all load.
+sub need_modules {
+    my @missing = grep { my $m = $_; !eval "require $m; 1" } @_;
+    return 1 unless @missing;
+    require Test::More;
+    my $why = "needs @missing (not installed)";
+    Test::More::BAIL_OUT("$why; CI is set: install them (see setup.sh)") if _ci();
+    Test::More::plan(skip_all => $why);
+}
+
 # ---------------------------------------------------------------------------
 # Ports
 
@@ -747,7 +758,7 @@ skipping.
 =head1 FUNCTIONS
 
 C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
-when etcd is missing), C<endpoints>, C<example_endpoints> (for the eg/
+when etcd is missing), C<need_modules(@names)> (the same for Perl modules), C<endpoints>, C<example_endpoints> (for the eg/
 scripts: C<EV_ETCD_ENDPOINTS>, or a throwaway member), C<server>, C<prefix>, C<cleanup($client)>,
 C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
