@@ -12,6 +12,8 @@ our $VERSION = '0.02';
 XSLoader::load('EV::Etcd', $VERSION);
 
 require EV::Etcd::Watch;
+require EV::Etcd::Keepalive;
+require EV::Etcd::Observe;
 
 # One EV::io watcher per process drains the completion queue. It keeps the
 # loop alive only while something is outstanding (toggled from the engine
@@ -372,6 +374,195 @@ C<leader> (member id), C<raft_index>, C<raft_term>, C<raft_applied_index>,
 C<db_size_in_use>, C<is_learner>, and C<errors> (array of strings) only
 when the member reports any. A good first health probe.
 
+=head2 alarm
+
+    $etcd->alarm($action, [\%opts,] $cb);
+
+Lists, raises or clears alarms. C<$action> is C<GET>, C<ACTIVATE> or
+C<DEACTIVATE> in any case; anything else croaks with C<Invalid alarm
+action: X (expected GET, ACTIVATE, or DEACTIVATE)>. Options: C<member_id>
+(the member the alarm is for; 0, the default, means all members) and
+C<alarm> (C<NOSPACE>, C<CORRUPT> or C<NONE>, any case; other values mean
+C<NONE>). Response: C<alarms>, an array (always present) of hashes with
+C<member_id>, C<alarm> (0 NONE, 1 NOSPACE, 2 CORRUPT) and C<alarm_type>
+(C<NONE>, C<NOSPACE>, C<CORRUPT> or C<UNKNOWN>); and C<header> when the
+server sends one (etcd 3.4 does not). While a C<NOSPACE> alarm is raised
+the cluster refuses writes (C<RESOURCE_EXHAUSTED>).
+
+=head2 defragment
+
+    $etcd->defragment($cb);
+
+Defragments the storage of the member the client talks to. Response: the
+C<header> when the server sends one (etcd 3.4 answers with an empty hash).
+
+=head2 hash_kv
+
+    $etcd->hash_kv([$revision,] $cb);
+
+The hash of the key-value store up to C<$revision> (0 or omitted: the
+latest), for comparing members. Response: C<header>, C<hash> (unsigned
+32-bit integer) and C<compact_revision> (the last compaction revision, -1
+if none). A compacted revision fails with C<OUT_OF_RANGE>; on etcd 3.4 that
+includes the compaction revision itself. Any other argument count croaks
+with C<Usage: $client-E<gt>hash_kv([$revision,] $callback)>.
+
+=head2 move_leader
+
+    $etcd->move_leader($target_id, $cb);
+
+Hands leadership to the member C<$target_id> (an unsigned member id). Must
+reach the current leader: sent to a follower it fails with
+C<FAILED_PRECONDITION> (C<etcdserver: not leader>); an unknown target gives
+C<etcdserver: bad leader transferee>. Response: the C<header> when the
+server sends one (etcd 3.4: an empty hash).
+
+=head2 auth_status
+
+    $etcd->auth_status($cb);
+
+Response: C<header>, C<enabled> (0 or 1) and C<auth_revision>. Servers
+without the AuthStatus RPC (etcd 3.4) answer C<UNIMPLEMENTED>; the client
+then answers from a probe instead: an C<Authenticate> request with an empty
+user name, sent without a token, which such a server rejects with
+"authentication is not enabled" exactly when auth is off. C<enabled> is
+therefore right on every server; C<auth_revision> is 0 in that case and
+the C<header> comes from a C<status> call. Transport errors are reported
+as usual.
+
+=head1 WATCHES
+
+=head2 watch
+
+    my $w = $etcd->watch($key, [\%opts,] $cb);
+
+Watches a key or a range and calls C<$cb> with every change. Returns an
+L<EV::Etcd::Watch> handle (C<cancel>, C<request_progress>) at once; the
+watch is set up in the background. Each callback receives a hash with
+exactly these keys:
+
+=over 4
+
+=item header
+
+The response header; its C<revision> is the store revision when the
+message was sent.
+
+=item watch_id
+
+The C<watch_id> option when given, otherwise the id the server assigned
+to the watch when it was first created (it stays the same across
+reconnects).
+
+=item created
+
+1 in the message that says the watch exists on the server (the first one,
+and the first after each re-establishment), 0 otherwise.
+
+=item canceled, compact_revision
+
+0 in every delivered message (cancellations arrive as errors).
+
+=item events
+
+An array (empty in the C<created> message and in progress messages) of
+event hashes: C<type> (C<PUT> or C<DELETE>), C<kv> (a key-value hash; in a
+C<DELETE> event C<value> is C<"">, C<version> and C<create_revision> are 0
+and C<mod_revision> is the deletion revision) and, with the C<prev_kv>
+option, C<prev_kv> (the previous version of the key, absent when the key
+was new).
+
+=back
+
+Events arrive in revision order; a message may carry several. Keys
+outside the watched key or range are never delivered. Options:
+
+=over 4
+
+=item prefix => 1
+
+Watch every key that starts with C<$key> (ignored when C<range_end> is
+given or C<$key> is empty).
+
+=item range_end => $end
+
+Watch C<[$key, $end)>; C<"\0"> means every key from C<$key> on.
+
+=item start_revision => $rev
+
+Replay history from C<$rev> first (after the C<created> message), then go
+on live. Without it the watch starts at the revision current when it is
+created.
+
+=item prev_kv => 1
+
+Events carry C<prev_kv>.
+
+=item filters => ['noput'] or ['nodelete']
+
+Leave out PUT or DELETE events (any case).
+
+=item progress_notify => 1
+
+The server sends progress messages (no events; the header revision says
+how far everything has been sent) when the watch is idle, every 10 minutes
+with etcd's default settings.
+
+=item watch_id => $id
+
+Reported as C<watch_id> in every message.
+
+=item auto_reconnect => 0
+
+Do not re-establish the watch after a lost stream (default: do; the
+option's presence decides, so C<undef> turns it off).
+
+=back
+
+=head2 How watches are carried
+
+All watches of a client share one gRPC Watch stream, whatever their number
+(100,000 watches cost one stream, not 100,000). A request issued after
+C<watch> returned is ordered after the watch's creation, so a write made
+right after C<watch()> is always seen by the watch.
+
+=head2 Resuming after a lost stream
+
+When the stream is lost (the member restarts, the connection drops, the
+client fails over to another endpoint), every watch is re-created on a new
+stream - on the next endpoint when the current one is unreachable - after
+a backoff that starts at 50 ms and doubles up to 2 s, with jitter; it
+never spins. Each watch resumes from the revision after the last event it
+delivered, or, if it has delivered none, from the revision after the one
+it was created at (a watch "from now" is pinned to its creation revision).
+Nothing is skipped and nothing is delivered twice; the callback sees one
+more C<created> message. Reconnection goes on for as long as it takes,
+unless the watch was created with C<auto_reconnect =E<gt> 0> or the client
+with C<max_retries =E<gt> 0>: then a lost stream ends the watch with one
+error C<{ code =E<gt> 14, status =E<gt> 'UNAVAILABLE', message =E<gt> 'Watch
+stream ended', source =E<gt> 'watch' }>. A watch whose server cannot be
+reached when it is first set up fails with C<INTERNAL> C<Watch setup
+failed> (after trying every endpoint).
+
+=head2 Compaction and server-side cancellation
+
+If the revision a watch starts or resumes from has been compacted, the
+watch ends with exactly one error: C<code> 1, C<status> C<CANCELLED>,
+C<source> C<watch>, C<retryable> 0, a C<message> that says the revision
+was compacted, and an extra key C<compact_revision> (the compaction
+revision): re-read the state with C<get> at or after that revision and
+start a new watch from there. Any other cancellation by the server also
+ends the watch with one C<CANCELLED> error carrying the server's reason
+(C<Watch cancelled> when it gives none).
+
+=head2 Cancelling and the handle
+
+C<< $w->cancel($cb) >> ends the watch: nothing of it is delivered after
+C<cancel> returns, and C<$cb> runs once, from the loop, with C<({},
+undef)>. C<< $w->request_progress >> asks for a progress message. Dropping
+the handle does B<not> end the watch; an open watch keeps C<EV::run>
+running. See L<EV::Etcd::Watch>.
+
 =head1 LEASE METHODS
 
 A lease is a time-to-live that keys can be attached to (C<put> with the
@@ -421,6 +612,54 @@ Also list the keys attached to the lease.
 
 Response: C<header> and C<leases>, an array (possibly empty) of hashes
 C<< { id => $lease_id } >>, one per live lease.
+
+=head2 lease_keepalive
+
+    $etcd->lease_keepalive($lease_id, $cb);
+
+Renews the lease once: one request, one callback with C<header>, C<id> and
+C<ttl> (the refreshed TTL). An unknown or expired lease (and lease id 0)
+fails with C<INTERNAL> C<Lease expired> (source C<internal>); an
+unreachable server with C<INTERNAL> C<Keepalive setup failed> (source
+C<keepalive>). Nothing stays outstanding afterwards. To keep a lease alive,
+use C<lease_keepalive_start>.
+
+=head2 lease_keepalive_start
+
+    my $ka = $etcd->lease_keepalive_start($lease_id, [\%opts,] [$cb]);
+    $ka->stop;
+
+Keeps the lease alive until stopped: a renewal is sent every third of the
+lease's TTL over one LeaseKeepAlive stream that all the client's leases
+share. C<$cb>, when given, receives each renewal's response (C<header>,
+C<id>, C<ttl>). Options:
+
+=over 4
+
+=item on_lost => sub { my ($err) = @_; ... }
+
+Called exactly once, with an error hash (source C<keepalive>), when the
+lease is gone: C<NOT_FOUND> (C<lease N expired or was revoked>) when the
+server reports it unknown - revoked by someone, or expired - and
+C<DEADLINE_EXCEEDED> (C<lease N: no renewal got through before its TTL ran
+out>) when renewals could not reach the server before the TTL since the
+last successful renewal ran out (a server that is down or stopped, a
+network split). Before the first renewal is answered, the client's
+C<timeout> stands in for the unknown TTL. Nothing else is called after it.
+Without C<on_lost>, the error goes to C<$cb> as C<(undef, $err)>.
+
+=back
+
+The stream is re-established after a loss (backoff from 50 ms up to 2 s,
+with jitter) and renewals go on; a lease survives a server restart as long
+as a renewal gets through within its TTL. Returns an
+L<EV::Etcd::Keepalive> handle; C<< $ka->stop >> ends the renewals (the
+lease itself then expires after its TTL; revoke it to end it at once).
+Dropping the handle does not stop the renewals. A running keepalive keeps
+C<EV::run> running. Croaks: C<Usage: $client-E<gt>lease_keepalive_start(...)>,
+C<lease_keepalive_start: on_lost must be a code reference>,
+C<lease_keepalive_start: options must be a hash reference>, C<callback must
+be a code reference>.
 
 =head1 LOCK METHODS
 
@@ -515,61 +754,34 @@ fails with C<UNKNOWN> (C<election: no leader>).
 Gives up the leadership (the next campaigner, if any, is elected).
 C<$leader> is the leader-key hash, with the same rules as for
 C<election_proclaim>. Response: C<header>.
-=head2 alarm
 
-    $etcd->alarm($action, [\%opts,] $cb);
+=head2 election_observe
 
-Lists, raises or clears alarms. C<$action> is C<GET>, C<ACTIVATE> or
-C<DEACTIVATE> in any case; anything else croaks with C<Invalid alarm
-action: X (expected GET, ACTIVATE, or DEACTIVATE)>. Options: C<member_id>
-(the member the alarm is for; 0, the default, means all members) and
-C<alarm> (C<NOSPACE>, C<CORRUPT> or C<NONE>, any case; other values mean
-C<NONE>). Response: C<alarms>, an array (always present) of hashes with
-C<member_id>, C<alarm> (0 NONE, 1 NOSPACE, 2 CORRUPT) and C<alarm_type>
-(C<NONE>, C<NOSPACE>, C<CORRUPT> or C<UNKNOWN>); and C<header> when the
-server sends one (etcd 3.4 does not). While a C<NOSPACE> alarm is raised
-the cluster refuses writes (C<RESOURCE_EXHAUSTED>).
+    my $obs = $etcd->election_observe($name, $cb, [\%opts]);
+    $obs->cancel(sub { ... });
 
-=head2 defragment
+Follows the election's leader: C<$cb> receives C<< { header, kv } >> (the
+leader key's key-value hash, C<value> being the leader's value) at once if
+the election has a leader, otherwise when one is elected, and again on
+every proclamation and every change of leader. A resignation or an expired
+leader lease produces no callback by itself; the next leader does. Note the
+order: the options hash comes B<after> the callback (as in the reference
+module); options before the callback croak with C<callback must be a code
+reference>.
 
-    $etcd->defragment($cb);
+Option C<auto_reconnect> (default true; its presence decides, so C<undef>
+turns it off): after a lost stream the observation is re-established with
+backoff (50 ms doubling to 2 s, with jitter), and the current leader that
+etcd reports on the new stream is not delivered again if it was the last
+one delivered. With C<auto_reconnect =E<gt> 0> or C<max_retries =E<gt> 0>
+a lost stream ends the observation with one error (C<UNAVAILABLE>,
+C<Observe stream ended>). An unreachable server at the start gives
+C<INTERNAL> C<Observe setup failed>. Errors carry C<source> C<observe>.
 
-Defragments the storage of the member the client talks to. Response: the
-C<header> when the server sends one (etcd 3.4 answers with an empty hash).
-
-=head2 hash_kv
-
-    $etcd->hash_kv([$revision,] $cb);
-
-The hash of the key-value store up to C<$revision> (0 or omitted: the
-latest), for comparing members. Response: C<header>, C<hash> (unsigned
-32-bit integer) and C<compact_revision> (the last compaction revision, -1
-if none). A compacted revision fails with C<OUT_OF_RANGE>; on etcd 3.4 that
-includes the compaction revision itself. Any other argument count croaks
-with C<Usage: $client-E<gt>hash_kv([$revision,] $callback)>.
-
-=head2 move_leader
-
-    $etcd->move_leader($target_id, $cb);
-
-Hands leadership to the member C<$target_id> (an unsigned member id). Must
-reach the current leader: sent to a follower it fails with
-C<FAILED_PRECONDITION> (C<etcdserver: not leader>); an unknown target gives
-C<etcdserver: bad leader transferee>. Response: the C<header> when the
-server sends one (etcd 3.4: an empty hash).
-
-=head2 auth_status
-
-    $etcd->auth_status($cb);
-
-Response: C<header>, C<enabled> (0 or 1) and C<auth_revision>. Servers
-without the AuthStatus RPC (etcd 3.4) answer C<UNIMPLEMENTED>; the client
-then answers from a probe instead: an C<Authenticate> request with an empty
-user name, sent without a token, which such a server rejects with
-"authentication is not enabled" exactly when auth is off. C<enabled> is
-therefore right on every server; C<auth_revision> is 0 in that case and
-the C<header> comes from a C<status> call. Transport errors are reported
-as usual.
+Returns an L<EV::Etcd::Observe> handle whose C<cancel($cb)> ends the
+observation and calls C<$cb> once, from the loop, with C<({}, undef)>.
+Dropping the handle does not end the observation; an open observation
+keeps C<EV::run> running.
 
 =head1 CLUSTER METHODS
 
@@ -825,17 +1037,19 @@ transport's reason when no connection could be made).
 
 Which operation failed: C<range> for C<get>; C<put>, C<delete>,
 C<compact>, C<txn>, C<status>, C<lease_grant>, C<lease_revoke>,
-C<lease_leases>, C<lock>, C<unlock> for the methods of those names;
-C<lease_ttl> for C<lease_time_to_live>; C<campaign>, C<proclaim>,
-C<leader>, C<resign> for C<election_campaign>, C<election_proclaim>,
-C<election_leader>, C<election_resign>; C<internal> for failures of the
-client's own processing.
-C<compact>, C<txn>, C<status>, C<member_list>, C<member_add>,
+C<lease_leases>, C<lock>, C<unlock>, C<member_list>, C<member_add>,
 C<member_remove>, C<member_update>, C<member_promote>, C<alarm>,
 C<defragment>, C<hash_kv>, C<move_leader>, C<auth_status> and
-C<authenticate> for the methods of those names; C<rpc> for C<auth_enable>,
-C<auth_disable> and every C<user_*> and C<role_*> method; C<internal> for
-failures of the client's own processing.
+C<authenticate> for the methods of those names; C<lease_ttl> for
+C<lease_time_to_live>; C<campaign>, C<proclaim>, C<leader>, C<resign> for
+C<election_campaign>, C<election_proclaim>, C<election_leader>,
+C<election_resign>; C<watch>, C<keepalive> and C<observe> for watches,
+keepalives and observations; C<rpc> for C<auth_enable>, C<auth_disable>
+and every C<user_*> and C<role_*> method; C<internal> for failures of the
+client's own processing.
+
+A watch that ended because its revision was compacted adds a sixth key,
+C<compact_revision> (see L</WATCHES>).
 
 =item retryable
 

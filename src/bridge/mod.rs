@@ -21,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::etcd::call::Call;
 use crate::etcd::client::Config;
+use crate::etcd::keepalive::Cmd as KeepaliveCmd;
 use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
 use crate::perl::convert;
 use crate::perl::{NewSv, Perl, SvBox};
@@ -76,7 +77,10 @@ struct ClientEntry {
 /// entry stays registered (and may be cancelled from inside the callback).
 struct Pending {
     client: u64,
-    cb: Rc<SvBox>,
+    cb: Option<Rc<SvBox>>,
+    /// Called instead of `cb` with `($error)` when the stream ends with an
+    /// error (a managed keepalive's `on_lost`).
+    on_err: Option<Rc<SvBox>>,
     label: &'static str,
 }
 
@@ -219,6 +223,17 @@ fn enqueue(
     cb: SvBox,
     make: impl FnOnce(u64) -> Job,
 ) -> Result<u64, String> {
+    enqueue_with(p, client, label, Some(cb), None, make)
+}
+
+fn enqueue_with(
+    p: &Perl,
+    client: u64,
+    label: &'static str,
+    cb: Option<SvBox>,
+    on_err: Option<SvBox>,
+    make: impl FnOnce(u64) -> Job,
+) -> Result<u64, String> {
     check_client(client)?;
     let (req, turn_on) = with(|m| {
         m.next_id += 1;
@@ -233,7 +248,8 @@ fn enqueue(
             req,
             Pending {
                 client,
-                cb: Rc::new(cb),
+                cb: cb.map(Rc::new),
+                on_err: on_err.map(Rc::new),
                 label,
             },
         );
@@ -270,27 +286,94 @@ pub fn watch(p: &Perl, client: u64, spec: WatchSpec, cb: SvBox) -> Result<u64, S
 /// `$watch->cancel($cb)`: no callback of the watch runs after this;
 /// `cb({}, undef)` runs once from the loop, whatever state the watch is in.
 pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) {
+    cancel_stream(p, req, Some(cb), |client| Job::Watch {
+        client,
+        cmd: WatchCmd::Cancel { req },
+    });
+}
+
+/// `$observe->cancel($cb)`, like a watch's.
+pub fn cancel_observe(p: &Perl, req: u64, cb: SvBox) {
+    cancel_stream(p, req, Some(cb), |client| Job::ObserveCancel { client, req });
+}
+
+/// `$keepalive->stop`: renewals end; nothing is called back.
+pub fn stop_keepalive(p: &Perl, req: u64) {
+    cancel_stream(p, req, None, |client| Job::Keepalive {
+        client,
+        cmd: KeepaliveCmd::Stop { req },
+    });
+}
+
+/// Ends stream `req` on the Perl side at once (no callback of it runs
+/// after this), tells the runtime with the job `stop` builds, and queues
+/// `cb({}, undef)` for the next drain.
+fn cancel_stream(p: &Perl, req: u64, cb: Option<SvBox>, stop: impl FnOnce(u64) -> Job) {
     let gone = with(|m| {
         let gone = m.pending.remove(&req);
-        m.deferred.push_back(cb);
-        if let Some(b) = &m.bridge {
-            b.notify.force();
+        if let Some(cb) = cb {
+            m.deferred.push_back(cb);
+            if let Some(b) = &m.bridge {
+                b.notify.force();
+            }
         }
         gone
     });
     if let Some(pd) = &gone {
         if with(|m| m.clients.contains_key(&pd.client)) {
-            send_plain(Job::Watch {
-                client: pd.client,
-                cmd: WatchCmd::Cancel { req },
-            });
+            send_plain(stop(pd.client));
         }
     }
     drop(gone);
-    let turn_on = with(|m| !std::mem::replace(&mut m.keepalive_on, true));
-    if turn_on {
-        p.call_named(c"EV::Etcd::_keepalive", 1);
+    let deferred = with(|m| !m.deferred.is_empty());
+    if deferred {
+        let turn_on = with(|m| !std::mem::replace(&mut m.keepalive_on, true));
+        if turn_on {
+            p.call_named(c"EV::Etcd::_keepalive", 1);
+        }
+    } else {
+        sync_keepalive(p);
     }
+}
+
+/// `lease_keepalive`: one request, one callback.
+pub fn lease_keepalive(p: &Perl, client: u64, id: i64, cb: SvBox) -> Result<(), String> {
+    enqueue(p, client, "keepalive", cb, |req| Job::Keepalive {
+        client,
+        cmd: KeepaliveCmd::Once { req, id },
+    })?;
+    Ok(())
+}
+
+/// `lease_keepalive_start`: renewals until stopped or lost. Returns the
+/// request id the handle holds.
+pub fn keepalive_start(
+    p: &Perl,
+    client: u64,
+    id: i64,
+    cb: Option<SvBox>,
+    on_lost: Option<SvBox>,
+) -> Result<u64, String> {
+    enqueue_with(p, client, "keepalive", cb, on_lost, |req| Job::Keepalive {
+        client,
+        cmd: KeepaliveCmd::Start { req, id },
+    })
+}
+
+/// `election_observe`: the leader's changes until cancelled.
+pub fn observe(
+    p: &Perl,
+    client: u64,
+    name: Vec<u8>,
+    auto_reconnect: bool,
+    cb: SvBox,
+) -> Result<u64, String> {
+    enqueue(p, client, "observe", cb, |req| Job::Observe {
+        client,
+        req,
+        name,
+        auto_reconnect,
+    })
 }
 
 /// `$watch->request_progress`: asks the server for a progress message.
@@ -369,20 +452,27 @@ fn drain_batch(p: &Perl) {
         let Some(done) = next else { return };
         let entry = with(|m| {
             if done.last {
-                m.pending.remove(&done.req).map(|pd| (pd.cb, pd.label))
+                m.pending
+                    .remove(&done.req)
+                    .map(|pd| (pd.cb, pd.on_err, pd.label))
             } else {
-                m.pending.get(&done.req).map(|pd| (pd.cb.clone(), pd.label))
+                m.pending
+                    .get(&done.req)
+                    .map(|pd| (pd.cb.clone(), pd.on_err.clone(), pd.label))
             }
         });
-        let Some((cb, label)) = entry else {
+        let Some((cb, on_err, label)) = entry else {
             continue;
         };
-        let args = match &done.result {
-            Ok(reply) => vec![convert::reply(p, reply), NewSv::undef()],
-            Err(e) => vec![NewSv::undef(), convert::error(p, e, label)],
+        let (cb, args) = match (&done.result, on_err) {
+            (Err(e), Some(f)) => (Some(f), vec![convert::error(p, e, label)]),
+            (Ok(reply), _) => (cb, vec![convert::reply(p, reply), NewSv::undef()]),
+            (Err(e), None) => (cb, vec![NewSv::undef(), convert::error(p, e, label)]),
         };
         drop(done);
-        p.call_cb(&cb, args);
+        if let Some(cb) = &cb {
+            p.call_cb(cb, args);
+        }
         drop(cb);
     }
     // Work left behind: make the fd readable again so the loop comes back.

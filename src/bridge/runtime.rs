@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, watch};
 use crate::etcd::call::{Call, Reply};
 use crate::etcd::client::{Client, Config};
 use crate::etcd::error::Error;
+use crate::etcd::keepalive::{self as ka, Keeper};
+use crate::etcd::observe;
 use crate::etcd::watch::{self as w, Barrier};
 
 use super::notify::Notifier;
@@ -35,6 +37,22 @@ pub enum Job {
         client: u64,
         cmd: w::Cmd,
     },
+    /// A command for the client's lease keeper.
+    Keepalive {
+        client: u64,
+        cmd: ka::Cmd,
+    },
+    /// Starts an election observation.
+    Observe {
+        client: u64,
+        req: u64,
+        name: Vec<u8>,
+        auto_reconnect: bool,
+    },
+    ObserveCancel {
+        client: u64,
+        req: u64,
+    },
     /// Jobs issued together (by callbacks of one drain), in issue order.
     Batch(Vec<Job>),
 }
@@ -53,18 +71,33 @@ struct Live {
     /// The watch engine, started by the first watch.
     watches: Option<mpsc::UnboundedSender<w::Cmd>>,
     barrier: Barrier,
+    /// The lease keeper, started by the first keepalive.
+    keeper: Option<mpsc::UnboundedSender<ka::Cmd>>,
+    /// Running observations; dropping a sender stops its task.
+    observes: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A sink that turns engine results into completions.
+fn sink(done: &Done) -> Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync> {
+    let done = done.clone();
+    Arc::new(move |req, result, last| done.send(Completion { req, result, last }))
 }
 
 impl Live {
+    fn keeper(&mut self, done: &Done) -> &mpsc::UnboundedSender<ka::Cmd> {
+        let client = &self.client;
+        self.keeper.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(Keeper::new(client.clone(), sink(done)).run(rx));
+            tx
+        })
+    }
+
     fn watch_engine(&mut self, done: &Done) -> &mpsc::UnboundedSender<w::Cmd> {
         let (client, barrier) = (&self.client, &self.barrier);
         self.watches.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let done = done.clone();
-            let sink: w::Sink = Arc::new(move |req, result, last| {
-                done.send(Completion { req, result, last })
-            });
-            let engine = w::Engine::new(client.clone(), sink, barrier.clone());
+            let engine = w::Engine::new(client.clone(), sink(done), barrier.clone());
             tokio::spawn(engine.run(rx));
             tx
         })
@@ -144,8 +177,42 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                     closed,
                     watches: None,
                     barrier: Barrier::default(),
+                    keeper: None,
+                    observes: HashMap::new(),
                 },
             );
+        }
+        Job::Keepalive { client, cmd } => {
+            if let Some(live) = clients.get_mut(&client) {
+                let _ = live.keeper(done).send(cmd);
+            }
+        }
+        Job::Observe {
+            client,
+            req,
+            name,
+            auto_reconnect,
+        } => {
+            let Some(live) = clients.get_mut(&client) else {
+                return;
+            };
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            live.observes.insert(req, stop);
+            let done = done.clone();
+            let sink: observe::Sink =
+                Box::new(move |result, last| done.send(Completion { req, result, last }));
+            tokio::spawn(observe::observe(
+                live.client.clone(),
+                name,
+                auto_reconnect,
+                sink,
+                stopped,
+            ));
+        }
+        Job::ObserveCancel { client, req } => {
+            if let Some(live) = clients.get_mut(&client) {
+                live.observes.remove(&req);
+            }
         }
         Job::Watch { client, mut cmd } => {
             let Some(live) = clients.get_mut(&client) else {

@@ -70,6 +70,8 @@ pub enum Reply {
     Status(rpc::StatusResponse),
     /// One message of a watch (never the answer to a `Call`).
     Watch(rpc::WatchResponse),
+    /// One keepalive answer (lease_keepalive, managed keepalives).
+    KeepAlive(rpc::LeaseKeepAliveResponse),
     LeaseGrant(rpc::LeaseGrantResponse),
     LeaseRevoke(rpc::LeaseRevokeResponse),
     LeaseTimeToLive(rpc::LeaseTimeToLiveResponse),

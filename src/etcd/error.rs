@@ -20,6 +20,7 @@ pub struct Error {
 
 pub const CANCELLED: i32 = 1;
 pub const DEADLINE_EXCEEDED: i32 = 4;
+pub const NOT_FOUND: i32 = 5;
 pub const UNAVAILABLE: i32 = 14;
 pub const INTERNAL: i32 = 13;
 pub const UNIMPLEMENTED: i32 = 12;

@@ -19,6 +19,11 @@ crate::xsubs! {
     xs_compact => xs::kv::compact;
     xs_txn => xs::kv::txn;
     xs_status => xs::maintenance::status;
+    xs_lease_keepalive => xs::lease::keepalive;
+    xs_keepalive_start => xs::lease::keepalive_start;
+    xs_keepalive_stop => xs::lease::keepalive_stop;
+    xs_observe => xs::election::observe;
+    xs_observe_cancel => xs::election::observe_cancel;
     xs_watch => xs::watch::watch;
     xs_watch_cancel => xs::watch::cancel;
     xs_watch_progress => xs::watch::request_progress;
@@ -73,6 +78,11 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::compact", xs_compact),
     (c"EV::Etcd::_txn", xs_txn),
     (c"EV::Etcd::status", xs_status),
+    (c"EV::Etcd::lease_keepalive", xs_lease_keepalive),
+    (c"EV::Etcd::lease_keepalive_start", xs_keepalive_start),
+    (c"EV::Etcd::Keepalive::stop", xs_keepalive_stop),
+    (c"EV::Etcd::election_observe", xs_observe),
+    (c"EV::Etcd::Observe::cancel", xs_observe_cancel),
     (c"EV::Etcd::watch", xs_watch),
     (c"EV::Etcd::Watch::cancel", xs_watch_cancel),
     (c"EV::Etcd::Watch::request_progress", xs_watch_progress),

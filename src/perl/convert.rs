@@ -132,6 +132,11 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
         Reply::Compact(x) => with_header(p, &x.header).finish(),
         Reply::Status(x) => status(p, x),
         Reply::Watch(x) => watch(p, x),
+        Reply::KeepAlive(x) => {
+            let mut hv = with_header(p, &x.header);
+            hv.iv("id", x.id).iv("ttl", x.ttl);
+            hv.finish()
+        }
         Reply::LeaseGrant(x) => lease::grant(p, x),
         Reply::LeaseRevoke(x) => with_header(p, &x.header).finish(),
         Reply::LeaseTimeToLive(x) => lease::time_to_live(p, x),

@@ -21,6 +21,16 @@ pub fn client(p: &Perl, sv: Sv) -> Res<u64> {
         .ok_or_else(|| "client is not of type EV::Etcd".into())
 }
 
+/// The request id behind a handle object (`EV::Etcd::Watch` and the like);
+/// `what` names it in the croak: "watch is not of type EV::Etcd::Watch".
+pub fn handle(p: &Perl, sv: Sv, class: &str, what: &str) -> Res<u64> {
+    if !p.derived_from(sv, class) {
+        return Err(format!("{what} is not of type {class}"));
+    }
+    p.object_id(sv)
+        .ok_or_else(|| format!("{what} is not of type {class}"))
+}
+
 pub fn callback(p: &Perl, sv: Sv) -> Res<SvBox> {
     if p.is_code_ref(sv) {
         Ok(p.keep(sv))

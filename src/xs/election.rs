@@ -78,3 +78,31 @@ pub fn resign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     bridge::submit(p, id, "resign", Call::Resign(r), cb)?;
     Ok(None)
 }
+
+const OBSERVE: &str = "EV::Etcd::Observe";
+
+/// `election_observe($name, $cb, [\%opts])`: the options come after the
+/// callback (API.md 7.3). Returns a handle with `cancel` (16.4).
+pub fn observe<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    if a.len() != 3 && a.len() != 4 {
+        return Err("Usage: EV::Etcd::election_observe(client, name, callback, [opts])".into());
+    }
+    let client = args::client(p, a[0])?;
+    let name = args::key(p, a[1])?;
+    let cb = args::callback(p, a[2])?;
+    let o = super::args::Opts::new(p, a.get(3).copied());
+    let auto_reconnect = !o.exists("auto_reconnect") || o.flag("auto_reconnect");
+    let req = bridge::observe(p, client, name, auto_reconnect, cb)?;
+    Ok(Some(p.new_object(req, OBSERVE)))
+}
+
+/// `$observe->cancel($cb)`: like a watch's cancel.
+pub fn observe_cancel<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    if a.len() != 2 {
+        return Err("Usage: EV::Etcd::Observe::cancel(observe, callback)".into());
+    }
+    let req = args::handle(p, a[0], OBSERVE, "observe")?;
+    let cb = args::callback(p, a[1])?;
+    bridge::cancel_observe(p, req, cb);
+    Ok(None)
+}

@@ -49,3 +49,61 @@ pub fn leases<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     bridge::submit(p, id, "lease_leases", Call::LeaseLeases(r), cb)?;
     Ok(None)
 }
+
+/// `lease_keepalive($lease_id, $cb)`: one request, one callback (API.md 7.2).
+pub fn keepalive<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 3, "lease_keepalive(client, lease_id, callback)")?;
+    bridge::lease_keepalive(p, id, p.iv(a[1]), cb)?;
+    Ok(None)
+}
+
+const KEEPALIVE: &str = "EV::Etcd::Keepalive";
+
+/// `lease_keepalive_start($lease_id, [\%opts,] [$cb])` (API.md 16.4):
+/// renews every TTL/3 until `stop`; `$cb` gets each renewal, option
+/// `on_lost` the one error that ends it.
+pub fn keepalive_start<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    const USAGE: &str = "Usage: $client->lease_keepalive_start($lease_id, [\\%opts,] [$callback])";
+    if a.len() < 2 || a.len() > 4 {
+        return Err(USAGE.into());
+    }
+    let client = args::client(p, a[0])?;
+    let mut rest = &a[2..];
+    let mut cb = None;
+    if let Some((last, before)) = rest.split_last() {
+        if p.is_code_ref(*last) || !p.is_defined(*last) && !before.is_empty() {
+            cb = p.is_defined(*last).then(|| args::callback(p, *last)).transpose()?;
+            rest = before;
+        }
+    }
+    let opts = match rest {
+        [] => None,
+        [o] if p.hash_ref(*o).is_some() => Some(*o),
+        [o] if !p.is_defined(*o) => None,
+        [o] if p.is_ref(*o) => {
+            return Err("lease_keepalive_start: options must be a hash reference".into())
+        }
+        [_] => return Err("callback must be a code reference".into()),
+        _ => return Err(USAGE.into()),
+    };
+    let o = Opts::new(p, opts);
+    let on_lost = match o.get("on_lost") {
+        None => None,
+        Some(v) if p.is_code_ref(v) => Some(p.keep(v)),
+        Some(_) => {
+            return Err("lease_keepalive_start: on_lost must be a code reference".into())
+        }
+    };
+    let req = bridge::keepalive_start(p, client, p.iv(a[1]), cb, on_lost)?;
+    Ok(Some(p.new_object(req, KEEPALIVE)))
+}
+
+/// `$keepalive->stop`: renewals end; nothing is called back.
+pub fn keepalive_stop<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    if a.len() != 1 {
+        return Err("Usage: EV::Etcd::Keepalive::stop(keepalive)".into());
+    }
+    let req = args::handle(p, a[0], KEEPALIVE, "keepalive")?;
+    bridge::stop_keepalive(p, req);
+    Ok(None)
+}

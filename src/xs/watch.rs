@@ -59,11 +59,7 @@ fn filters(o: &Opts) -> Res<Vec<i32>> {
 }
 
 fn handle(p: &Perl, sv: Sv) -> Res<u64> {
-    if !p.derived_from(sv, HANDLE) {
-        return Err(format!("watch is not of type {HANDLE}"));
-    }
-    p.object_id(sv)
-        .ok_or_else(|| format!("watch is not of type {HANDLE}"))
+    args::handle(p, sv, HANDLE, "watch")
 }
 
 /// `$watch->cancel($cb)`: `$cb->({}, undef)` runs once, from the loop.

@@ -1,0 +1,118 @@
+//! One `election_observe` (API.md 7.3, 16.4): a server stream of the
+//! election's leader. Reconnects with backoff after a stream loss (unless
+//! `auto_reconnect` is off or `max_retries` is 0) and never reports the same
+//! leader value twice in a row because of a reconnect: etcd answers every
+//! new Observe with the current leader, which was delivered already.
+//! Runs on the runtime thread; knows nothing of Perl.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+use super::call::Reply;
+use super::client::Client;
+use super::error::{self, Error};
+use super::pb::v3electionpb as pb;
+use super::retry::Backoff;
+
+/// Where results go: `(result, last)`.
+pub type Sink = Box<dyn Fn(Result<Reply, Error>, bool) + Send + Sync>;
+
+pub async fn observe(
+    client: Arc<Client>,
+    name: Vec<u8>,
+    auto_reconnect: bool,
+    sink: Sink,
+    stop: oneshot::Receiver<()>,
+) {
+    tokio::select! {
+        _ = stop => {}
+        _ = run(client, name, auto_reconnect, &sink) => {}
+    }
+}
+
+async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Sink) {
+    use pb::election_client::ElectionClient;
+    let mut backoff = Backoff::new();
+    let mut ever = false;
+    let mut refused = 0usize;
+    // (key, mod_revision, value) of the last leader delivered.
+    let mut last: Option<(Vec<u8>, i64, Vec<u8>)> = None;
+    loop {
+        let endpoint = client.endpoints.current();
+        let deadline = Instant::now() + client.cfg.timeout;
+        let (opts, token) = match client.call_opts(deadline).await {
+            Ok(o) => o,
+            Err(e) => return sink(Err(e), true),
+        };
+        let mut got = false;
+        let status = match client.endpoints.channel(endpoint) {
+            Err(m) => Status::unavailable(m),
+            Ok(ch) => {
+                let mut ec = ElectionClient::new(ch);
+                let req = opts.request(pb::LeaderRequest { name: name.clone() });
+                match ec.observe(req).await {
+                    Err(s) => s,
+                    Ok(resp) => {
+                        got = true;
+                        ever = true;
+                        let mut stream = resp.into_inner();
+                        loop {
+                            match stream.message().await {
+                                Ok(Some(m)) => {
+                                    backoff.reset();
+                                    refused = 0;
+                                    let kv = m.kv.clone().unwrap_or_default();
+                                    let id = (kv.key, kv.mod_revision, kv.value);
+                                    if last.as_ref() != Some(&id) {
+                                        last = Some(id);
+                                        sink(Ok(Reply::Leader(m)), false);
+                                    }
+                                }
+                                Ok(None) => {
+                                    break Status::unavailable("observe stream closed by the server")
+                                }
+                                Err(s) => break s,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if error::never_sent(&status) || status.code() == Code::Unavailable || !got {
+            client.endpoints.failover(endpoint);
+        }
+        let err = Error::from_status(&status);
+        match client.recover_token(token, &err, deadline).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return sink(Err(e), true),
+        }
+        if matches!(
+            status.code(),
+            Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated
+        ) {
+            return sink(Err(err), true);
+        }
+        if !ever {
+            refused += 1;
+            if refused < client.endpoints.len() {
+                continue;
+            }
+            return sink(Err(Error::new(error::INTERNAL, "Observe setup failed")), true);
+        }
+        if !auto_reconnect || client.cfg.max_retries == 0 {
+            return sink(Err(Error::new(error::UNAVAILABLE, "Observe stream ended")), true);
+        }
+        if !got {
+            refused += 1;
+            if refused < client.endpoints.len() {
+                continue;
+            }
+            refused = 0;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
