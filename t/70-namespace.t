@@ -155,6 +155,11 @@ $nc->ok_call('unlock', 'unlock', $l->{key});
 $r = $pc->ok_call('plain get after unlock', 'get', "${NS}$l->{key}");
 is($r->{count}, 0, 'unlock deleted the namespaced key');
 
+my @seen;
+my $obs = $n->election_observe('el', sub {
+    my ($resp, $err) = @_;
+    push @seen, $err ? "error: $err->{message}" : [ $resp->{kv}{key}, $resp->{kv}{value} ];
+});
 my $c = $nc->ok_call('campaign', 'election_campaign', 'el', $lease, 'v1');
 is($c->{leader}{name}, 'el', 'leader name unprefixed');
 is($c->{leader}{key}, sprintf('el/%x', $lease), 'leader key unprefixed');
@@ -166,6 +171,12 @@ is($r->{kv}{value}, 'v1', 'the election lives under the namespace');
 $nc->ok_call('proclaim', 'election_proclaim', $c->{leader}, 'v2');
 $r = $pc->ok_call('plain leader after proclaim', 'election_leader', "${NS}el");
 is($r->{kv}{value}, 'v2', 'proclaim reached the namespaced election');
+ok(EtcdTest::run_until(10, sub { @seen >= 2 }), 'observe saw the leader and the proclamation');
+is_deeply(\@seen, [ [ $c->{leader}{key}, 'v1' ], [ $c->{leader}{key}, 'v2' ] ],
+    'observe: namespaced election, leader key unprefixed');
+my $oc = 0;
+$obs->cancel(sub { $oc++ });
+EtcdTest::run_until(5, sub { $oc });
 $nc->ok_call('resign', 'election_resign', $c->{leader});
 $e = $pc->err_call('plain leader after resign', 'election_leader', "${NS}el");
 like($e->{message} // '', qr/no leader/, 'resign reached the namespaced election');

@@ -62,6 +62,19 @@ $fe->get("${P}f1")->then(sub { $fe->put("${P}f2", $_[0]{kvs}[0]{value} . '+') })
 ok(EtcdTest::run_until(10, sub { defined $chained }), 'chain finished under EV::run');
 is($chained, 'one+', 'chained value');
 
+# every one-shot method of the client is there, lease_keepalive included
+for my $m (qw(get put delete txn compact status lease_grant lease_revoke lease_keepalive
+              lock unlock election_campaign election_leader member_list user_list role_list)) {
+    ok(EV::Etcd::Future->can($m), "adapter has $m");
+}
+ok(!EV::Etcd::Future->can($_), "adapter leaves $_ on the client")
+    for qw(watch election_observe lease_keepalive_start);
+my $lease = $fe->lease_grant(30)->get;
+my $ka = $fe->lease_keepalive($lease->{id})->get;
+is($ka->{id}, $lease->{id}, 'lease_keepalive future: lease id');
+ok($ka->{ttl} > 0 && $ka->{ttl} <= 30, 'lease_keepalive future: ttl');
+is_deeply([ keys %{ $fe->lease_revoke($lease->{id})->get } ], ['header'], 'lease_revoke future');
+
 # ---------------------------------------------------------------------------------
 # failed futures: (message, 'etcd', error hash)
 

@@ -975,8 +975,9 @@ the namespace is read, written, deleted or watched through it.
 Prefixed: the keys and C<range_end>s of C<get>, C<put> and C<delete>;
 compares and operations of C<txn> (nested transactions included); the key
 and range of C<watch>; lock names and the keys given to C<unlock>;
-election names and the leader-key hashes given to C<election_proclaim>
-and C<election_resign>.
+election names (C<election_campaign>, C<election_leader>,
+C<election_observe>) and the leader-key hashes given to
+C<election_proclaim> and C<election_resign>.
 
 =item *
 
@@ -984,7 +985,7 @@ Stripped: the keys of C<kvs>, C<prev_kv> and C<prev_kvs> in every
 response, in C<txn> sub-responses and in watch events (C<kv> and
 C<prev_kv>); the C<key> of a C<lock> response; C<name> and C<key> of the
 leader-key hash from C<election_campaign>; the leader C<kv> of
-C<election_leader>; the C<keys> of C<lease_time_to_live> (keys of the
+C<election_leader> and of every C<election_observe> callback; the C<keys> of C<lease_time_to_live> (keys of the
 lease that lie outside the namespace are left out).
 
 =item *

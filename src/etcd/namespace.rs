@@ -12,6 +12,8 @@
 //!   answers "key is not provided" as it does without a namespace;
 //!   an empty key with range_end "\0" covers the whole namespace.
 //!
+//! Election observations (src/etcd/observe.rs) prefix the name and strip
+//! the leader key like `election_leader`.
 //! Compaction, leases, cluster, maintenance and auth calls are not keyed
 //! and pass unchanged (auth permissions name real keys on purpose). Keys of
 //! a lease outside the namespace are dropped from `lease_time_to_live`.
@@ -60,6 +62,13 @@ impl Namespace {
             self.key(end);
         }
         self.key(key);
+    }
+
+    /// A name (election) as it goes to etcd.
+    pub fn prefixed(&self, name: &[u8]) -> Vec<u8> {
+        let mut n = name.to_vec();
+        self.key(&mut n);
+        n
     }
 
     /// Takes the prefix off `key`; false when the key is outside.
