@@ -1085,6 +1085,32 @@ loop alive only while requests are outstanding, so C<EV::run> returns by
 itself once everything has called back, and an idle client causes no
 wakeups at all.
 
+=head1 OTHER EVENT LOOPS
+
+L<AnyEvent> programs can use EV::Etcd whenever AnyEvent runs on EV (it does
+when C<EV> is loaded before AnyEvent picks a backend, e.g. C<use EV;
+use AnyEvent;>, or with C<PERL_ANYEVENT_MODEL=EV>): condvars, timers and
+I/O watchers of AnyEvent are then EV watchers, and EV::Etcd's callbacks
+run while C<< $cv->recv >> waits.
+
+    use EV;
+    use AnyEvent;
+    use EV::Etcd;
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+    my $cv   = AE::cv;
+    $etcd->get('/app/config', sub { $cv->send(@_) });
+    my ($resp, $err) = $cv->recv;
+
+    my $t = AE::timer(1, 1, sub { $etcd->put('/app/beat', time, sub { }) });
+
+With another AnyEvent backend, or another loop altogether, the callbacks
+would never run: EV::Etcd needs the EV default loop to be running.
+
+L<Future> users can wrap a client with L<EV::Etcd::Future> (see
+L</future>): its methods return futures, and C<< $future->get >> or
+C<await> (L<Future::AsyncAwait>) run the EV loop until the answer is in.
+
 =head1 DESTRUCTION
 
 Destroying a client (C<undef $etcd>, leaving its scope, program end)
