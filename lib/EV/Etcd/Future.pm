@@ -9,7 +9,7 @@ use EV::Etcd;
 use Future 0.33;
 use Scalar::Util ();
 
-our $VERSION = '0.02';
+our $VERSION = $EV::Etcd::VERSION;
 
 # Methods that answer once: each becomes a method returning a future. The
 # streaming ones (watch, election_observe, lease_keepalive_start) call their
@@ -181,22 +181,33 @@ C<lease_keepalive_start>.
 
 =head2 Request methods
 
-C<get>, C<put>, C<delete>, C<txn>, C<compact>, C<lease_grant>,
-C<lease_revoke>, C<lease_time_to_live>, C<lease_leases>,
-C<lease_keepalive>, C<lock>, C<unlock>, C<election_campaign>,
-C<election_proclaim>, C<election_leader>, C<election_resign>,
-C<member_list>, C<member_add>, C<member_remove>, C<member_update>,
-C<member_promote>, C<status>, C<alarm>, C<defragment>, C<hash_kv>,
-C<move_leader>, C<auth_status>, C<authenticate>, C<auth_enable>,
-C<auth_disable>, C<user_add>, C<user_delete>, C<user_change_password>,
-C<user_get>, C<user_list>, C<user_grant_role>, C<user_revoke_role>,
-C<role_add>, C<role_delete>, C<role_get>, C<role_list>,
-C<role_grant_permission>, C<role_revoke_permission>: the client's
-arguments without the callback, e.g.
+The client's arguments without the callback, e.g.
 
     $etcd->get($key, { prefix => 1 });
     $etcd->txn(\@compare, \@success, \@failure);
     $etcd->lock($name, $lease_id);
+
+=over 4
+
+=item get, put, delete, txn, compact
+
+=item lease_grant, lease_revoke, lease_time_to_live, lease_leases, lease_keepalive
+
+=item lock, unlock
+
+=item election_campaign, election_proclaim, election_leader, election_resign
+
+=item member_list, member_add, member_remove, member_update, member_promote
+
+=item status, alarm, defragment, hash_kv, move_leader, auth_status
+
+=item authenticate, auth_enable, auth_disable
+
+=item user_add, user_delete, user_change_password, user_get, user_list, user_grant_role, user_revoke_role
+
+=item role_add, role_delete, role_get, role_list, role_grant_permission, role_revoke_permission
+
+=back
 
 =head1 SEE ALSO
 
