@@ -88,8 +88,7 @@ my $w = $client->watch("${P}watched", { prefix => 1 }, sub {
     $cv->send if @events >= 2;
 });
 my $t2 = AE::timer(0.1, 0, sub {
-    $client->put("${P}watched/a", '1', sub { });
-    $client->put("${P}watched/b", '2', sub { });
+    $client->put("${P}watched/a", '1', sub { $client->put("${P}watched/b", '2', sub { }) });
 });
 wait_cv($cv, 'watch events');
 is_deeply(\@events, ["PUT ${P}watched/a=1", "PUT ${P}watched/b=2"], 'watch events through a condvar');
