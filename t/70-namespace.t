@@ -197,7 +197,7 @@ $nc->revoke_leases;
 # bad option; an empty namespace is no namespace
 
 eval { EV::Etcd->new(endpoints => [@eps], namespace => []) };
-like($@, qr/^new: namespace must be a string/, 'a reference as namespace croaks');
+like($@, qr/^EV::Etcd->new: namespace must be a string/, 'a reference as namespace croaks');
 my $none = EV::Etcd->new(endpoints => [@eps], namespace => '');
 $r = EtcdTest::Caller->new($none)->ok_call('get without namespace', 'get', "${P}out");
 is($r->{kvs}[0]{value}, 'far away', 'an empty namespace changes nothing');

@@ -47,6 +47,8 @@ sub _ensure_io {
     $IO_PID = $$;
 }
 
+my %TLS_KEYS = map { $_ => 1 } qw(ca_file cert_file key_file server_name);
+
 sub new {
     my $class = shift;
     my %opts;
@@ -54,9 +56,51 @@ sub new {
         my $k = shift;
         $opts{$k} = shift;
     }
-    my $self = _new(\%opts);
+    if (ref $opts{tls} eq 'HASH') {
+        # A misspelt key must not silently weaken the connection's security.
+        for my $k (sort keys %{ $opts{tls} }) {
+            next if $TLS_KEYS{$k};
+            require Carp;
+            Carp::croak("EV::Etcd->new: unknown tls option '$k'");
+        }
+    }
+    # Croaks of the engine name the caller's line, not this one.
+    my $self = eval { _new(\%opts) };
+    unless ($self) {
+        (my $err = $@) =~ s/ at \S+ line \d+\.\n\z//;
+        require Carp;
+        Carp::croak($err);
+    }
     _ensure_io();
+    my $interval = do { no warnings; int($opts{health_interval} // 0) };
+    _health_start($self, $interval, $opts{on_health_change}) if $interval > 0;
     return $self;
+}
+
+# Health monitoring (API.md 9): one repeating timer per client on the
+# default loop. An active timer keeps EV::run alive, like any EV timer.
+# The closure holds a weak reference, so it never keeps the client alive;
+# DESTROY stops the timer (through _health_stop), and a timer inherited by a
+# forked child stops itself at its first tick.
+my %HEALTH;
+
+sub _health_start {
+    my ($self, $interval, $cb) = @_;
+    my $id  = $$self;
+    my $pid = $$;
+    my $on_change = _is_code($cb) ? $cb : undef;
+    my $client = $self;
+    Scalar::Util::weaken($client);
+    $HEALTH{$id} = EV::timer($interval, $interval, sub {
+        return $_[0]->stop if $$ != $pid || !$client;
+        my $change = _health_tick($client, $interval) or return;
+        $on_change->(@$change) if $on_change;
+    });
+}
+
+sub _health_stop {
+    my $timer = delete $HEALTH{ $_[0] } or return;
+    $timer->stop;
 }
 
 sub _is_code { ref $_[0] && Scalar::Util::reftype($_[0]) eq 'CODE' }
@@ -148,12 +192,12 @@ unknown keys are ignored, a trailing key without a value is ignored):
 
 =item endpoints => \@list
 
-Endpoints as C<host:port> or C<http://host:port>. Default
-C<['127.0.0.1:2379']>; an empty list means the default, and an element
-that is not a string is replaced by the default. An element longer than
-2048 bytes croaks (C<peer URL too large: N bytes (max 2048)>). Requests go
-to the first endpoint; a request that cannot reach it is tried on the next
-(see L</RETRIES AND FAILOVER>).
+Endpoints as C<host:port>, C<http://host:port> or C<https://host:port>
+(see L</TLS>). Default C<['127.0.0.1:2379']>; an empty list means the
+default, and an element that is not a string is replaced by the default.
+An element longer than 2048 bytes croaks (C<peer URL too large: N bytes
+(max 2048)>). Requests go to the first endpoint; a request that cannot
+reach it is tried on the next (see L</RETRIES AND FAILOVER>).
 
 =item timeout => $seconds
 
@@ -192,7 +236,23 @@ The largest response the client accepts. Default 0, meaning no limit
 A key prefix (bytes) that the client puts in front of every key it sends
 and takes off every key it receives, so the program sees only its own part
 of the keyspace. See L</NAMESPACES>. Default: none (an empty string means
-none as well); a reference croaks with C<new: namespace must be a string>.
+none as well); a reference croaks with C<EV::Etcd-E<gt>new: namespace must be a string>.
+
+=item tls => { ca_file => $pem, cert_file => $pem, key_file => $pem, server_name => $name }
+
+Talk to the cluster over TLS; see L</TLS>. The files are read when the
+client is created.
+
+=item health_interval => $seconds
+
+Turns on health monitoring with a check every C<$seconds> whole seconds
+(fractions truncate, so C<0.5> means off; negative means 0, off). Default 0.
+See L</HEALTH MONITORING>.
+
+=item on_health_change => sub { my ($is_healthy, $endpoint) = @_; ... }
+
+Called when the health state changes. Ignored unless it is a code
+reference.
 
 =back
 
@@ -1077,12 +1137,133 @@ back. The same holds for C<lock> and C<election_campaign>: a lock or a
 candidacy is never requested twice. A request that cannot connect to one endpoint is tried on each of
 the others at least once. The error finally reported is the last one seen.
 
+A request that reaches a member which then dies is not retried if it
+may have been applied: writes in flight at that moment fail with
+C<UNAVAILABLE>; a request that was still queued when the connection
+closed counts as never sent and goes to the next endpoint. So when the
+member a client uses is killed, the client moves on within milliseconds
+and later writes succeed on another member. When that member was also
+the cluster's leader, writes that other members forwarded to it before a
+new leader was elected are lost inside the cluster: they fail with
+C<DEADLINE_EXCEEDED> when their C<timeout> runs out (the client cannot
+know whether they were applied, so it does not replay them); writes
+issued after the election succeed.
+
+A member that stops answering without closing its connection (a stopped
+process, a network partition) is noticed when a request to it runs out
+of its C<timeout>: that request fails with C<DEADLINE_EXCEEDED>, and the
+client moves to the next endpoint for the requests that follow.
+
+=head1 TLS
+
+    my $etcd = EV::Etcd->new(
+        endpoints => ['etcd1.example.com:2379', 'etcd2.example.com:2379'],
+        tls => {
+            ca_file   => '/etc/etcd/pki/ca.pem',        # verifies the servers
+            cert_file => '/etc/etcd/pki/client.pem',    # client certificate and
+            key_file  => '/etc/etcd/pki/client-key.pem',#   key: mutual TLS
+        },
+    );
+
+The matching etcd side: C<--cert-file>, C<--key-file>, https client URLs
+(C<--listen-client-urls https://...>, C<--advertise-client-urls
+https://...>), and for mutual TLS C<--client-cert-auth> with
+C<--trusted-ca-file>.
+
+With the C<tls> option every endpoint is dialled over TLS: C<host:port>
+and C<https://host:port> alike. The keys of the hash:
+
+=over 4
+
+=item ca_file
+
+A PEM bundle of the certificate authorities that verify the servers.
+Without it the system's trusted roots are used.
+
+=item cert_file, key_file
+
+A PEM client certificate (chain) and its private key, for servers that
+demand client certificates (C<--client-cert-auth>). Give both or
+neither.
+
+=item server_name
+
+The name checked against the server certificate instead of the
+endpoint's host (for example when connecting by IP address to servers
+whose certificates name only a DNS name).
+
+=back
+
+The files are read when the client is created: a missing or unreadable
+file croaks at once, naming the option and the file (C<EV::Etcd-E<gt>new:
+tls ca_file '/x.pem': No such file or directory>), and so do a file
+without a PEM certificate or key, C<cert_file> without C<key_file> (or
+the reverse), an unknown key in the hash, and a C<tls> value that is not
+a hash reference. Endpoints given as C<https://host:port> without the
+C<tls> option use TLS with the system's roots.
+
+A client never mixes encrypted and plaintext connections, since failing
+over from one to the other would silently drop the protection: an
+C<http://> endpoint together with the C<tls> option croaks, and so does a
+list mixing C<https://> and plain endpoints without it.
+
+Failures of the TLS handshake reach each request's callback as
+C<UNAVAILABLE> errors whose C<message> says what went wrong, for example
+C<TLS certificate verification failed: invalid peer certificate:
+UnknownIssuer> (wrong CA) or C<... certificate not valid for name
+"etcd.example.com"; ...> (name mismatch). A server that demands a client
+certificate and gets none closes the connection; the message then ends
+with a hint to set C<cert_file> and C<key_file>.
+
+=head1 HEALTH MONITORING
+
+    my $etcd = EV::Etcd->new(
+        endpoints        => ['10.0.0.1:2379', '10.0.0.2:2379', '10.0.0.3:2379'],
+        health_interval  => 5,
+        on_health_change => sub {
+            my ($is_healthy, $endpoint) = @_;
+            warn $is_healthy ? "etcd: using $endpoint\n" : "etcd: trouble, now trying $endpoint\n";
+        },
+    );
+
+With C<health_interval> above zero, a repeating timer on the EV default
+loop checks the client's connection every C<health_interval> seconds (the
+first check one interval after C<new>). The state starts healthy and
+nothing is reported at startup; C<on_health_change> is called only when
+the state changes, with C<$is_healthy> the integer 1 or 0 and
+C<$endpoint> the C<host:port> the client uses after any failover.
+
+The check opens no connection to a healthy endpoint. It looks at what the
+client's connections and requests have seen: the endpoint is unhealthy
+when its last connection attempt failed, when its open connection was
+lost (the member closed it or died, even while no request was running),
+when its last request failed in the transport (connection reset, TLS
+failure, keepalive timeout), or when requests had to move to another
+endpoint since the previous check. An endpoint not contacted yet counts
+as healthy. When a check finds the current endpoint down and more than
+one endpoint is configured, the client moves to the next one
+(round-robin) and reports
+C<(0, $next)>; one check later, typically C<(1, $next)>. With one
+endpoint it reports C<(0, $endpoint)> and then probes the endpoint once
+per check (one C<status> call) until it answers, reporting C<(1,
+$endpoint)>. An answer from the server that is an error (say
+C<PERMISSION_DENIED>) still counts as healthy.
+
+Failover itself does not depend on health monitoring: every request that
+cannot reach its endpoint moves on by itself (see L</RETRIES AND
+FAILOVER>). The monitor reports.
+
+An enabled monitor keeps C<EV::run> running, like any active EV timer.
+Destroying the client stops it; a monitor inherited by a forked child
+stops itself there without calling back.
+
 =head1 THE EVENT LOOP
 
 All work runs from the L<EV> default loop: callbacks only run while
 C<EV::run> (or C<EV::run EV::RUN_ONCE>) is executing. The client keeps the
-loop alive only while requests are outstanding, so C<EV::run> returns by
-itself once everything has called back, and an idle client causes no
+loop alive only while requests are outstanding (or while its health
+monitor is enabled), so C<EV::run> returns by itself once everything has
+called back, and an idle client without a health monitor causes no
 wakeups at all.
 
 =head1 OTHER EVENT LOOPS
@@ -1114,7 +1295,8 @@ C<await> (L<Future::AsyncAwait>) run the EV loop until the answer is in.
 =head1 DESTRUCTION
 
 Destroying a client (C<undef $etcd>, leaving its scope, program end)
-cancels its outstanding requests; their callbacks are not called.
+cancels its outstanding requests; their callbacks are not called. Its
+health monitor stops.
 Destroying a client from inside one of its own callbacks is safe: the
 remaining callbacks of that client are dropped quietly. Other clients are
 not affected.

@@ -23,6 +23,8 @@ use crate::etcd::call::Call;
 use crate::etcd::client::Config;
 use crate::etcd::keepalive::Cmd as KeepaliveCmd;
 use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
+use crate::etcd::endpoints::State;
+use crate::etcd::health::Monitor;
 use crate::perl::convert;
 use crate::perl::{NewSv, Perl, SvBox};
 
@@ -70,6 +72,9 @@ struct ClientEntry {
     pid: u32,
     timeout: Duration,
     namespaced: bool,
+    endpoints: Vec<String>,
+    state: Arc<State>,
+    monitor: Monitor,
 }
 
 /// An outstanding request or stream: its callback and its error `source`
@@ -140,6 +145,9 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
                 namespaced: !cfg.namespace.is_empty(),
+                endpoints: cfg.endpoints.clone(),
+                state: cfg.state.clone(),
+                monitor: Monitor::new(&cfg.state),
             },
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
@@ -384,6 +392,34 @@ pub fn watch_progress(req: u64) {
             cmd: WatchCmd::Progress { req },
         });
     }
+}
+
+/// One tick of a client's health monitor (API.md 9), run by the .pm's
+/// timer: `Some((healthy, endpoint))` when the state changed. A down
+/// endpoint gets one background probe of at most `limit`.
+pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {
+    check_client(client).ok()?;
+    with(|m| {
+        let c = m.clients.get_mut(&client)?;
+        let t = c.monitor.tick(&c.state);
+        let name = c.endpoints.get(t.endpoint).cloned().unwrap_or_default();
+        if t.probe {
+            let job = Job::Probe {
+                client,
+                endpoint: t.endpoint,
+                limit,
+            };
+            if let Some(b) = &m.bridge {
+                let _ = b.send(job);
+            }
+        }
+        let host_port = name
+            .strip_prefix("https://")
+            .or_else(|| name.strip_prefix("http://"))
+            .unwrap_or(&name)
+            .to_owned();
+        t.change.map(|h| (h, host_port))
+    })
 }
 
 /// Lets the loop exit once nothing is outstanding.

@@ -53,6 +53,12 @@ pub enum Job {
         client: u64,
         req: u64,
     },
+    /// The health monitor found `endpoint` down: try to reach it once.
+    Probe {
+        client: u64,
+        endpoint: usize,
+        limit: std::time::Duration,
+    },
     /// Jobs issued together (by callbacks of one drain), in issue order.
     Batch(Vec<Job>),
 }
@@ -115,7 +121,10 @@ pub fn spawn(
         .build()?;
     std::thread::Builder::new()
         .name("ev-etcd-runtime".into())
-        .spawn(move || rt.block_on(serve(rx, done, notify)))?;
+        .spawn(move || {
+            crate::perl::process::block_sigpipe();
+            rt.block_on(serve(rx, done, notify))
+        })?;
     Ok(tx)
 }
 
@@ -229,6 +238,24 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 live.client.close();
             }
         }
+        Job::Probe {
+            client,
+            endpoint,
+            limit,
+        } => {
+            let Some(live) = clients.get(&client) else {
+                return;
+            };
+            let c = live.client.clone();
+            let mut closed = live.closed.subscribe();
+            tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|c| *c) => {}
+                    _ = c.probe(endpoint, limit) => {}
+                }
+            });
+        }
         Job::Unary {
             client,
             req,
@@ -253,7 +280,8 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                                 return Err(Error::deadline());
                             }
                         }
-                        c.unary(call, deadline).await
+                        // Boxed: the spawned future stays small (no large copies).
+                        Box::pin(c.unary(call, deadline)).await
                     } => r,
                     _ = closed.wait_for(|c| *c) => return,
                 };

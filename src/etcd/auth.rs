@@ -385,6 +385,8 @@ mod tests {
             credentials: None,
             max_recv_size: 0,
             namespace: Vec::new(),
+            tls: None,
+            state: super::super::endpoints::State::new(1),
         })
     }
 

@@ -166,6 +166,13 @@ impl Call {
         }
     }
 
+    /// True for calls the server may rightly hold until their deadline
+    /// (a lock or campaign waiting its turn): their timeout says nothing
+    /// about the member.
+    pub fn may_block(&self) -> bool {
+        matches!(self, Call::Lock(_) | Call::Campaign(_))
+    }
+
     /// Sends the call once over `ch`.
     pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
         use election::election_client::ElectionClient;

@@ -2,16 +2,18 @@
 //! and the unary call path with deadline, retry by RPC class and endpoint
 //! failover. Runs on the runtime thread; knows nothing of Perl.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
-use super::endpoints::Endpoints;
+use super::endpoints::{Conn, Endpoints, State};
 use super::error::{self, Error};
 use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
+use super::tls::Tls;
 
 /// Settings decoded from the constructor options.
 #[derive(Debug, Clone)]
@@ -27,6 +29,11 @@ pub struct Config {
     pub max_recv_size: usize,
     /// Key prefix of every request and reply (src/etcd/namespace.rs).
     pub namespace: Vec<u8>,
+    /// Set when the endpoints speak TLS (API.md 16.5).
+    pub tls: Option<Tls>,
+    /// Current endpoint and transport states, shared with the Perl
+    /// thread's health monitor.
+    pub state: Arc<State>,
 }
 
 pub struct Client {
@@ -41,6 +48,8 @@ impl Client {
         let endpoints = Endpoints::new(
             cfg.endpoints.clone(),
             cfg.timeout.min(Duration::from_secs(5)),
+            cfg.tls.clone(),
+            cfg.state.clone(),
         );
         let auth = Auth::new(cfg.auth_token.as_deref(), cfg.credentials.clone());
         Client {
@@ -91,12 +100,26 @@ impl Client {
                 .endpoints
                 .channel(idx)
                 .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-            let status = match tokio::time::timeout_at(deadline, call.clone().exec(ch, opts)).await
+            let status = match tokio::time::timeout_at(deadline, Box::pin(call.clone().exec(ch, opts))).await
             {
-                Err(_) => return Err(Error::deadline()),
-                Ok(Ok(reply)) => return reply.checked(),
+                Err(_) => {
+                    // No answer in the whole time: the member may be stopped
+                    // or cut off with its connection still open (which only
+                    // the keepalive would notice, after many seconds). Later
+                    // requests go to the next endpoint.
+                    if !call.may_block() {
+                        self.endpoints.state().set_conn(idx, Conn::Down);
+                        self.endpoints.failover(idx);
+                    }
+                    return Err(Error::deadline());
+                }
+                Ok(Ok(reply)) => {
+                    self.endpoints.state().set_conn(idx, Conn::Up);
+                    return reply.checked();
+                }
                 Ok(Err(status)) => status,
             };
+            self.record(idx, &status);
             let never_sent = error::never_sent(&status);
             let code = status.code() as i32;
             if never_sent || code == error::UNAVAILABLE {
@@ -111,16 +134,65 @@ impl Client {
                 self.endpoints.len(),
             ) == Verdict::Fail
             {
-                return Err(Error::from_status(&status));
+                return Err(self.error(&status));
             }
             // Each other endpoint is tried at once; a full round backs off.
             if attempt as usize % self.endpoints.len().max(1) == 0 {
                 let wake = Instant::now() + backoff.next_delay();
                 if wake >= deadline {
-                    return Err(Error::from_status(&status));
+                    return Err(self.error(&status));
                 }
                 tokio::time::sleep_until(wake).await;
             }
+        }
+    }
+
+    /// The error reported for `status`, with a hint when a TLS client
+    /// without a certificate sees its connection refused by the server.
+    fn error(&self, status: &tonic::Status) -> Error {
+        let mut e = Error::from_status(status);
+        let anonymous = self.cfg.tls.as_ref().is_some_and(|t| t.identity.is_none());
+        if anonymous
+            && error::is_transport(status)
+            && [
+                "fatal alert",
+                "broken pipe",
+                "reset by peer",
+                "connection closed",
+            ]
+            .iter()
+            .any(|w| e.message.contains(w))
+        {
+            e.message.push_str(
+                " (if the server requires client certificates, set tls cert_file and key_file)",
+            );
+        }
+        e
+    }
+
+    /// Notes what a failed call says about endpoint `idx`'s transport: a
+    /// transport failure marks it down; an answer from the server, even an
+    /// error, marks it up.
+    fn record(&self, idx: usize, status: &tonic::Status) {
+        let conn = if error::is_transport(status) {
+            Conn::Down
+        } else {
+            Conn::Up
+        };
+        self.endpoints.state().set_conn(idx, conn);
+    }
+
+    /// The health monitor's probe of an endpoint known to be down: one
+    /// cheap call (Maintenance/Status) whose outcome is recorded.
+    pub async fn probe(&self, idx: usize, limit: Duration) {
+        let Ok(ch) = self.endpoints.channel(idx) else {
+            return;
+        };
+        let call = Call::Status(Default::default());
+        match tokio::time::timeout(limit, call.exec(ch, &self.current_opts().0)).await {
+            Ok(Ok(_)) => self.endpoints.state().set_conn(idx, Conn::Up),
+            Ok(Err(status)) => self.record(idx, &status),
+            Err(_) => {}
         }
     }
 

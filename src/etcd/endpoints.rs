@@ -1,37 +1,123 @@
-//! The endpoint list of one client: target parsing, one lazily connected
-//! tonic channel per endpoint, and the "current" endpoint that calls use
-//! until it fails (then the next one, round-robin). Runtime thread only.
+//! The endpoint list of one client: one lazily connected tonic channel per
+//! endpoint (TLS when the client has TLS settings; TCP through connector.rs,
+//! which reports each connection's life), the "current" endpoint
+//! that calls use until it fails (then the next one, round-robin), and what
+//! is known of each endpoint's transport (`State`), shared with the health
+//! monitor on the Perl thread. Channels are created on the runtime thread;
+//! `State` is plain atomics, readable from any thread.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-/// Turns a user endpoint (`host:port`, `http://host:port`) into a URI.
-pub fn target_uri(ep: &str) -> String {
-    if ep.starts_with("http://") || ep.starts_with("https://") {
-        ep.to_owned()
-    } else {
-        format!("http://{ep}")
+use super::connector::Dialer;
+use super::tls::{self, Tls};
+
+/// What the client knows of one endpoint's transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conn {
+    /// Nothing tried yet.
+    Idle,
+    /// The last connection attempt or request reached the server.
+    Up,
+    /// The last connection attempt or request failed in the transport
+    /// (refused, reset, TLS handshake, keepalive timeout), or the open
+    /// connection was lost (see connector.rs).
+    Down,
+}
+
+/// The current endpoint and the transport state of every endpoint, shared
+/// between the runtime thread (which records outcomes) and the Perl
+/// thread's health monitor (which reads them and may fail over).
+#[derive(Debug)]
+pub struct State {
+    current: AtomicUsize,
+    failovers: AtomicU64,
+    conn: Vec<AtomicU8>,
+}
+
+impl State {
+    pub fn new(n: usize) -> Arc<State> {
+        Arc::new(State {
+            current: AtomicUsize::new(0),
+            failovers: AtomicU64::new(0),
+            conn: (0..n.max(1)).map(|_| AtomicU8::new(0)).collect(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.conn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conn.is_empty()
+    }
+
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.conn.len()
+    }
+
+    /// How many times the current endpoint has changed.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Moves away from endpoint `from` if it is still the current one.
+    pub fn failover(&self, from: usize) {
+        let n = self.conn.len();
+        if n > 1
+            && self
+                .current
+                .compare_exchange(from, (from + 1) % n, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn conn(&self, i: usize) -> Conn {
+        match self.conn[i % self.conn.len()].load(Ordering::Relaxed) {
+            0 => Conn::Idle,
+            1 => Conn::Up,
+            _ => Conn::Down,
+        }
+    }
+
+    pub fn set_conn(&self, i: usize, c: Conn) {
+        let v = match c {
+            Conn::Idle => 0,
+            Conn::Up => 1,
+            Conn::Down => 2,
+        };
+        self.conn[i % self.conn.len()].store(v, Ordering::Relaxed);
     }
 }
 
 pub struct Endpoints {
     names: Vec<String>,
     channels: Mutex<Vec<Option<Channel>>>,
-    current: AtomicUsize,
+    state: Arc<State>,
     connect_timeout: Duration,
+    /// Set when the client speaks TLS (API.md 16.5).
+    tls: Option<Tls>,
 }
 
 impl Endpoints {
-    pub fn new(names: Vec<String>, connect_timeout: Duration) -> Endpoints {
+    pub fn new(
+        names: Vec<String>,
+        connect_timeout: Duration,
+        tls: Option<Tls>,
+        state: Arc<State>,
+    ) -> Endpoints {
         let n = names.len();
         Endpoints {
             names,
             channels: Mutex::new(vec![None; n]),
-            current: AtomicUsize::new(0),
+            state,
             connect_timeout,
+            tls,
         }
     }
 
@@ -44,7 +130,11 @@ impl Endpoints {
     }
 
     pub fn current(&self) -> usize {
-        self.current.load(Ordering::Relaxed) % self.names.len().max(1)
+        self.state.current()
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     pub fn name(&self, i: usize) -> &str {
@@ -53,15 +143,7 @@ impl Endpoints {
 
     /// Moves away from endpoint `from` if it is still the current one.
     pub fn failover(&self, from: usize) {
-        let n = self.names.len();
-        if n > 1 {
-            let _ = self.current.compare_exchange(
-                from,
-                (from + 1) % n,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
+        self.state.failover(from);
     }
 
     /// The channel of endpoint `i`, created (not yet connected) on first use.
@@ -70,15 +152,22 @@ impl Endpoints {
         if let Some(ch) = &chans[i] {
             return Ok(ch.clone());
         }
-        let uri = target_uri(&self.names[i]);
-        let ep = Endpoint::from_shared(uri.clone())
+        let uri = tls::target_uri(&self.names[i], self.tls.is_some());
+        let mut ep = Endpoint::from_shared(uri)
             .map_err(|e| format!("invalid endpoint {}: {e}", self.names[i]))?
-            .tcp_nodelay(true)
             .connect_timeout(self.connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(false);
-        let ch = ep.connect_lazy();
+        if let Some(t) = &self.tls {
+            ep = ep
+                .tls_config(t.client_config())
+                .map_err(|e| format!("TLS setup for {}: {}", self.names[i], tls::chain_text(&e)))?;
+        }
+        let ch = ep.connect_with_connector_lazy(Dialer {
+            state: self.state.clone(),
+            idx: i,
+        });
         chans[i] = Some(ch.clone());
         Ok(ch)
     }
@@ -97,25 +186,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets() {
-        assert_eq!(target_uri("127.0.0.1:2379"), "http://127.0.0.1:2379");
-        assert_eq!(target_uri("http://h:1"), "http://h:1");
-        assert_eq!(target_uri("localhost:2379"), "http://localhost:2379");
+    fn failover_is_round_robin_and_only_from_current() {
+        let s = State::new(3);
+        assert_eq!(s.current(), 0);
+        s.failover(0);
+        assert_eq!(s.current(), 1);
+        s.failover(0); // stale report: ignored
+        assert_eq!(s.current(), 1);
+        assert_eq!(s.failovers(), 1);
+        s.failover(1);
+        s.failover(2);
+        assert_eq!(s.current(), 0);
+        assert_eq!(s.failovers(), 3);
+        let one = State::new(1);
+        one.failover(0);
+        assert_eq!((one.current(), one.failovers()), (0, 0));
     }
 
     #[test]
-    fn failover_is_round_robin_and_only_from_current() {
-        let e = Endpoints::new(
-            vec!["a:1".into(), "b:2".into(), "c:3".into()],
-            Duration::from_secs(1),
-        );
-        assert_eq!(e.current(), 0);
-        e.failover(0);
-        assert_eq!(e.current(), 1);
-        e.failover(0); // stale report: ignored
-        assert_eq!(e.current(), 1);
-        e.failover(1);
-        e.failover(2);
-        assert_eq!(e.current(), 0);
+    fn conn_states() {
+        let s = State::new(2);
+        assert_eq!(s.conn(1), Conn::Idle);
+        s.set_conn(1, Conn::Down);
+        assert_eq!(s.conn(1), Conn::Down);
+        s.set_conn(1, Conn::Up);
+        assert_eq!(s.conn(1), Conn::Up);
     }
 }

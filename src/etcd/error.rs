@@ -53,7 +53,8 @@ impl Error {
 
     pub fn from_status(s: &Status) -> Error {
         let mut message = s.message().to_owned();
-        if s.code() == Code::Unavailable || s.code() == Code::Unknown {
+        let mut code = s.code() as i32;
+        if transport_code(s) {
             // Transport failures carry their cause in the source chain only.
             if let Some(cause) = transport_cause(s) {
                 if message.is_empty() || !message.contains(&cause) {
@@ -63,9 +64,13 @@ impl Error {
                         format!("{message}: {cause}")
                     };
                 }
+                // A lost connection (reset, broken pipe, TLS alert) is the
+                // transient transport failure gRPC calls UNAVAILABLE.
+                code = UNAVAILABLE;
+                message = tls_hint(message);
             }
         }
-        Error::new(s.code() as i32, message)
+        Error::new(code, message)
     }
 
     /// Symbolic name of the code, as in the Perl error hash's `status`.
@@ -102,6 +107,33 @@ pub fn status_name(code: i32) -> &'static str {
     }
 }
 
+/// Names TLS failures plainly: rustls' texts ("invalid peer certificate:
+/// UnknownIssuer") are kept, preceded by what they mean for the user.
+fn tls_hint(message: String) -> String {
+    if message.contains("invalid peer certificate") {
+        format!("TLS certificate verification failed: {message}")
+    } else if message.contains("received fatal alert") {
+        format!("TLS handshake failed: {message}")
+    } else {
+        message
+    }
+}
+
+/// Codes tonic gives transport failures: UNAVAILABLE (connect), UNKNOWN
+/// (connection lost), CANCELLED (connection closed before sending).
+fn transport_code(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    )
+}
+
+/// True when the failure came from the transport (connection refused,
+/// reset, TLS, keepalive timeout) rather than from an answer of the server.
+pub fn is_transport(s: &Status) -> bool {
+    std::error::Error::source(s).is_some()
+}
+
 fn transport_cause(s: &Status) -> Option<String> {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
     let mut last = None;
@@ -115,8 +147,13 @@ fn transport_cause(s: &Status) -> Option<String> {
 /// True when the status proves the request never left the client: no
 /// connection could be made, so even a write may safely go elsewhere.
 pub fn never_sent(s: &Status) -> bool {
-    if s.code() != Code::Unavailable && s.code() != Code::Unknown {
+    if !transport_code(s) {
         return false;
+    }
+    // The connection closed before the request was written (hyper's
+    // "canceled": the request was still queued for the connection).
+    if s.code() == Code::Cancelled && is_transport(s) {
+        return true;
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
     while let Some(e) = src {

@@ -6,12 +6,15 @@
 pub mod auth;
 pub mod call;
 pub mod client;
+pub mod connector;
 pub mod endpoints;
 pub mod error;
 pub mod keepalive;
+pub mod health;
 pub mod kv;
 pub mod namespace;
 pub mod observe;
 pub mod pb;
 pub mod retry;
 pub mod watch;
+pub mod tls;

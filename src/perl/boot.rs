@@ -13,6 +13,7 @@ crate::xsubs! {
     xs_drain => xs::client::drain;
     xs_flush => xs::client::flush;
     xs_shutdown => xs::client::shutdown;
+    xs_health_tick => xs::client::health_tick;
     xs_get => xs::kv::get;
     xs_put => xs::kv::put;
     xs_delete => xs::kv::delete;
@@ -72,6 +73,7 @@ const TABLE: &[(&CStr, XsubFn)] = &[
     (c"EV::Etcd::_drain", xs_drain),
     (c"EV::Etcd::_flush", xs_flush),
     (c"EV::Etcd::_shutdown", xs_shutdown),
+    (c"EV::Etcd::_health_tick", xs_health_tick),
     (c"EV::Etcd::get", xs_get),
     (c"EV::Etcd::put", xs_put),
     (c"EV::Etcd::delete", xs_delete),

@@ -34,3 +34,19 @@ pub fn pid() -> u32 {
         p => p,
     }
 }
+
+/// Blocks SIGPIPE for the calling thread and the threads it starts. Perl
+/// leaves SIGPIPE at its default (terminate), and the transport writes to
+/// sockets with `writev`, which cannot ask for MSG_NOSIGNAL: a member that
+/// dies mid-write would otherwise kill the whole program. Blocked, the
+/// signal stays pending on the runtime thread and the write fails with EPIPE.
+pub fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, zero-initialised sigset_t; the
+    // mask change affects only the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}

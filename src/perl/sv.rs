@@ -370,6 +370,8 @@ impl<'a> Perl<'a> {
     }
 
     /// Calls a named Perl sub with one integer argument, errors ignored.
+    /// G_KEEPERR leaves `$@` alone: these calls happen inside DESTROY too,
+    /// which may run right after an `eval` failed (`$c = eval { ... }`).
     pub fn call_named(&self, name: &std::ffi::CStr, arg: i64) {
         let pi = self.pi;
         // SAFETY: as in call_cb.
@@ -381,7 +383,11 @@ impl<'a> Perl<'a> {
                 pi,
                 ffi::ev_etcd_mortal(pi, ffi::ev_etcd_new_iv(pi, arg as isize)),
             );
-            ffi::ev_etcd_call_pv(pi, name.as_ptr(), ffi::ev_etcd_g_discard_eval());
+            ffi::ev_etcd_call_pv(
+                pi,
+                name.as_ptr(),
+                ffi::ev_etcd_g_discard_eval() | ffi::ev_etcd_g_keeperr(),
+            );
             ffi::ev_etcd_freetmps(pi);
             ffi::ev_etcd_leave(pi);
         }

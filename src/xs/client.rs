@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::bridge;
 use crate::etcd::auth::Credentials;
 use crate::etcd::client::Config;
+use crate::etcd::endpoints::State;
+use crate::etcd::tls::{self, Tls, TlsPaths};
 use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Opts};
@@ -61,9 +63,11 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     // `namespace` (src/etcd/namespace.rs): a byte string; a reference is a
     // mistake, not a prefix like "ARRAY(0x...)".
     if o.get("namespace").is_some_and(|v| p.is_ref(v)) {
-        return Err("new: namespace must be a string".into());
+        return Err("EV::Etcd->new: namespace must be a string".into());
     }
     let namespace = o.key("namespace")?.unwrap_or_default();
+    let tls = tls_option(p, &o, &endpoints).map_err(|m| format!("EV::Etcd->new: {m}"))?;
+    let state = State::new(endpoints.len());
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
@@ -72,9 +76,36 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         credentials,
         max_recv_size,
         namespace,
+        tls,
+        state,
     };
     let id = bridge::new_client(cfg)?;
     Ok(Some(p.new_object(id, "EV::Etcd")))
+}
+
+/// The `tls => { ca_file, cert_file, key_file, server_name }` option
+/// (API.md 16.5): the files are read now, so a bad one croaks in `new`.
+/// `Some` when the client speaks TLS (the option, or https:// endpoints).
+fn tls_option(p: &Perl, o: &Opts, endpoints: &[String]) -> Result<Option<Tls>, String> {
+    let t = o.get("tls").map(|v| Opts::new(p, Some(v)));
+    if let Some(t) = &t {
+        if t.hv.is_none() {
+            return Err("tls must be a hash reference".into());
+        }
+    }
+    if !tls::uses_tls(endpoints, t.is_some())? {
+        return Ok(None);
+    }
+    let paths = match t {
+        Some(t) => TlsPaths {
+            ca_file: t.text("ca_file"),
+            cert_file: t.text("cert_file"),
+            key_file: t.text("key_file"),
+            server_name: t.text("server_name"),
+        },
+        None => TlsPaths::default(),
+    };
+    Tls::load(&paths).map(Some)
 }
 
 /// `DESTROY`: outstanding callbacks are dropped silently (API.md 8.1). Safe
@@ -83,8 +114,25 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 pub fn destroy<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     if let Some(id) = a.first().and_then(|s| p.object_id(*s)) {
         bridge::drop_client(p, id);
+        if crate::perl::sv::perl_alive() {
+            p.call_named(c"EV::Etcd::_health_stop", id as i64);
+        }
     }
     Ok(None)
+}
+
+/// `_health_tick($client, $interval)`: one tick of the health monitor the
+/// .pm's timer runs; `[$is_healthy, $endpoint]` on a change, else undef.
+pub fn health_tick<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    args::fixed(a, 2, "_health_tick(client, interval)")?;
+    let id = args::client(p, a[0])?;
+    let limit = Duration::from_secs(p.iv(a[1]).clamp(1, 5) as u64);
+    Ok(bridge::health_tick(id, limit).map(|(healthy, ep)| {
+        let mut av = p.new_array(2);
+        av.push(p.new_iv(i64::from(healthy)))
+            .push(p.new_bytes(ep.as_bytes()));
+        av.finish()
+    }))
 }
 
 /// `_fd()`: the notify fd (starts the runtime thread on first use).

@@ -138,6 +138,7 @@ sub start {
         peer_port     => $opt{peer_port},
         initial_cluster       => $opt{initial_cluster},
         initial_cluster_state => $opt{initial_cluster_state} // 'new',
+        tls           => $opt{tls} ? { %{ $opt{tls} } } : undef,
     }, ref($class) || $class;
 
     my $wait = exists $opt{wait} ? $opt{wait} : 1;
@@ -193,6 +194,11 @@ sub _args {
         '--heartbeat-interval'          => 50,
         '--election-timeout'            => 500,
     );
+    if (my $tls = $self->{tls}) {
+        push @args, '--cert-file' => $tls->{cert_file}, '--key-file' => $tls->{key_file};
+        push @args, '--client-cert-auth', '--trusted-ca-file' => $tls->{ca_file}
+            if $tls->{client_cert_auth};
+    }
     # Data written before a SIGKILL is still in the page cache, so tests that
     # restart a member keep their data; only a machine crash would lose it.
     push @args, '--unsafe-no-fsync' if _etcd_supports('--unsafe-no-fsync');
@@ -321,6 +327,7 @@ sub wait_ready {
 sub healthy {
     my ($self, $timeout) = @_;
     $timeout //= 2;
+    return $self->_healthy_tls($timeout) if $self->{tls};
     my $deadline = Time::HiRes::time() + $timeout;
     my $s = IO::Socket::INET->new(
         PeerAddr => '127.0.0.1',
@@ -339,6 +346,49 @@ sub healthy {
     }
     close $s;
     return ($buf =~ m{\AHTTP/1\.[01] 200 } && $buf =~ /"health"\s*:\s*"true"/) ? 1 : 0;
+}
+
+# The same over TLS, through `openssl s_client` (verifying the member's
+# certificate against ca_file and presenting client_cert/client_key when
+# given).
+sub _healthy_tls {
+    my ($self, $timeout) = @_;
+    my $tls = $self->{tls};
+    my $openssl = _find_program('openssl') // return 0;
+    my $req = File::Spec->catfile("$self->{tmp}", 'health.req');
+    unless (-e $req) {
+        open my $fh, '>', $req or return 0;
+        print {$fh} "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        close $fh;
+    }
+    my @argv = ($openssl, 's_client', '-quiet', '-verify_return_error',
+                '-connect' => "127.0.0.1:$self->{client_port}",
+                '-CAfile'  => $tls->{ca_file});
+    push @argv, '-cert' => $tls->{client_cert}, '-key' => $tls->{client_key}
+        if $tls->{client_cert};
+    my $out = _capture_timed($timeout, $req, @argv);
+    return ($out =~ m{HTTP/1\.[01] 200 } && $out =~ /"health"\s*:\s*"true"/) ? 1 : 0;
+}
+
+# Output of a command run with stdin from $in_file, killed after $timeout s.
+sub _capture_timed {
+    my ($timeout, $in_file, @argv) = @_;
+    my $pid = open(my $fh, '-|') // return '';
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', $in_file or POSIX::_exit(127);
+        exec { $argv[0] } @argv or POSIX::_exit(127);
+    }
+    my ($out, $sel) = ('', IO::Select->new($fh));
+    my $deadline = Time::HiRes::time() + $timeout;
+    while ((my $left = $deadline - Time::HiRes::time()) > 0) {
+        last unless $sel->can_read($left);
+        my $n = sysread($fh, $out, 4096, length $out);
+        last unless $n;
+    }
+    CORE::kill('KILL', $pid);
+    close $fh;
+    return $out;
 }
 
 # Reaps the member if it has exited; true while it still exists.
@@ -475,7 +525,7 @@ sub log_tail {
 }
 
 sub endpoint    { "127.0.0.1:$_[0]{client_port}" }
-sub url         { "http://127.0.0.1:$_[0]{client_port}" }
+sub url         { ($_[0]{tls} ? 'https' : 'http') . "://127.0.0.1:$_[0]{client_port}" }
 sub peer_url    { "http://127.0.0.1:$_[0]{peer_port}" }
 sub client_port { $_[0]{client_port} }
 sub peer_port   { $_[0]{peer_port} }
@@ -503,6 +553,66 @@ sub DESTROY {
     my ($self) = @_;
     local ($?, $!, $@);
     $self->kill if $self->{pid} && $self->{owner} == $$;
+}
+
+# ---------------------------------------------------------------------------
+# Certificates for TLS tests
+
+sub openssl_binary { _find_program('openssl') }
+
+# Like need_etcd, for the openssl command.
+sub need_openssl {
+    return 1 if defined openssl_binary();
+    require Test::More;
+    Test::More::BAIL_OUT('openssl not found (CI is set): install openssl') if _ci();
+    my $why = 'openssl not available';
+    my $tb  = Test::More->builder;
+    die "$why\n" if $tb->has_plan || $tb->current_test;
+    Test::More::plan(skip_all => $why);
+}
+
+# Creates in $dir (default: a temporary directory living as long as the
+# process) a test CA, a server certificate for 127.0.0.1 and localhost, a
+# client certificate, and a second CA unrelated to the first.  Returns a
+# hash of file names: ca, ca_key, server_cert, server_key, client_cert,
+# client_key, other_ca.
+my @PKI_DIRS;
+sub make_pki {
+    my ($dir) = @_;
+    my $openssl = openssl_binary() // croak 'EtcdTest: openssl not found';
+    unless (defined $dir) {
+        push @PKI_DIRS, File::Temp->newdir('ev-etcd-pki-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+        $dir = "$PKI_DIRS[-1]";
+    }
+    my %f = map { $_ => File::Spec->catfile($dir, "$_.pem") }
+        qw(ca ca_key server_cert server_key server_csr client_cert client_key client_csr
+           other_ca other_ca_key);
+    my $ext = File::Spec->catfile($dir, 'ext.cnf');
+    open my $fh, '>', $ext or croak "EtcdTest: $ext: $!";
+    print {$fh} "[server]\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n"
+              . "extendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n"
+              . "[client]\nextendedKeyUsage = clientAuth\nbasicConstraints = CA:FALSE\n";
+    close $fh;
+    my @key = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes');
+    my $run = sub {
+        my $out = _capture($openssl, @_);
+        croak "EtcdTest: openssl @_[0..1] failed: $out" if $?;
+    };
+    for my $ca ([ 'ca', 'EV-Etcd test CA' ], [ 'other_ca', 'EV-Etcd unrelated CA' ]) {
+        my ($n, $cn) = @$ca;
+        $run->('req', '-x509', @key, '-days', 30, '-subj', "/CN=$cn",
+               '-keyout', $f{"${n}_key"}, '-out', $f{$n});
+    }
+    for my $leaf ([ 'server', 'etcd test server' ], [ 'client', 'ev-etcd test client' ]) {
+        my ($n, $cn) = @$leaf;
+        $run->('req', '-new', @key, '-subj', "/CN=$cn",
+               '-keyout', $f{"${n}_key"}, '-out', $f{"${n}_csr"});
+        $run->('x509', '-req', '-in', $f{"${n}_csr"}, '-CA', $f{ca}, '-CAkey', $f{ca_key},
+               '-CAcreateserial', '-days', 30, '-extfile', $ext, '-extensions', $n,
+               '-out', $f{"${n}_cert"});
+    }
+    delete @f{qw(server_csr client_csr other_ca_key)};
+    return \%f;
 }
 
 # ---------------------------------------------------------------------------
@@ -787,7 +897,12 @@ scripts: C<EV_ETCD_ENDPOINTS>, or a throwaway member), C<server>, C<prefix>, C<c
 C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when
 the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
-port: connections are refused), C<run_etcdctl(\@endpoints, @args)>.
+port: connections are refused), C<run_etcdctl(\@endpoints, @args)>,
+C<openssl_binary>, C<need_openssl> (like C<need_etcd>, for the C<openssl>
+command), C<make_pki([$dir])> (creates with C<openssl> a test CA, a server
+certificate for 127.0.0.1 and localhost, a client certificate and an
+unrelated second CA; returns a hash of PEM file names: C<ca>, C<ca_key>,
+C<server_cert>, C<server_key>, C<client_cert>, C<client_key>, C<other_ca>).
 
 =head1 EtcdTest::Caller
 
@@ -812,7 +927,12 @@ C<resp>, C<err>) in C<records>.
 
 C<< EtcdTest->start(%opts) >> with options C<extra_args>, C<timeout> (readiness,
 default 30 s), C<name>, C<client_port>, C<peer_port>, C<initial_cluster>,
-C<initial_cluster_state>, C<wait> (0: return at once, call C<wait_ready> later).
+C<initial_cluster_state>, C<wait> (0: return at once, call C<wait_ready> later),
+C<tls> (a hash: C<cert_file> and C<key_file> make the member serve https;
+C<ca_file> verifies it in readiness checks; C<client_cert_auth =E<gt> 1>
+demands client certificates signed by C<ca_file>, and then C<client_cert>
+and C<client_key> are what the readiness check presents). Readiness and
+C<healthy> of a TLS member go through C<openssl s_client>.
 C<< EtcdTest->start_cluster($n, %opts) >> returns C<$n> members of one cluster.
 
 Members have C<endpoint>, C<url>, C<peer_url>, C<client_port>, C<peer_port>,

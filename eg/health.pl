@@ -1,0 +1,38 @@
+#!/usr/bin/env perl
+# Health monitoring and failover: two etcd members, a client writing to
+# them, and the member in use killed after two seconds.
+#
+#   perl -Mblib eg/health.pl
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use EV::Etcd;
+use EtcdTest;
+use Time::HiRes ();
+
+EtcdTest::etcd_binary() or die "no etcd found: install etcd-server\n";
+my @members = (EtcdTest->start, EtcdTest->start);
+EV::now_update();    # starting the members took a while
+my $t0 = Time::HiRes::time();
+sub say_at { printf "%5.2f s  %s\n", Time::HiRes::time() - $t0, "@_" }
+
+my $etcd = EV::Etcd->new(
+    endpoints        => [ map { $_->endpoint } @members ],
+    timeout          => 5,
+    health_interval  => 1,
+    on_health_change => sub {
+        my ($is_healthy, $endpoint) = @_;
+        say_at($is_healthy ? "healthy, using $endpoint" : "unhealthy, moving to $endpoint");
+    },
+);
+
+my ($ok, $failed) = (0, 0);
+my $writer = EV::timer(0, 0.05, sub {
+    $etcd->put("/ev-etcd-health-example/$$", 'v', sub { $_[1] ? $failed++ : $ok++ });
+});
+my $kill = EV::timer(2, 0, sub { say_at('killing', $members[0]->endpoint); $members[0]->kill });
+my $stop = EV::timer(5, 0, sub { undef $writer; undef $etcd; EV::break });
+EV::run;
+say_at("done: $ok writes succeeded, $failed failed");

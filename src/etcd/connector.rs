@@ -1,0 +1,170 @@
+//! The TCP dialer behind every endpoint's tonic channel. It connects as
+//! tonic's own would (TCP_NODELAY; tonic adds the connect timeout and the
+//! TLS layer on top) and reports each connection's life to the endpoint's
+//! transport `State`: up when the connection is made, down when the attempt
+//! fails or when an open connection is lost (the server closed it, or reading
+//! or writing failed). So the health monitor sees a member die even while no
+//! request is running. Runtime thread only.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tonic::codegen::Service;
+
+use super::endpoints::{Conn, State};
+
+/// Dials endpoint `idx` of a client.
+#[derive(Clone)]
+pub struct Dialer {
+    pub state: Arc<State>,
+    pub idx: usize,
+}
+
+type Dialing = Pin<Box<dyn Future<Output = io::Result<TokioIo<Watched>>> + Send>>;
+
+impl Service<Uri> for Dialer {
+    type Response = TokioIo<Watched>;
+    type Error = io::Error;
+    type Future = Dialing;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Dialing {
+        let state = self.state.clone();
+        let idx = self.idx;
+        Box::pin(async move {
+            let host = uri.host().unwrap_or("localhost");
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("https") => 443,
+                _ => 80,
+            });
+            // `host` keeps an IPv6 address's brackets, as a socket address wants.
+            match TcpStream::connect(format!("{host}:{port}")).await {
+                Ok(tcp) => {
+                    let _ = tcp.set_nodelay(true);
+                    state.set_conn(idx, Conn::Up);
+                    Ok(TokioIo::new(Watched { tcp, state, idx }))
+                }
+                Err(e) => {
+                    state.set_conn(idx, Conn::Down);
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// A TCP connection that marks its endpoint down when it is lost.
+pub struct Watched {
+    tcp: TcpStream,
+    state: Arc<State>,
+    idx: usize,
+}
+
+impl Watched {
+    fn lost(&self) {
+        self.state.set_conn(self.idx, Conn::Down);
+    }
+
+    fn watch<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(_)) = &r {
+            self.lost();
+        }
+        r
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        // End of stream: the server closed the connection.
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
+            self.lost();
+        }
+        self.watch(r)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.watch(r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.watch(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.tcp).poll_flush(cx);
+        self.watch(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn records_connect_and_loss() {
+        use tokio::io::AsyncReadExt;
+        let state = State::new(1);
+        let mut d = Dialer {
+            state: state.clone(),
+            idx: 0,
+        };
+        // refused
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let uri: Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
+        assert!(d.call(uri).await.is_err());
+        assert_eq!(state.conn(0), Conn::Down);
+        // connected, then closed by the server
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}", l.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let io = d.call(uri).await.unwrap();
+        assert_eq!(state.conn(0), Conn::Up);
+        let (srv, _) = l.accept().await.unwrap();
+        drop(srv);
+        let mut w = io.into_inner();
+        let mut b = [0u8; 8];
+        assert_eq!(w.read(&mut b).await.unwrap(), 0);
+        assert_eq!(state.conn(0), Conn::Down);
+    }
+}
