@@ -18,11 +18,15 @@ my %expect = (
                               qr/^alice: elected/m, qr/^bob: elected/m ],
     'auth.pl'            => [ qr/^app outside its range: PERMISSION_DENIED/m, qr/^auth_disable: ok$/m ],
     'cluster.pl'         => [ qr/^alarms: none$/m, qr/(?:kv hash \d+ at revision \d+\n.*){2}kv hash/ ],
+    'tls.pl'             => [ qr/^read back: over TLS$/m, qr/^without a client certificate: UNAVAILABLE/m ],
+    'health.pl'          => [ qr/unhealthy, moving to /, qr/healthy, using /,
+                              qr/done: \d+ writes succeeded, 0 failed$/m ],
     'namespace_async.pl' => [ qr/^billing sees: config\/currency=EUR, config\/retries=3$/m,
                               qr/^search sees: config\/retries=5, config\/shards=8$/m,
                               qr/fails: NOT_FOUND/ ],
 );
-my %needs = ('namespace_async.pl' => [qw(Future Future::AsyncAwait)]);
+my %needs     = ('namespace_async.pl' => [qw(Future Future::AsyncAwait)]);
+my %needs_cmd = ('tls.pl' => 'openssl');
 
 my @scripts = map { s{^eg/}{}r } sort glob 'eg/*.pl';
 ok(scalar @scripts, 'examples found');
@@ -56,6 +60,8 @@ sub run_script {
 for my $script (@scripts) {
     SKIP: {
         my @missing = grep { my $m = $_; !eval "require $m; 1" } @{ $needs{$script} || [] };
+        my $cmd = $needs_cmd{$script};
+        push @missing, $cmd if $cmd && system("$cmd version >/dev/null 2>&1") != 0;
         if (@missing) {
             fail("$script needs @missing (CI is set)") if EtcdTest::_ci();
             skip "$script needs @missing", 1 + @{ $expect{$script} || [] };
