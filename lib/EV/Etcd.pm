@@ -127,6 +127,12 @@ sub txn {
     return;
 }
 
+# The Future adapter is loaded on demand: EV::Etcd itself needs no Future.
+sub future {
+    require EV::Etcd::Future;
+    return EV::Etcd::Future->new($_[0]);
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -225,6 +231,13 @@ token is used as is and never renewed). Sizes as for C<user_add>
 The largest response the client accepts. Default 0, meaning no limit
 (etcd's own limits still apply on the server side).
 
+=item namespace => $prefix
+
+A key prefix (bytes) that the client puts in front of every key it sends
+and takes off every key it receives, so the program sees only its own part
+of the keyspace. See L</NAMESPACES>. Default: none (an empty string means
+none as well); a reference croaks with C<EV::Etcd-E<gt>new: namespace must be a string>.
+
 =item tls => { ca_file => $pem, cert_file => $pem, key_file => $pem, server_name => $name }
 
 Talk to the cluster over TLS; see L</TLS>. The files are read when the
@@ -242,6 +255,15 @@ Called when the health state changes. Ignored unless it is a code
 reference.
 
 =back
+
+=head2 future
+
+    my $f_etcd = $etcd->future;
+    my $resp   = $f_etcd->get($key)->get;
+
+Returns an L<EV::Etcd::Future> adapter around the client, whose request
+methods return L<Future> objects (usable with L<Future::AsyncAwait>).
+Loads L<EV::Etcd::Future>, and thus L<Future>, on first use only.
 
 =head1 CALLING CONVENTIONS
 
@@ -1013,6 +1035,58 @@ Setting up auth from scratch:
     my $app = EV::Etcd->new(user => 'app', password => $app_password);
     $app->put('/app/config', 'x', sub { ... });    # logs in first
 
+=head1 NAMESPACES
+
+    my $app = EV::Etcd->new(endpoints => [...], namespace => '/app/');
+    $app->put('config', 'x', $cb);            # writes /app/config
+    $app->get('', { prefix => 1 }, $cb);      # everything under /app/,
+                                              # keys returned as 'config', ...
+
+A client created with C<namespace> moves every key it sends under the
+prefix and removes the prefix from every key it returns, following the
+rules of etcd's Go client package C<clientv3/namespace>. Nothing outside
+the namespace is read, written, deleted or watched through it.
+
+=over 4
+
+=item *
+
+Prefixed: the keys and C<range_end>s of C<get>, C<put> and C<delete>;
+compares and operations of C<txn> (nested transactions included); the key
+and range of C<watch>; lock names and the keys given to C<unlock>;
+election names (C<election_campaign>, C<election_leader>,
+C<election_observe>) and the leader-key hashes given to
+C<election_proclaim> and C<election_resign>.
+
+=item *
+
+Stripped: the keys of C<kvs>, C<prev_kv> and C<prev_kvs> in every
+response, in C<txn> sub-responses and in watch events (C<kv> and
+C<prev_kv>); the C<key> of a C<lock> response; C<name> and C<key> of the
+leader-key hash from C<election_campaign>; the leader C<kv> of
+C<election_leader> and of every C<election_observe> callback; the C<keys> of C<lease_time_to_live> (keys of the
+lease that lie outside the namespace are left out).
+
+=item *
+
+Ranges: a C<range_end> of C<"\0"> (every key from C<$key> on) ends at the
+end of the namespace; C<prefix> with the empty key means the whole
+namespace (without a namespace it adds nothing, as documented for C<get>);
+the empty key on its own stays the empty key, so etcd answers C<key is not
+provided> as it would without a namespace.
+
+=item *
+
+Not affected: C<compact> (revisions are global), leases themselves,
+cluster, maintenance and auth methods; in particular the keys of
+C<role_grant_permission> name real etcd keys, so grant a namespaced
+program's role the range of its namespace.
+
+=back
+
+Namespaced and plain clients can share one cluster: a plain client sees
+the namespaced keys with their prefix.
+
 =head1 ERRORS
 
 A failure reaches the callback as C<(undef, $err)> where C<$err> is a hash
@@ -1210,6 +1284,32 @@ loop alive only while requests are outstanding (or while its health
 monitor is enabled), so C<EV::run> returns by itself once everything has
 called back, and an idle client without a health monitor causes no
 wakeups at all.
+
+=head1 OTHER EVENT LOOPS
+
+L<AnyEvent> programs can use EV::Etcd whenever AnyEvent runs on EV (it does
+when C<EV> is loaded before AnyEvent picks a backend, e.g. C<use EV;
+use AnyEvent;>, or with C<PERL_ANYEVENT_MODEL=EV>): condvars, timers and
+I/O watchers of AnyEvent are then EV watchers, and EV::Etcd's callbacks
+run while C<< $cv->recv >> waits.
+
+    use EV;
+    use AnyEvent;
+    use EV::Etcd;
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+    my $cv   = AE::cv;
+    $etcd->get('/app/config', sub { $cv->send(@_) });
+    my ($resp, $err) = $cv->recv;
+
+    my $t = AE::timer(1, 1, sub { $etcd->put('/app/beat', time, sub { }) });
+
+With another AnyEvent backend, or another loop altogether, the callbacks
+would never run: EV::Etcd needs the EV default loop to be running.
+
+L<Future> users can wrap a client with L<EV::Etcd::Future> (see
+L</future>): its methods return futures, and C<< $future->get >> or
+C<await> (L<Future::AsyncAwait>) run the EV loop until the answer is in.
 
 =head1 DESTRUCTION
 

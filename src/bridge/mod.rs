@@ -71,6 +71,7 @@ impl Bridge {
 struct ClientEntry {
     pid: u32,
     timeout: Duration,
+    namespaced: bool,
     endpoints: Vec<String>,
     state: Arc<State>,
     monitor: Monitor,
@@ -146,6 +147,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
             ClientEntry {
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
+                namespaced: !cfg.namespace.is_empty(),
                 endpoints: cfg.endpoints.clone(),
                 state: cfg.state.clone(),
                 monitor: Monitor::new(&cfg.state),
@@ -196,6 +198,12 @@ pub fn check_client(id: u64) -> Result<(), String> {
         Some(_) => Ok(()),
     }
     })
+}
+
+/// Whether the client has a namespace (a prefix of the empty key then
+/// means the whole namespace, see src/xs/kv.rs `range_end`).
+pub fn namespaced(client: u64) -> bool {
+    with(|m| m.clients.get(&client).is_some_and(|c| c.namespaced))
 }
 
 /// Sends a unary call; `cb` is called once, from the loop, with the result.
