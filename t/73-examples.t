@@ -12,6 +12,8 @@ use POSIX ();
 
 my %expect = (
     'quickstart.pl'      => [ qr/^compare-and-swap v1 -> v2: swapped$/m, qr/^deleted 1 key$/m ],
+    'session.pl'         => [ qr/^after \d+ s: still registered \(renewed \d+ times\)$/m,
+                              qr/^watcher: DELETE \S+web-1$/m, qr/^session over$/m ],
     'counter.pl'         => [ qr/^4 workers x 10 increments: counter = 40 \(\d+ conflicts retried\)$/m ],
     'watch_resume.pl'    => [ qr/^watch resumed /m, qr/^events handled: k1 k2 k3 k4 k5 k6$/m ],
     'lock_and_elect.pl'  => [ qr/^alice: holds the lock/m, qr/^bob: holds the lock/m,

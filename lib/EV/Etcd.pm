@@ -1334,6 +1334,40 @@ other as its bytes (so C<"\xe9"> is one byte unless flagged). Everything
 returned is a byte string without the UTF-8 flag; decode it yourself
 (C<Encode::decode_utf8>) when you stored text.
 
+=head1 PERFORMANCE
+
+Figures from the scripts in F<bench/> (run them yourself: C<perl -Mblib
+bench/kv.pl>, C<perl -Mblib bench/watch.pl>), measured on a 2-core
+machine with etcd 3.4 on loopback, where the client and the server share
+the two cores:
+
+=over 4
+
+=item KV
+
+Pipelined C<put> (100 in flight): about 85-90% of the throughput of a
+pure-Rust client on the same tonic stack in the same run, at about 15-17
+microseconds of client CPU per request (both threads together; the Perl
+side is about 2 of them). Pipelined C<get>: the same ratio, about 20
+microseconds per request. Sequential requests are bound by the round trip
+(one put plus its event reaches a watch in about 0.2-0.3 ms with etcd's
+data on tmpfs).
+
+=item Watches
+
+100,000 watches on one client (one shared stream), then one write per
+watched key: all created and every event delivered in under 10 s, with
+under 200 MB of client memory growth. Put-to-event latency for one watch
+under sequential puts: p50 about 0.23 ms, p99 about 0.45 ms.
+
+=item Outages
+
+With the server down for 6 s and a watch open, the client uses about 0.01
+s of CPU (reconnects back off to one attempt every 2 s) and makes no error
+callbacks; the watch resumes when the server is back.
+
+=back
+
 =head1 SEE ALSO
 
 L<EV>, the etcd API reference at L<https://etcd.io/docs/>.
