@@ -1280,10 +1280,12 @@ stops itself there without calling back.
 
 All work runs from the L<EV> default loop: callbacks only run while
 C<EV::run> (or C<EV::run EV::RUN_ONCE>) is executing. The client keeps the
-loop alive only while requests are outstanding (or while its health
-monitor is enabled), so C<EV::run> returns by itself once everything has
-called back, and an idle client without a health monitor causes no
-wakeups at all.
+loop alive only while something is outstanding - requests, watches,
+observations, managed keepalives, or an enabled health monitor - so
+C<EV::run> returns by itself once everything has called back or been
+cancelled, and an idle client without a health monitor causes no wakeups
+at all. A one-shot C<lease_keepalive> leaves nothing outstanding once it
+has called back.
 
 =head1 OTHER EVENT LOOPS
 
@@ -1314,8 +1316,11 @@ C<await> (L<Future::AsyncAwait>) run the EV loop until the answer is in.
 =head1 DESTRUCTION
 
 Destroying a client (C<undef $etcd>, leaving its scope, program end)
-cancels its outstanding requests; their callbacks are not called. Its
-health monitor stops.
+cancels its outstanding requests, watches, observations and managed
+keepalives; none of their callbacks is called (not even with an error).
+Its health monitor stops. Handles (watch, observe, keepalive) that outlive
+the client are inert: C<cancel> still calls back C<({}, undef)>, C<stop>
+does nothing.
 Destroying a client from inside one of its own callbacks is safe: the
 remaining callbacks of that client are dropped quietly. Other clients are
 not affected.
