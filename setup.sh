@@ -8,7 +8,8 @@
 set -euo pipefail
 
 EV_ETCD_APT_PACKAGES=(libev-perl etcd-server etcd-client openssl
-                      build-essential pkg-config perl)
+                      build-essential pkg-config perl
+                      libfuture-perl libfuture-asyncawait-perl libanyevent-perl)
 
 # Installs whichever of EV_ETCD_APT_PACKAGES are missing.  apt's output goes
 # to a log that is shown only when apt fails.

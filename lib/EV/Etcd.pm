@@ -146,6 +146,12 @@ sub _plain_bool  { $_[0] ? 1 : 0 }
 sub _plain_hash  { +{ %{ $_[0] } } }
 sub _plain_array { [ @{ $_[0] } ] }
 
+# The Future adapter is loaded on demand: EV::Etcd itself needs no Future.
+sub future {
+    require EV::Etcd::Future;
+    return EV::Etcd::Future->new($_[0]);
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -244,6 +250,13 @@ token is used as is and never renewed). Sizes as for C<user_add>
 The largest response the client accepts. Default 0, meaning no limit
 (etcd's own limits still apply on the server side).
 
+=item namespace => $prefix
+
+A key prefix (bytes) that the client puts in front of every key it sends
+and takes off every key it receives, so the program sees only its own part
+of the keyspace. See L</NAMESPACES>. Default: none (an empty string means
+none as well); a reference croaks with C<EV::Etcd-E<gt>new: namespace must be a string>.
+
 =item tls => { ca_file => $pem, cert_file => $pem, key_file => $pem, server_name => $name }
 
 Talk to the cluster over TLS; see L</TLS>. The files are read when the
@@ -261,6 +274,15 @@ Called when the health state changes. Ignored unless it is a code
 reference.
 
 =back
+
+=head2 future
+
+    my $f_etcd = $etcd->future;
+    my $resp   = $f_etcd->get($key)->get;
+
+Returns an L<EV::Etcd::Future> adapter around the client, whose request
+methods return L<Future> objects (usable with L<Future::AsyncAwait>).
+Loads L<EV::Etcd::Future>, and thus L<Future>, on first use only.
 
 =head1 CALLING CONVENTIONS
 
@@ -486,6 +508,25 @@ user name, sent without a token, which such a server rejects with
 therefore right on every server; C<auth_revision> is 0 in that case and
 the C<header> comes from a C<status> call. Transport errors are reported
 as usual.
+
+=head2 snapshot
+
+    $etcd->snapshot($file, $cb);
+    $etcd->snapshot(sub { my ($chunk) = @_; ... }, $cb);
+
+Streams the backend database of the member the client talks to - the file
+C<etcdctl snapshot restore> takes. Given a file name, the data is written
+to C<$file.part>, synced, and renamed to C<$file> once all of it arrived,
+so a failed snapshot never leaves a partial file under that name. Given a
+code reference, that callback receives each chunk (bytes) in order, and
+C<$cb> runs after the last one. C<$cb> then gets C<size> (the number of
+bytes), C<file> (in file mode) and C<header> when the server sends one
+(etcd 3.4 does not). The stream may take long: rather than one deadline
+for the whole snapshot, each piece must arrive within the client's
+C<timeout>. Errors carry C<source> C<snapshot>; a file that cannot be
+written fails with C<INTERNAL> (source C<internal>) and a message that
+names it. Croaks: C<Usage: EV::Etcd::snapshot(client, file_or_callback,
+callback)>, C<snapshot: target must be a file name or a code reference>.
 
 =head1 WATCHES
 
@@ -1013,6 +1054,58 @@ Setting up auth from scratch:
     my $app = EV::Etcd->new(user => 'app', password => $app_password);
     $app->put('/app/config', 'x', sub { ... });    # logs in first
 
+=head1 NAMESPACES
+
+    my $app = EV::Etcd->new(endpoints => [...], namespace => '/app/');
+    $app->put('config', 'x', $cb);            # writes /app/config
+    $app->get('', { prefix => 1 }, $cb);      # everything under /app/,
+                                              # keys returned as 'config', ...
+
+A client created with C<namespace> moves every key it sends under the
+prefix and removes the prefix from every key it returns, following the
+rules of etcd's Go client package C<clientv3/namespace>. Nothing outside
+the namespace is read, written, deleted or watched through it.
+
+=over 4
+
+=item *
+
+Prefixed: the keys and C<range_end>s of C<get>, C<put> and C<delete>;
+compares and operations of C<txn> (nested transactions included); the key
+and range of C<watch>; lock names and the keys given to C<unlock>;
+election names (C<election_campaign>, C<election_leader>,
+C<election_observe>) and the leader-key hashes given to
+C<election_proclaim> and C<election_resign>.
+
+=item *
+
+Stripped: the keys of C<kvs>, C<prev_kv> and C<prev_kvs> in every
+response, in C<txn> sub-responses and in watch events (C<kv> and
+C<prev_kv>); the C<key> of a C<lock> response; C<name> and C<key> of the
+leader-key hash from C<election_campaign>; the leader C<kv> of
+C<election_leader> and of every C<election_observe> callback; the C<keys> of C<lease_time_to_live> (keys of the
+lease that lie outside the namespace are left out).
+
+=item *
+
+Ranges: a C<range_end> of C<"\0"> (every key from C<$key> on) ends at the
+end of the namespace; C<prefix> with the empty key means the whole
+namespace (without a namespace it adds nothing, as documented for C<get>);
+the empty key on its own stays the empty key, so etcd answers C<key is not
+provided> as it would without a namespace.
+
+=item *
+
+Not affected: C<compact> (revisions are global), leases themselves,
+cluster, maintenance and auth methods; in particular the keys of
+C<role_grant_permission> name real etcd keys, so grant a namespaced
+program's role the range of its namespace.
+
+=back
+
+Namespaced and plain clients can share one cluster: a plain client sees
+the namespaced keys with their prefix.
+
 =head1 ERRORS
 
 A failure reaches the callback as C<(undef, $err)> where C<$err> is a hash
@@ -1206,16 +1299,47 @@ stops itself there without calling back.
 
 All work runs from the L<EV> default loop: callbacks only run while
 C<EV::run> (or C<EV::run EV::RUN_ONCE>) is executing. The client keeps the
-loop alive only while requests are outstanding (or while its health
-monitor is enabled), so C<EV::run> returns by itself once everything has
-called back, and an idle client without a health monitor causes no
-wakeups at all.
+loop alive only while something is outstanding - requests, watches,
+observations, managed keepalives, or an enabled health monitor - so
+C<EV::run> returns by itself once everything has called back or been
+cancelled, and an idle client without a health monitor causes no wakeups
+at all. A one-shot C<lease_keepalive> leaves nothing outstanding once it
+has called back.
+
+=head1 OTHER EVENT LOOPS
+
+L<AnyEvent> programs can use EV::Etcd whenever AnyEvent runs on EV (it does
+when C<EV> is loaded before AnyEvent picks a backend, e.g. C<use EV;
+use AnyEvent;>, or with C<PERL_ANYEVENT_MODEL=EV>): condvars, timers and
+I/O watchers of AnyEvent are then EV watchers, and EV::Etcd's callbacks
+run while C<< $cv->recv >> waits.
+
+    use EV;
+    use AnyEvent;
+    use EV::Etcd;
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+    my $cv   = AE::cv;
+    $etcd->get('/app/config', sub { $cv->send(@_) });
+    my ($resp, $err) = $cv->recv;
+
+    my $t = AE::timer(1, 1, sub { $etcd->put('/app/beat', time, sub { }) });
+
+With another AnyEvent backend, or another loop altogether, the callbacks
+would never run: EV::Etcd needs the EV default loop to be running.
+
+L<Future> users can wrap a client with L<EV::Etcd::Future> (see
+L</future>): its methods return futures, and C<< $future->get >> or
+C<await> (L<Future::AsyncAwait>) run the EV loop until the answer is in.
 
 =head1 DESTRUCTION
 
 Destroying a client (C<undef $etcd>, leaving its scope, program end)
-cancels its outstanding requests; their callbacks are not called. Its
-health monitor stops.
+cancels its outstanding requests, watches, observations and managed
+keepalives; none of their callbacks is called (not even with an error).
+Its health monitor stops. Handles (watch, observe, keepalive) that outlive
+the client are inert: C<cancel> still calls back C<({}, undef)>, C<stop>
+does nothing.
 Destroying a client from inside one of its own callbacks is safe: the
 remaining callbacks of that client are dropped quietly. Other clients are
 not affected. Clients and handles left in global variables at program end
@@ -1246,6 +1370,40 @@ string: a string with the UTF-8 flag goes out as its UTF-8 encoding, any
 other as its bytes (so C<"\xe9"> is one byte unless flagged). Everything
 returned is a byte string without the UTF-8 flag; decode it yourself
 (C<Encode::decode_utf8>) when you stored text.
+
+=head1 PERFORMANCE
+
+Figures from the scripts in F<bench/> (run them yourself: C<perl -Mblib
+bench/kv.pl>, C<perl -Mblib bench/watch.pl>), measured on a 2-core
+machine with etcd 3.4 on loopback, where the client and the server share
+the two cores:
+
+=over 4
+
+=item KV
+
+Pipelined C<put> (100 in flight): about 85-90% of the throughput of a
+pure-Rust client on the same tonic stack in the same run, at about 15-17
+microseconds of client CPU per request (both threads together; the Perl
+side is about 2 of them). Pipelined C<get>: the same ratio, about 20
+microseconds per request. Sequential requests are bound by the round trip
+(one put plus its event reaches a watch in about 0.2-0.3 ms with etcd's
+data on tmpfs).
+
+=item Watches
+
+100,000 watches on one client (one shared stream), then one write per
+watched key: all created and every event delivered in under 10 s, with
+under 200 MB of client memory growth. Put-to-event latency for one watch
+under sequential puts: p50 about 0.23 ms, p99 about 0.45 ms.
+
+=item Outages
+
+With the server down for 6 s and a watch open, the client uses about 0.01
+s of CPU (reconnects back off to one attempt every 2 s) and makes no error
+callbacks; the watch resumes when the server is back.
+
+=back
 
 =head1 SEE ALSO
 

@@ -74,6 +74,7 @@ struct ClientEntry {
     tag: usize,
     pid: u32,
     timeout: Duration,
+    namespaced: bool,
     endpoints: Vec<String>,
     state: Arc<State>,
     monitor: Monitor,
@@ -175,6 +176,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
                 tag: 0,
                 pid: crate::perl::process::pid(),
                 timeout: cfg.timeout,
+                namespaced: !cfg.namespace.is_empty(),
                 endpoints: cfg.endpoints.clone(),
                 state: cfg.state.clone(),
                 monitor: Monitor::new(&cfg.state),
@@ -240,6 +242,12 @@ pub fn check_client(id: u64) -> Result<(), String> {
         Some(_) => Ok(()),
     }
     })
+}
+
+/// Whether the client has a namespace (a prefix of the empty key then
+/// means the whole namespace, see src/xs/kv.rs `range_end`).
+pub fn namespaced(client: u64) -> bool {
+    with(|m| m.clients.get(&client).is_some_and(|c| c.namespaced))
 }
 
 /// Sends a unary call; `cb` is called once, from the loop, with the result.

@@ -389,6 +389,7 @@ mod tests {
             auth_token: token.map(Into::into),
             credentials: None,
             max_recv_size: 0,
+            namespace: Vec::new(),
             tls: None,
             state: super::super::endpoints::State::new(1),
         })

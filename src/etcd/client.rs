@@ -11,6 +11,7 @@ use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::{Conn, Endpoints, State};
 use super::error::{self, Error};
+use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
 use super::tls::Tls;
 
@@ -26,6 +27,8 @@ pub struct Config {
     pub credentials: Option<Credentials>,
     /// 0: no receive limit.
     pub max_recv_size: usize,
+    /// Key prefix of every request and reply (src/etcd/namespace.rs).
+    pub namespace: Vec<u8>,
     /// Set when the endpoints speak TLS (API.md 16.5).
     pub tls: Option<Tls>,
     /// Current endpoint and transport states, shared with the Perl
@@ -37,6 +40,7 @@ pub struct Client {
     pub cfg: Config,
     pub endpoints: Endpoints,
     pub(crate) auth: Auth,
+    pub ns: Namespace,
 }
 
 impl Client {
@@ -49,6 +53,7 @@ impl Client {
         );
         let auth = Auth::new(cfg.auth_token.as_deref(), cfg.credentials.clone());
         Client {
+            ns: Namespace::new(cfg.namespace.clone()),
             cfg,
             endpoints,
             auth,
@@ -58,12 +63,15 @@ impl Client {
     /// Sends `call` with the client's token until `deadline`. The token
     /// rules (login, renewal, the user's own `authenticate`, the
     /// `auth_status` fallback) live in src/etcd/auth.rs.
+    /// Keys go in and come out through the client's namespace.
     pub async fn unary(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
-        match call {
+        let mut reply = match self.ns.apply(call) {
             Call::Authenticate(r) => self.user_authenticate(r, deadline).await,
-            Call::AuthStatus(_) => self.auth_status(call, deadline).await,
+            Call::AuthStatus(r) => self.auth_status(Call::AuthStatus(r), deadline).await,
             call => self.send_with_token(call, deadline).await,
-        }
+        }?;
+        self.ns.strip(&mut reply);
+        Ok(reply)
     }
 
     /// `send` inside `with_token`: the plain unary path.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod keepalive;
 pub mod health;
 pub mod kv;
+pub mod namespace;
 pub mod observe;
 pub mod pb;
 pub mod retry;

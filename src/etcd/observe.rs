@@ -35,6 +35,7 @@ pub async fn observe(
 
 async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Sink) {
     use pb::election_client::ElectionClient;
+    let name = client.ns.prefixed(&name);
     let mut backoff = Backoff::new();
     let mut ever = false;
     let mut refused = 0usize;
@@ -68,7 +69,9 @@ async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Si
                                     let id = (kv.key, kv.mod_revision, kv.value);
                                     if last.as_ref() != Some(&id) {
                                         last = Some(id);
-                                        sink(Ok(Reply::Leader(m)), false);
+                                        let mut reply = Reply::Leader(m);
+                                        client.ns.strip(&mut reply);
+                                        sink(Ok(reply), false);
                                     }
                                 }
                                 Ok(None) => {

@@ -394,6 +394,7 @@ impl Engine {
     fn command(&mut self, c: Cmd) {
         match c {
             Cmd::Create { req, seq, spec } => {
+                let spec = self.client.ns.watch(spec);
                 self.watches.insert(
                     req,
                     Watch {
@@ -440,7 +441,9 @@ impl Engine {
     fn deliver(&self, req: u64, mut m: rpc::WatchResponse) {
         if let Some(w) = self.watches.get(&req) {
             m.watch_id = w.report_id.unwrap_or(m.watch_id);
-            (self.sink)(req, Ok(Reply::Watch(m)), false);
+            let mut reply = Reply::Watch(m);
+            self.client.ns.strip(&mut reply);
+            (self.sink)(req, Ok(reply), false);
         }
     }
 

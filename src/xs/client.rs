@@ -60,6 +60,12 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         _ => None,
     };
     let max_recv_size = o.int("max_recv_size").unwrap_or(0).max(0) as usize;
+    // `namespace` (src/etcd/namespace.rs): a byte string; a reference is a
+    // mistake, not a prefix like "ARRAY(0x...)".
+    if o.get("namespace").is_some_and(|v| p.is_ref(v)) {
+        return Err("EV::Etcd->new: namespace must be a string".into());
+    }
+    let namespace = o.key("namespace")?.unwrap_or_default();
     let tls = tls_option(p, &o, &endpoints).map_err(|m| format!("EV::Etcd->new: {m}"))?;
     let state = State::new(endpoints.len());
     let cfg = Config {
@@ -69,6 +75,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         auth_token,
         credentials,
         max_recv_size,
+        namespace,
         tls,
         state,
     };

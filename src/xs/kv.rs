@@ -11,13 +11,20 @@ use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Opts, Res};
 
-/// `range_end` wins over `prefix`; a prefix of the empty key adds nothing.
-pub fn range_end(o: &Opts, key: &[u8]) -> Res<Vec<u8>> {
+/// `range_end` wins over `prefix`; a prefix of the empty key adds nothing,
+/// except on a namespaced client of `id`, where it is the whole namespace
+/// ("\0": every key from the namespace's start; src/etcd/namespace.rs).
+pub fn range_end(o: &Opts, key: &[u8], id: u64) -> Res<Vec<u8>> {
     if let Some(end) = o.key("range_end")? {
         return Ok(end);
     }
-    if o.flag("prefix") && !key.is_empty() {
-        return Ok(prefix_range_end(key));
+    if o.flag("prefix") {
+        if !key.is_empty() {
+            return Ok(prefix_range_end(key));
+        }
+        if bridge::namespaced(id) {
+            return Ok(vec![0]);
+        }
     }
     Ok(Vec::new())
 }
@@ -28,7 +35,7 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
     let mut r = rpc::RangeRequest {
-        range_end: range_end(&o, &key)?,
+        range_end: range_end(&o, &key, id)?,
         key,
         ..Default::default()
     };
@@ -79,7 +86,7 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
     let r = rpc::DeleteRangeRequest {
-        range_end: range_end(&o, &key)?,
+        range_end: range_end(&o, &key, id)?,
         key,
         prev_kv: o.flag("prev_kv"),
     };

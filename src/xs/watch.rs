@@ -19,7 +19,7 @@ pub fn watch<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let o = Opts::new(p, opts);
     let key = args::key(p, a[1])?;
     let spec = WatchSpec {
-        range_end: range_end(&o, &key)?,
+        range_end: range_end(&o, &key, id)?,
         key,
         start_revision: o.int("start_revision").unwrap_or(0).max(0),
         prev_kv: o.flag("prev_kv"),

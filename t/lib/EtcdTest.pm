@@ -76,6 +76,17 @@ sub need_etcd {
     Test::More::plan(skip_all => $why);
 }
 
+# Ends the test file unless every module loads: a failure under CI (the
+# setup must install them), a skip elsewhere. Returns 1 when all load.
+sub need_modules {
+    my @missing = grep { my $m = $_; !eval "require $m; 1" } @_;
+    return 1 unless @missing;
+    require Test::More;
+    my $why = "needs @missing (not installed)";
+    Test::More::BAIL_OUT("$why; CI is set: install them (see setup.sh)") if _ci();
+    Test::More::plan(skip_all => $why);
+}
+
 # ---------------------------------------------------------------------------
 # Ports
 
@@ -645,6 +656,30 @@ sub example_endpoints {
     return ($SHARED->endpoint);
 }
 
+# For the eg/ scripts: true when $err is empty; otherwise reports it on
+# STDERR, marks the run failed (example_failed) and stops the loop.
+my $EXAMPLE_FAILED = 0;
+sub example_ok {
+    my ($what, $err) = @_;
+    return 1 unless $err;
+    print STDERR "$what failed: ", ($err->{status} // 'ERROR'), ": $err->{message}\n";
+    $EXAMPLE_FAILED = 1;
+    require EV;
+    EV::break();
+    return 0;
+}
+
+sub example_failed { $EXAMPLE_FAILED }
+
+# For the eg/ scripts: a timer that fails the run after $seconds.
+sub example_deadline {
+    my ($seconds) = @_;
+    require EV;
+    return EV::timer($seconds, 0, sub {
+        example_ok(wait => { status => 'TIMEOUT', message => "no end within $seconds s" });
+    });
+}
+
 sub prefix {
     $PREFIX{$$} //= sprintf '/ev-etcd-test/%d-%x%04x/', $$, time, int rand 0x10000;
 }
@@ -924,7 +959,7 @@ skipping.
 =head1 FUNCTIONS
 
 C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
-when etcd is missing), C<endpoints>, C<example_endpoints> (for the eg/
+when etcd is missing), C<need_modules(@names)> (the same for Perl modules), C<endpoints>, C<example_endpoints>, C<example_ok($what, $err)>, C<example_failed>, C<example_deadline($seconds)> (for the eg/
 scripts: C<EV_ETCD_ENDPOINTS>, or a throwaway member), C<server>, C<prefix>, C<cleanup($client)>,
 C<run_until($seconds, $done)> (true when C<$done-E<gt>()> became true, false on
 timeout), C<run_loop($seconds)> (1 when C<EV::run> ended before the timer, 0 when

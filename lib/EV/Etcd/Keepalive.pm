@@ -3,7 +3,9 @@ package EV::Etcd::Keepalive;
 use strict;
 use warnings;
 
-our $VERSION = '0.02';
+use EV::Etcd ();    # holds the version; it requires this file too, either may load first
+
+our $VERSION = $EV::Etcd::VERSION;
 
 # stop is defined by EV::Etcd's shared object. Dropping the handle leaves the
 # renewals running, as a watch handle does: only stop, a lost lease or the

@@ -3,7 +3,9 @@ package EV::Etcd::Observe;
 use strict;
 use warnings;
 
-our $VERSION = '0.02';
+use EV::Etcd ();    # holds the version; it requires this file too, either may load first
+
+our $VERSION = $EV::Etcd::VERSION;
 
 # cancel is defined by EV::Etcd's shared object. Dropping the handle leaves
 # the observation running (the reference returned no handle at all).

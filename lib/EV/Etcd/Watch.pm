@@ -3,7 +3,9 @@ package EV::Etcd::Watch;
 use strict;
 use warnings;
 
-our $VERSION = '0.02';
+use EV::Etcd ();    # holds the version; it requires this file too, either may load first
+
+our $VERSION = $EV::Etcd::VERSION;
 
 # The methods (cancel, request_progress) are defined by EV::Etcd's shared
 # object. Dropping the handle leaves the watch running (API compatibility):

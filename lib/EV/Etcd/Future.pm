@@ -1,0 +1,216 @@
+package EV::Etcd::Future;
+
+use strict;
+use warnings;
+
+use Carp ();
+use EV;
+use EV::Etcd;
+use Future 0.33;
+use Scalar::Util ();
+
+our $VERSION = $EV::Etcd::VERSION;
+
+# Methods that answer once: each becomes a method returning a future. The
+# streaming ones (watch, election_observe, lease_keepalive_start) call their
+# callback many times and stay on the client. Names the client does not
+# have are skipped.
+my @UNARY = qw(
+    get put delete txn compact
+    lease_grant lease_revoke lease_time_to_live lease_leases lease_keepalive
+    lock unlock
+    election_campaign election_proclaim election_leader election_resign
+    member_list member_add member_remove member_update member_promote
+    status alarm defragment hash_kv move_leader auth_status
+    authenticate auth_enable auth_disable
+    user_add user_delete user_change_password user_get user_list
+    user_grant_role user_revoke_role
+    role_add role_delete role_get role_list
+    role_grant_permission role_revoke_permission
+);
+
+sub new {
+    my ($class, $client) = @_;
+    Carp::croak('EV::Etcd::Future->new: client must be an EV::Etcd object')
+        unless Scalar::Util::blessed($client) && $client->isa('EV::Etcd');
+    return bless { client => $client }, $class;
+}
+
+sub client { $_[0]{client} }
+
+# The callback that settles $f: done with the response, or fail with the
+# message, the category 'etcd' and the error hash. A cancelled future
+# ignores the late answer.
+sub _settle {
+    my ($f) = @_;
+    return sub {
+        my ($resp, $err) = @_;
+        return if $f->is_ready;
+        if ($err) {
+            $f->fail($err->{message} // 'etcd request failed', 'etcd', $err);
+        }
+        else {
+            $f->done($resp);
+        }
+    };
+}
+
+for my $name (@UNARY) {
+    next unless EV::Etcd->can($name);
+    no strict 'refs';
+    *{$name} = sub {
+        my $self = shift;
+        my $f = EV::Etcd::Future::EV->new;
+        $self->{client}->$name(@_, _settle($f));
+        return $f;
+    };
+}
+
+sub CLONE_SKIP { 1 }
+
+# Futures that can wait for themselves: ->get (and a top-level await) runs
+# the EV loop until the future is ready.
+package EV::Etcd::Future::EV;
+
+use strict;
+use warnings;
+
+our @ISA = ('Future');
+
+sub await {
+    my $self = shift;
+    until ($self->is_ready) {
+        next if EV::run(EV::RUN_ONCE());
+        last if $self->is_ready;
+        Carp::croak("$self cannot complete: the EV loop has nothing left to wait for");
+    }
+    return $self;
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+EV::Etcd::Future - EV::Etcd requests that return Future objects
+
+=head1 SYNOPSIS
+
+    use EV::Etcd;
+    use EV::Etcd::Future;
+
+    my $etcd = EV::Etcd::Future->new(EV::Etcd->new(endpoints => [...]));
+    # or: my $etcd = EV::Etcd->new(...)->future;
+
+    my $resp = $etcd->put('/app/k', 'v')->get;     # runs the loop until done
+
+    $etcd->get('/app/k')->then(sub {
+        my ($resp) = @_;
+        print $resp->{kvs}[0]{value}, "\n";
+        Future->done;
+    })->else(sub {
+        my ($message, $category, $err) = @_;    # $category is 'etcd'
+        warn "get failed: $message ($err->{status})\n";
+        Future->done;
+    })->retain;
+    EV::run;
+
+    # with Future::AsyncAwait
+    use Future::AsyncAwait;
+
+    async sub bump {
+        my ($etcd, $key) = @_;
+        my $r   = await $etcd->get($key);
+        my $old = $r->{kvs}[0];
+        my $t   = await $etcd->txn(
+            [ { key => $key, mod_revision => $old ? $old->{mod_revision} : 0 } ],
+            [ { put => { key => $key, value => ($old ? $old->{value} : 0) + 1 } } ], []);
+        return $t->{succeeded};
+    }
+    my $ok = bump($etcd, '/app/counter')->get;
+
+=head1 DESCRIPTION
+
+An adapter around an L<EV::Etcd> client for code written with L<Future>
+(and L<Future::AsyncAwait>). Every request method of the client whose
+callback runs once is available under the same name with the same
+arguments, minus the callback; it returns a future instead:
+
+=over 4
+
+=item *
+
+success: the future is done with the response hash (C<< ->get >> returns
+it);
+
+=item *
+
+failure: the future fails with C<($message, 'etcd', $error)>, where
+C<$error> is the client's error hash (L<EV::Etcd/ERRORS>), so
+C<< $f->failure >> is the message and C<< ($f->failure)[2] >> the hash;
+in an async sub, C<await> dies with the message and
+C<Future::Exception>'s C<details> give C<$error>.
+
+=back
+
+Bad arguments croak at once, as with the client. The requests run on the
+client's loop, the L<EV> default loop: C<< $f->get >> (and C<await> outside
+an async sub) runs C<EV::run> until the future is ready, and croaks if the
+loop has nothing left to wait for. Cancelling a future does not stop its
+request; the late answer is ignored.
+
+Loading this module loads L<Future>; L<EV::Etcd> itself never does, so
+programs that do not use futures need not install it.
+
+=head1 METHODS
+
+=head2 new
+
+    my $etcd = EV::Etcd::Future->new($client);
+
+Wraps an C<EV::Etcd> client (croaks with
+C<client must be an EV::Etcd object> otherwise). The adapter keeps the
+client alive. C<< $client->future >> does the same.
+
+=head2 client
+
+The wrapped client, for the methods whose callback runs more than once:
+C<watch> and, where the client has them, C<election_observe> and
+C<lease_keepalive_start>.
+
+=head2 Request methods
+
+The client's arguments without the callback, e.g.
+
+    $etcd->get($key, { prefix => 1 });
+    $etcd->txn(\@compare, \@success, \@failure);
+    $etcd->lock($name, $lease_id);
+
+=over 4
+
+=item get, put, delete, txn, compact
+
+=item lease_grant, lease_revoke, lease_time_to_live, lease_leases, lease_keepalive
+
+=item lock, unlock
+
+=item election_campaign, election_proclaim, election_leader, election_resign
+
+=item member_list, member_add, member_remove, member_update, member_promote
+
+=item status, alarm, defragment, hash_kv, move_leader, auth_status
+
+=item authenticate, auth_enable, auth_disable
+
+=item user_add, user_delete, user_change_password, user_get, user_list, user_grant_role, user_revoke_role
+
+=item role_add, role_delete, role_get, role_list, role_grant_permission, role_revoke_permission
+
+=back
+
+=head1 SEE ALSO
+
+L<EV::Etcd>, L<Future>, L<Future::AsyncAwait>
+
+=cut
