@@ -144,6 +144,8 @@ croaks_like('member_add with a hash', sub { $client->member_add({}, {}, $cb) },
             qr/^peer_urls must be an array reference/);
 croaks_like('member_update with a string', sub { $client->member_update(1, 'http://x', $cb) },
             qr/^peer_urls must be an array reference/);
+croaks_like('member_update with no URL (etcd 3.4 would crash)', sub { $client->member_update(1, [], $cb) },
+            qr/^member_update: peer_urls must not be empty/);
 croaks_like('member_add URL too large', sub { $client->member_add(['x' x 2049], $cb) },
             qr/^peer URL too large: 2049 bytes \(max 2048\)/);
 croaks_like('member_update URL too large', sub { $client->member_update(1, ['x' x 2049], $cb) },

@@ -920,7 +920,8 @@ Response: C<header>, C<members>. An unknown id fails with C<NOT_FOUND>
 
     $etcd->member_update($member_id, \@peer_urls, $cb);
 
-Replaces the member's peer URLs. Same URL checks as C<member_add>.
+Replaces the member's peer URLs. Same URL checks as C<member_add>; an empty list croaks with C<member_update:
+peer_urls must not be empty> (etcd 3.4 would crash on it).
 Response: C<header>, C<members>.
 
 =head2 member_promote

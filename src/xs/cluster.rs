@@ -42,9 +42,14 @@ pub fn member_update<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         4,
         "member_update(client, member_id, peer_urls, callback)",
     )?;
+    let urls = args::url_list(p, a[2])?;
+    if urls.is_empty() {
+        // etcd 3.4 accepts the request and then crashes on it.
+        return Err("member_update: peer_urls must not be empty".into());
+    }
     let r = rpc::MemberUpdateRequest {
         id: p.uv(a[1]),
-        peer_ur_ls: args::url_list(p, a[2])?,
+        peer_ur_ls: urls,
     };
     bridge::submit(p, id, "member_update", Call::MemberUpdate(r), cb)?;
     Ok(None)
