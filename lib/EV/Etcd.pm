@@ -661,7 +661,7 @@ undef)>. C<< $w->request_progress >> asks for a progress message. Dropping
 the handle does B<not> end the watch; an open watch keeps C<EV::run>
 running. See L<EV::Etcd::Watch>.
 
-=head1 LEASE METHODS
+=head1 LEASES AND KEEPALIVE
 
 A lease is a time-to-live that keys can be attached to (C<put> with the
 C<lease> option); when it expires or is revoked, its keys are deleted.
