@@ -35,4 +35,6 @@ my $writer = EV::timer(0, 0.05, sub {
 my $kill = EV::timer(2, 0, sub { say_at('killing', $members[0]->endpoint); $members[0]->kill });
 my $stop = EV::timer(5, 0, sub { undef $writer; undef $etcd; EV::break });
 EV::run;
+# A write in flight on the connection that died may fail (it may have been
+# applied, so it is not replayed); every later one goes to the next member.
 say_at("done: $ok writes succeeded, $failed failed");
