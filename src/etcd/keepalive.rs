@@ -23,7 +23,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
-use super::retry::Backoff;
+use super::stream::{self, Ended, Next, Reconnect};
 
 pub enum Cmd {
     /// One request, one answer (`lease_keepalive`).
@@ -35,6 +35,9 @@ pub enum Cmd {
 
 /// Where results go: `(request id, result, last)`.
 pub type Sink = Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync>;
+
+/// Stream errors that no reconnection can fix.
+const FATAL: &[Code] = &[Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated];
 
 /// Shortest renewal period, whatever the TTL.
 const MIN_PERIOD: Duration = Duration::from_millis(100);
@@ -61,17 +64,6 @@ pub struct Keeper {
     live: bool,
 }
 
-enum Ended {
-    Closed,
-    Idle,
-    Lost {
-        endpoint: usize,
-        status: Status,
-        stream: bool,
-        token: u64,
-    },
-}
-
 impl Keeper {
     pub fn new(client: Arc<Client>, sink: Sink) -> Keeper {
         Keeper {
@@ -89,8 +81,7 @@ impl Keeper {
     }
 
     pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
-        let mut backoff = Backoff::new();
-        let mut refused = 0usize;
+        let mut rc = Reconnect::default();
         loop {
             while self.idle() {
                 match cmds.recv().await {
@@ -98,56 +89,33 @@ impl Keeper {
                     None => return,
                 }
             }
-            let (endpoint, status, stream, token) = match self.session(&mut cmds).await {
+            let lost = match self.session(&mut cmds).await {
                 Ended::Closed => return,
                 Ended::Idle => continue,
-                Ended::Lost {
-                    endpoint,
-                    status,
-                    stream,
-                    token,
-                } => (endpoint, status, stream, token),
+                Ended::Lost(l) => l,
             };
             self.tx = None;
             if self.live {
-                backoff.reset();
-                refused = 0;
+                rc.answered();
             }
-            if error::never_sent(&status) || status.code() == Code::Unavailable || !stream {
-                self.client.endpoints.failover(endpoint);
-            }
-            let deadline = Instant::now() + self.client.cfg.timeout;
-            let err = Error::from_status(&status);
-            match self.client.recover_token(token, &err, deadline).await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
+            match rc.after(&self.client, &lost, FATAL).await {
+                Next::Renewed | Next::NextEndpoint => continue,
+                Next::Fail(e) => {
                     self.fail_all(e);
                     continue;
                 }
-            }
-            if matches!(
-                status.code(),
-                Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated
-            ) {
-                self.fail_all(err);
-                continue;
-            }
-            if !stream {
-                refused += 1;
-                if refused < self.client.endpoints.len() {
-                    continue;
-                }
-                refused = 0;
                 // One-shots fail at once when no stream can be opened.
-                for req in self.once.drain().flat_map(|(_, q)| q).collect::<Vec<_>>() {
-                    (self.sink)(req, Err(Error::new(error::INTERNAL, "Keepalive setup failed")), true);
+                Next::Refused => {
+                    for req in self.once.drain().flat_map(|(_, q)| q).collect::<Vec<_>>() {
+                        (self.sink)(req, Err(Error::new(error::INTERNAL, "Keepalive setup failed")), true);
+                    }
                 }
+                Next::Later => {}
             }
             if self.idle() {
                 continue;
             }
-            let wake = Instant::now() + backoff.next_delay();
+            let wake = Instant::now() + rc.delay();
             loop {
                 self.reap();
                 if self.idle() {
@@ -171,29 +139,11 @@ impl Keeper {
 
     async fn session(&mut self, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Ended {
         use rpc::lease_client::LeaseClient;
-        let endpoint = self.client.endpoints.current();
-        let deadline = Instant::now() + self.client.cfg.timeout;
-        let (opts, token) = match self.client.call_opts(deadline).await {
+        let o = match stream::open(&self.client).await {
             Ok(o) => o,
-            Err(e) => {
-                return Ended::Lost {
-                    endpoint,
-                    status: Status::new(Code::from(e.code), e.message),
-                    stream: false,
-                    token: 0,
-                }
-            }
+            Err(ended) => return ended,
         };
-        let lost = |status, stream| Ended::Lost {
-            endpoint,
-            status,
-            stream,
-            token,
-        };
-        let ch = match self.client.endpoints.channel(endpoint) {
-            Ok(ch) => ch,
-            Err(m) => return lost(Status::unavailable(m), false),
-        };
+        let lost = |status, stream| o.lost(status, stream);
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx = Some(tx);
         self.live = false;
@@ -211,8 +161,8 @@ impl Keeper {
             m.next = now;
         }
         self.renew_due();
-        let mut lc = LeaseClient::new(ch);
-        let call = lc.lease_keep_alive(opts.request(UnboundedReceiverStream::new(rx)));
+        let mut lc = LeaseClient::new(o.ch.clone());
+        let call = lc.lease_keep_alive(o.opts.request(UnboundedReceiverStream::new(rx)));
         tokio::pin!(call);
         let mut inbound = loop {
             let at = self.next_timer();

@@ -17,5 +17,6 @@ pub mod observe;
 pub mod pb;
 pub mod retry;
 pub mod snapshot;
+pub mod stream;
 pub mod watch;
 pub mod tls;

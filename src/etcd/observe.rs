@@ -15,7 +15,10 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::v3electionpb as pb;
-use super::retry::Backoff;
+use super::stream::{Lost, Next, Reconnect};
+
+/// Stream errors that no reconnection can fix.
+const FATAL: &[Code] = &[Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated];
 
 /// Where results go: `(result, last)`.
 pub type Sink = Box<dyn Fn(Result<Reply, Error>, bool) + Send + Sync>;
@@ -36,9 +39,8 @@ pub async fn observe(
 async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Sink) {
     use pb::election_client::ElectionClient;
     let name = client.ns.prefixed(&name);
-    let mut backoff = Backoff::new();
+    let mut rc = Reconnect::default();
     let mut ever = false;
-    let mut refused = 0usize;
     // (key, mod_revision, value) of the last leader delivered.
     let mut last: Option<(Vec<u8>, i64, Vec<u8>)> = None;
     loop {
@@ -63,8 +65,7 @@ async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Si
                         loop {
                             match stream.message().await {
                                 Ok(Some(m)) => {
-                                    backoff.reset();
-                                    refused = 0;
+                                    rc.answered();
                                     let kv = m.kv.clone().unwrap_or_default();
                                     let id = (kv.key, kv.mod_revision, kv.value);
                                     if last.as_ref() != Some(&id) {
@@ -84,38 +85,29 @@ async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Si
                 }
             }
         };
-        if error::never_sent(&status) || status.code() == Code::Unavailable || !got {
-            client.endpoints.failover(endpoint);
-        }
-        let err = Error::from_status(&status);
-        match client.recover_token(token, &err, deadline).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => return sink(Err(e), true),
-        }
-        if matches!(
-            status.code(),
-            Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated
-        ) {
-            return sink(Err(err), true);
-        }
+        let lost = Lost {
+            endpoint,
+            status,
+            stream: got,
+            token,
+        };
+        let next = match rc.after(&client, &lost, FATAL).await {
+            Next::Fail(e) => return sink(Err(e), true),
+            Next::Renewed => continue,
+            next => next,
+        };
         if !ever {
-            refused += 1;
-            if refused < client.endpoints.len() {
-                continue;
+            match next {
+                Next::NextEndpoint => continue,
+                _ => return sink(Err(Error::new(error::INTERNAL, "Observe setup failed")), true),
             }
-            return sink(Err(Error::new(error::INTERNAL, "Observe setup failed")), true);
         }
         if !auto_reconnect || client.cfg.max_retries == 0 {
             return sink(Err(Error::new(error::UNAVAILABLE, "Observe stream ended")), true);
         }
-        if !got {
-            refused += 1;
-            if refused < client.endpoints.len() {
-                continue;
-            }
-            refused = 0;
+        if let Next::NextEndpoint = next {
+            continue;
         }
-        tokio::time::sleep(backoff.next_delay()).await;
+        tokio::time::sleep(rc.delay()).await;
     }
 }

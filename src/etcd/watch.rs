@@ -18,7 +18,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
-use super::retry::Backoff;
+use super::stream::{self, Ended, Next, Reconnect};
 
 use rpc::watch_request::RequestUnion;
 
@@ -136,21 +136,6 @@ struct Watch {
     partial: Option<rpc::WatchResponse>,
 }
 
-enum Ended {
-    /// The client is gone.
-    Closed,
-    /// No watch is left: the stream was closed on purpose.
-    Idle,
-    /// The stream failed or ended; `stream` is whether it ever answered;
-    /// `token` the generation of the token it was opened with.
-    Lost {
-        endpoint: usize,
-        status: Status,
-        stream: bool,
-        token: u64,
-    },
-}
-
 pub struct Engine {
     client: Arc<Client>,
     sink: Sink,
@@ -184,8 +169,7 @@ impl Engine {
 
     /// Serves commands until the client goes away.
     pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
-        let mut backoff = Backoff::new();
-        let mut refused = 0usize;
+        let mut rc = Reconnect::default();
         loop {
             while self.watches.is_empty() {
                 match cmds.recv().await {
@@ -193,64 +177,35 @@ impl Engine {
                     None => return,
                 }
             }
-            let (endpoint, status, stream, token) = match self.session(&mut cmds).await {
+            let lost = match self.session(&mut cmds).await {
                 Ended::Closed => return,
                 Ended::Idle => continue,
-                Ended::Lost {
-                    endpoint,
-                    status,
-                    stream,
-                    token,
-                } => (endpoint, status, stream, token),
+                Ended::Lost(l) => l,
             };
             if self.live {
-                backoff.reset();
-                refused = 0;
+                rc.answered();
             }
             self.reset_stream();
-            if error::never_sent(&status) || status.code() == Code::Unavailable || !stream {
-                self.client.endpoints.failover(endpoint);
-            }
-            // A token the server rejected is renewed (or dropped) once.
-            let deadline = tokio::time::Instant::now() + self.client.cfg.timeout;
-            match self
-                .client
-                .recover_token(token, &Error::from_status(&status), deadline)
-                .await
-            {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
-                    for req in self.watches.keys().copied().collect::<Vec<_>>() {
-                        self.finish(req, e.clone());
+            match rc.after(&self.client, &lost, FATAL).await {
+                Next::Renewed | Next::NextEndpoint => continue,
+                Next::Fail(e) => {
+                    self.fail_all(e);
+                    continue;
+                }
+                // No endpoint took a stream: watches that never existed
+                // fail (the reference's setup error).
+                Next::Refused => {
+                    let never: Vec<u64> = self
+                        .watches
+                        .iter()
+                        .filter(|(_, w)| !w.established)
+                        .map(|(r, _)| *r)
+                        .collect();
+                    for req in never {
+                        self.finish(req, Error::new(error::INTERNAL, "Watch setup failed"));
                     }
-                    continue;
                 }
-            }
-            if fatal(status.code()) {
-                let e = Error::from_status(&status);
-                for req in self.watches.keys().copied().collect::<Vec<_>>() {
-                    self.finish(req, e.clone());
-                }
-                continue;
-            }
-            // Could not even open a stream: try each endpoint once, then
-            // watches that never existed fail (the reference's setup error).
-            if !stream {
-                refused += 1;
-                if refused < self.client.endpoints.len() {
-                    continue;
-                }
-                refused = 0;
-                let never: Vec<u64> = self
-                    .watches
-                    .iter()
-                    .filter(|(_, w)| !w.established)
-                    .map(|(r, _)| *r)
-                    .collect();
-                for req in never {
-                    self.finish(req, Error::new(error::INTERNAL, "Watch setup failed"));
-                }
+                Next::Later => {}
             }
             let give_up: Vec<u64> = self
                 .watches
@@ -266,7 +221,7 @@ impl Engine {
             if self.watches.is_empty() {
                 continue;
             }
-            let wake = tokio::time::Instant::now() + backoff.next_delay();
+            let wake = tokio::time::Instant::now() + rc.delay();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(wake) => break,
@@ -279,46 +234,33 @@ impl Engine {
         }
     }
 
+    fn fail_all(&mut self, e: Error) {
+        for req in self.watches.keys().copied().collect::<Vec<_>>() {
+            self.finish(req, e.clone());
+        }
+    }
+
     /// One Watch stream, from opening to loss.
     async fn session(&mut self, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Ended {
         use rpc::watch_client::WatchClient;
-        let endpoint = self.client.endpoints.current();
-        let deadline = tokio::time::Instant::now() + self.client.cfg.timeout;
-        let (opts, token) = match self.client.call_opts(deadline).await {
+        let o = match stream::open(&self.client).await {
             Ok(o) => o,
-            Err(e) => {
-                let status = Status::new(Code::from(e.code), e.message);
-                return Ended::Lost {
-                    endpoint,
-                    status,
-                    stream: false,
-                    token: 0,
-                };
-            }
+            Err(ended) => return ended,
         };
-        let lost = |status, stream| Ended::Lost {
-            endpoint,
-            status,
-            stream,
-            token,
-        };
-        let ch = match self.client.endpoints.channel(endpoint) {
-            Ok(ch) => ch,
-            Err(m) => return lost(Status::unavailable(m), false),
-        };
+        let lost = |status, stream| o.lost(status, stream);
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx = Some(tx);
         self.live = false;
         for req in self.watches.keys().copied().collect::<Vec<_>>() {
             self.send_create(req);
         }
-        let max = if opts.max_recv == 0 {
+        let max = if o.opts.max_recv == 0 {
             usize::MAX
         } else {
-            opts.max_recv
+            o.opts.max_recv
         };
-        let mut wc = WatchClient::new(ch).max_decoding_message_size(max);
-        let call = wc.watch(opts.request(UnboundedReceiverStream::new(rx)));
+        let mut wc = WatchClient::new(o.ch.clone()).max_decoding_message_size(max);
+        let call = wc.watch(o.opts.request(UnboundedReceiverStream::new(rx)));
         tokio::pin!(call);
         let mut inbound = loop {
             tokio::select! {
@@ -534,16 +476,13 @@ impl Engine {
 }
 
 /// Stream errors that no reconnection can fix.
-fn fatal(code: Code) -> bool {
-    matches!(
-        code,
-        Code::InvalidArgument
-            | Code::PermissionDenied
-            | Code::Unauthenticated
-            | Code::Unimplemented
-            | Code::FailedPrecondition
-    )
-}
+const FATAL: &[Code] = &[
+    Code::InvalidArgument,
+    Code::PermissionDenied,
+    Code::Unauthenticated,
+    Code::Unimplemented,
+    Code::FailedPrecondition,
+];
 
 /// The error of a watch cancelled by the server (API.md 7.1.2, 16.3).
 fn cancelled(m: &rpc::WatchResponse) -> Error {

@@ -1,0 +1,153 @@
+//! What the long-lived streams (watch engine, lease keeper, observe) share:
+//! opening a stream with the client's token on the current endpoint, and
+//! the one reconnect policy after a stream ends - failover, token renewal,
+//! errors no reconnection can fix, one try per endpoint before a round
+//! counts as refused, and backoff (floor 50 ms, doubling, cap 2 s, jitter).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use super::call::CallOpts;
+use super::client::Client;
+use super::error::{self, Error};
+use super::retry::Backoff;
+
+/// A stream that ended.
+pub struct Lost {
+    pub endpoint: usize,
+    pub status: Status,
+    /// Whether the server ever answered on it.
+    pub stream: bool,
+    /// The generation of the token it was opened with.
+    pub token: u64,
+}
+
+/// How a stream session ended.
+pub enum Ended {
+    /// The client is gone.
+    Closed,
+    /// Nothing is left to carry: the stream was closed on purpose.
+    Idle,
+    Lost(Lost),
+}
+
+/// The settings and channel a new stream is opened with.
+pub struct Opening {
+    pub endpoint: usize,
+    pub opts: CallOpts,
+    pub token: u64,
+    pub ch: Channel,
+}
+
+impl Opening {
+    /// The loss of the stream opened from here.
+    pub fn lost(&self, status: Status, stream: bool) -> Ended {
+        Ended::Lost(Lost {
+            endpoint: self.endpoint,
+            status,
+            stream,
+            token: self.token,
+        })
+    }
+}
+
+/// Logs in if needed and takes the current endpoint's channel; a failure is
+/// a loss before any stream existed.
+pub async fn open(client: &Client) -> Result<Opening, Ended> {
+    let endpoint = client.endpoints.current();
+    let deadline = Instant::now() + client.cfg.timeout;
+    let lost = |status, token| {
+        Ended::Lost(Lost {
+            endpoint,
+            status,
+            stream: false,
+            token,
+        })
+    };
+    let (opts, token) = match client.call_opts(deadline).await {
+        Ok(o) => o,
+        Err(e) => return Err(lost(Status::new(Code::from(e.code), e.message), 0)),
+    };
+    match client.endpoints.channel(endpoint) {
+        Ok(ch) => Ok(Opening {
+            endpoint,
+            opts,
+            token,
+            ch,
+        }),
+        Err(m) => Err(lost(Status::unavailable(m), token)),
+    }
+}
+
+/// The stream engines' next step after a loss.
+pub enum Next {
+    /// Reopen at once: the token was renewed (or dropped).
+    Renewed,
+    /// Reopen at once on the next endpoint of this round.
+    NextEndpoint,
+    /// Every endpoint refused in this round: what never had a stream fails
+    /// with its setup error; the rest backs off.
+    Refused,
+    /// Back off, then reopen.
+    Later,
+    /// End everything with this error.
+    Fail(Error),
+}
+
+pub struct Reconnect {
+    backoff: Backoff,
+    refused: usize,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            backoff: Backoff::new(),
+            refused: 0,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The server answered on the stream: the next loss starts afresh.
+    pub fn answered(&mut self) {
+        self.backoff.reset();
+        self.refused = 0;
+    }
+
+    /// Decides what follows the loss `l`; `fatal` lists the codes that no
+    /// reconnection can fix for this kind of stream.
+    pub async fn after(&mut self, client: &Client, l: &Lost, fatal: &[Code]) -> Next {
+        let code = l.status.code();
+        if error::never_sent(&l.status) || code == Code::Unavailable || !l.stream {
+            client.endpoints.failover(l.endpoint);
+        }
+        let err = Error::from_status(&l.status);
+        let deadline = Instant::now() + client.cfg.timeout;
+        match client.recover_token(l.token, &err, deadline).await {
+            Ok(true) => return Next::Renewed,
+            Ok(false) => {}
+            Err(e) => return Next::Fail(e),
+        }
+        if fatal.contains(&code) {
+            return Next::Fail(err);
+        }
+        if !l.stream {
+            self.refused += 1;
+            if self.refused < client.endpoints.len() {
+                return Next::NextEndpoint;
+            }
+            self.refused = 0;
+            return Next::Refused;
+        }
+        Next::Later
+    }
+
+    /// The wait before the next attempt.
+    pub fn delay(&mut self) -> Duration {
+        self.backoff.next_delay()
+    }
+}
