@@ -4,6 +4,7 @@
 //! thread through the notifier. Nothing Perl-shaped ever reaches it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -13,6 +14,8 @@ use crate::etcd::client::{Client, Config};
 use crate::etcd::error::Error;
 use crate::etcd::keepalive::{self as ka, Keeper};
 use crate::etcd::observe;
+use crate::etcd::snapshot;
+use crate::etcd::stream;
 use crate::etcd::watch::{self as w, Barrier};
 
 use super::notify::Notifier;
@@ -57,7 +60,7 @@ pub enum Job {
     Snapshot {
         client: u64,
         req: u64,
-        target: crate::etcd::snapshot::Target,
+        target: snapshot::Target,
     },
     /// The health monitor found `endpoint` down: try to reach it once.
     Probe {
@@ -90,12 +93,30 @@ struct Live {
 }
 
 /// A sink that turns engine results into completions.
-fn sink(done: &Done) -> Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync> {
+fn sink(done: &Done) -> stream::Sink {
     let done = done.clone();
     Arc::new(move |req, result, last| done.send(Completion { req, result, last }))
 }
 
+/// The same for a task that serves request `req` alone.
+fn req_sink(done: &Done, req: u64) -> stream::ReqSink {
+    let done = done.clone();
+    Box::new(move |result, last| done.send(Completion { req, result, last }))
+}
+
 impl Live {
+    /// Runs `work` until it ends or the client goes away.
+    fn spawn_until_closed(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut closed = self.closed.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                _ = closed.wait_for(|c| *c) => {}
+                _ = work => {}
+            }
+        });
+    }
+
     fn keeper(&mut self, done: &Done) -> &mpsc::UnboundedSender<ka::Cmd> {
         let client = &self.client;
         self.keeper.get_or_insert_with(|| {
@@ -213,14 +234,11 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
             };
             let (stop, stopped) = tokio::sync::oneshot::channel();
             live.observes.insert(req, stop);
-            let done = done.clone();
-            let sink: observe::Sink =
-                Box::new(move |result, last| done.send(Completion { req, result, last }));
             tokio::spawn(observe::observe(
                 live.client.clone(),
                 name,
                 auto_reconnect,
-                sink,
+                req_sink(done, req),
                 stopped,
             ));
         }
@@ -232,18 +250,8 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
             let Some(live) = clients.get(&client) else {
                 return;
             };
-            let done = done.clone();
-            let sink: crate::etcd::snapshot::Sink =
-                Box::new(move |result, last| done.send(Completion { req, result, last }));
-            let mut closed = live.closed.subscribe();
-            let c = live.client.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    _ = closed.wait_for(|c| *c) => {}
-                    _ = crate::etcd::snapshot::snapshot(c, target, sink) => {}
-                }
-            });
+            let work = snapshot::snapshot(live.client.clone(), target, req_sink(done, req));
+            live.spawn_until_closed(work);
         }
         Job::ObserveCancel { client, req } => {
             if let Some(live) = clients.get_mut(&client) {
@@ -274,14 +282,7 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
                 return;
             };
             let c = live.client.clone();
-            let mut closed = live.closed.subscribe();
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    _ = closed.wait_for(|c| *c) => {}
-                    _ = c.probe(endpoint, limit) => {}
-                }
-            });
+            live.spawn_until_closed(async move { c.probe(endpoint, limit).await });
         }
         Job::Unary {
             client,

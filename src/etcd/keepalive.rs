@@ -23,7 +23,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
-use super::stream::{self, Ended, Next, Reconnect};
+use super::stream::{self, Ended, Next, Reconnect, Sink};
 
 pub enum Cmd {
     /// One request, one answer (`lease_keepalive`).
@@ -32,9 +32,6 @@ pub enum Cmd {
     Start { req: u64, id: i64 },
     Stop { req: u64 },
 }
-
-/// Where results go: `(request id, result, last)`.
-pub type Sink = Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync>;
 
 /// Stream errors that no reconnection can fix.
 const FATAL: &[Code] = &[Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated];

@@ -15,19 +15,16 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::v3electionpb as pb;
-use super::stream::{Lost, Next, Reconnect};
+use super::stream::{Lost, Next, Reconnect, ReqSink};
 
 /// Stream errors that no reconnection can fix.
 const FATAL: &[Code] = &[Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated];
-
-/// Where results go: `(result, last)`.
-pub type Sink = Box<dyn Fn(Result<Reply, Error>, bool) + Send + Sync>;
 
 pub async fn observe(
     client: Arc<Client>,
     name: Vec<u8>,
     auto_reconnect: bool,
-    sink: Sink,
+    sink: ReqSink,
     stop: oneshot::Receiver<()>,
 ) {
     tokio::select! {
@@ -36,7 +33,7 @@ pub async fn observe(
     }
 }
 
-async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Sink) {
+async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &ReqSink) {
     use pb::election_client::ElectionClient;
     let name = client.ns.prefixed(&name);
     let mut rc = Reconnect::default();

@@ -16,6 +16,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
+use super::stream::ReqSink;
 
 pub enum Target {
     File(PathBuf),
@@ -30,10 +31,7 @@ pub struct Done {
     pub file: Option<PathBuf>,
 }
 
-/// Where results go: `(result, last)`.
-pub type Sink = Box<dyn Fn(Result<Reply, Error>, bool) + Send + Sync>;
-
-pub async fn snapshot(client: Arc<Client>, target: Target, sink: Sink) {
+pub async fn snapshot(client: Arc<Client>, target: Target, sink: ReqSink) {
     let result = run(&client, target, &sink).await;
     sink(result.map(|d| Reply::Snapshot(Box::new(d))), true);
 }
@@ -42,7 +40,7 @@ fn io_error(what: &str, path: &std::path::Path, e: std::io::Error) -> Error {
     Error::internal(format!("snapshot: cannot {what} {}: {e}", path.display()))
 }
 
-async fn run(client: &Client, target: Target, sink: &Sink) -> Result<Done, Error> {
+async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Error> {
     use rpc::maintenance_client::MaintenanceClient;
     let idle = client.cfg.timeout;
     let (opts, _) = client.call_opts(Instant::now() + idle).await?;

@@ -4,16 +4,24 @@
 //! errors no reconnection can fix, one try per endpoint before a round
 //! counts as refused, and backoff (floor 50 ms, doubling, cap 2 s, jitter).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::call::CallOpts;
+use super::call::{CallOpts, Reply};
 use super::client::Client;
 use super::error::{self, Error};
 use super::retry::Backoff;
+
+/// Where an engine serving many requests sends results:
+/// `(request id, result, last)`; `last` ends that request.
+pub type Sink = Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync>;
+
+/// Where a task serving one request sends results: `(result, last)`.
+pub type ReqSink = Box<dyn Fn(Result<Reply, Error>, bool) + Send + Sync>;
 
 /// A stream that ended.
 pub struct Lost {

@@ -18,7 +18,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
-use super::stream::{self, Ended, Next, Reconnect};
+use super::stream::{self, Ended, Next, Reconnect, Sink};
 
 use rpc::watch_request::RequestUnion;
 
@@ -44,9 +44,6 @@ pub enum Cmd {
     Cancel { req: u64 },
     Progress { req: u64 },
 }
-
-/// Where results go: `(request id, result, last)`; `last` ends the watch.
-pub type Sink = Arc<dyn Fn(u64, Result<Reply, Error>, bool) + Send + Sync>;
 
 /// Orders unary calls after watch creations: a request issued after
 /// `watch()` returned waits until that watch exists on the server, so the
