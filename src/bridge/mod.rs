@@ -292,15 +292,10 @@ fn enqueue_with(
     // An argument whose conversion died was read as "0": send nothing.
     p.check()?;
     check_client(client)?;
-    let (req, turn_on) = with(|m| {
+    let req = with(|m| {
         m.next_id += 1;
         let req = m.next_id;
-        let job = make(req);
-        if m.draining > 0 {
-            m.outbox.push(job);
-        } else {
-            m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?.send(job)?;
-        }
+        queue(m, make(req))?;
         m.pending.insert(
             req,
             Pending {
@@ -311,24 +306,16 @@ fn enqueue_with(
                 label,
             },
         );
-        let turn_on = !m.keepalive_on;
-        m.keepalive_on = true;
-        Ok::<_, String>((req, turn_on))
+        Ok::<_, String>(req)
     })?;
-    if turn_on {
-        p.call_named(c"EV::Etcd::_keepalive", 1);
-    }
+    sync_keepalive(p);
     Ok(req)
 }
 
 /// Sends a job that carries no callback of its own (buffered like the rest).
 fn send_plain(job: Job) {
     with(|m| {
-        if m.draining > 0 {
-            m.outbox.push(job);
-        } else if let Some(b) = &m.bridge {
-            let _ = b.send(job);
-        }
+        let _ = queue(m, job);
     });
 }
 
@@ -421,15 +408,7 @@ fn cancel_stream(
         }
     }
     drop(gone);
-    let deferred = with(|m| !m.deferred.is_empty());
-    if deferred {
-        let turn_on = with(|m| !std::mem::replace(&mut m.keepalive_on, true));
-        if turn_on {
-            p.call_named(c"EV::Etcd::_keepalive", 1);
-        }
-    } else {
-        sync_keepalive(p);
-    }
+    sync_keepalive(p);
     Ok(())
 }
 
@@ -532,17 +511,30 @@ pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {
     })
 }
 
-/// Lets the loop exit once nothing is outstanding.
+/// Keeps the loop alive exactly while something is outstanding (a request,
+/// a stream, or a callback due on the next drain).
 fn sync_keepalive(p: &Perl) {
-    let turn_off = with(|m| {
-        let off = m.keepalive_on && m.pending.is_empty() && m.deferred.is_empty();
-        if off {
-            m.keepalive_on = false;
-        }
-        off
+    let change = with(|m| {
+        let want = !m.pending.is_empty() || !m.deferred.is_empty();
+        (want != m.keepalive_on).then(|| {
+            m.keepalive_on = want;
+            want
+        })
     });
-    if turn_off && crate::perl::sv::perl_alive() {
-        p.call_named(c"EV::Etcd::_keepalive", 0);
+    if let Some(on) = change {
+        if crate::perl::sv::perl_alive() {
+            p.call_named(c"EV::Etcd::_keepalive", i64::from(on));
+        }
+    }
+}
+
+/// Sends `job` now, or with the batch when a drain is running.
+fn queue(m: &mut Main, job: Job) -> Result<(), String> {
+    if m.draining > 0 {
+        m.outbox.push(job);
+        Ok(())
+    } else {
+        m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?.send(job)
     }
 }
 
