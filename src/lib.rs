@@ -9,6 +9,12 @@
 //! - `etcd`: a pure async etcd client, testable without Perl.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// The engine's Rust allocations (never Perl's) come from mimalloc: its
+/// thread-local heaps take frees from the other thread without locks.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod bridge;
 pub mod etcd;
 pub mod perl;
