@@ -242,6 +242,50 @@ SKIP: {
 }
 
 # ---------------------------------------------------------------------------------
+# calls issued together from one callback travel as one batch (and run under one
+# deadline on the runtime thread): against a member that stops answering, each
+# still fails once with DEADLINE_EXCEEDED in time, and the next calls go to the
+# client's other endpoint
+
+{
+    my $srv3 = EtcdTest->start;
+    my $resumed = 0;
+    my $resume = sub { $srv3->resume unless $resumed++ };
+    my $guard = bless [$resume], 'Resume::Guard';
+    my $live = EV::Etcd->new(endpoints => [$GOOD], timeout => 10);
+    my $c = EV::Etcd->new(endpoints => [ $srv3->endpoint, $GOOD ], timeout => 1);
+    my $first = ok_resp(timed($c, 'status'), 'batch: the first endpoint answers before the pause');
+    my $good_id = ok_resp(timed($live, 'status'), 'batch: the other member answers')->{header}{member_id};
+    isnt($first->{header}{member_id}, $good_id, 'batch: the first answer came from the first endpoint');
+
+    $srv3->pause;
+    my @batch;
+    my $outer = start_call($live, 'get', "${P}batch-trigger");
+    # issued from inside a callback: these go out together when the drain ends
+    $live->get("${P}batch-trigger", sub {
+        push @batch, start_call($c, 'get', "${P}batch$_") for 1 .. 10;
+        push @batch, start_call($c, 'put', "${P}batch$_", 'v') for 1 .. 10;
+    });
+    finish('batch trigger', 10, $outer);
+    EtcdTest::run_until(10, sub { @batch == 20 });
+    is(scalar @batch, 20, 'batch: 20 calls issued from one callback');
+    finish('batch of calls to a paused member', 10, @batch);
+    my @late = grep { ($_->{elapsed} // 99) < 0.9 || ($_->{elapsed} // 99) > 3 } @batch;
+    is(scalar @late, 0, 'batch: every call ended after 0.9-3 s');
+    is_deeply([ map { $_->{err} && $_->{err}{status} } @batch ], [ ('DEADLINE_EXCEEDED') x 20 ],
+              'batch: every call failed with DEADLINE_EXCEEDED');
+    is_deeply([ map { $_->{err} && $_->{err}{source} } @batch ], [ ('range') x 10, ('put') x 10 ],
+              'batch: each error names its call');
+
+    my $next = ok_resp(timed($c, 'status'), 'batch: the next call is answered while the first member is stopped');
+    is($next->{header}{member_id}, $good_id, 'batch: ... by the other endpoint');
+    $resume->();
+    undef $c;
+    undef $live;
+    $srv3->stop;
+}
+
+# ---------------------------------------------------------------------------------
 
 {
     my $c = EV::Etcd->new(endpoints => [@eps], timeout => 10);

@@ -190,18 +190,116 @@ async fn serve(
     let done = Done { tx: done, flush };
     let mut clients: HashMap<u64, Live> = HashMap::new();
     let mut batch = Vec::with_capacity(256);
+    let mut groups = Groups::default();
     while rx.recv_many(&mut batch, 256).await > 0 {
         for job in batch.drain(..) {
-            handle(job, &mut clients, &done);
+            handle(job, &mut clients, &done, &mut groups);
+        }
+        groups.start(&done);
+    }
+}
+
+/// Unary calls that arrived together, by client: each client's group runs
+/// in one task with one timer (`run_group`), where a task and a timer per
+/// call would cost more than the call's own work on the runtime thread.
+#[derive(Default)]
+struct Groups(Vec<Group>);
+
+struct Group {
+    client: Arc<Client>,
+    id: u64,
+    calls: Vec<(u64, Call)>,
+    /// The latest of the calls' deadlines (they were issued within one
+    /// drain of the Perl thread's queue, so they differ by little).
+    deadline: std::time::Instant,
+}
+
+impl Groups {
+    fn add(&mut self, live: &Live, id: u64, req: u64, call: Call, deadline: std::time::Instant) {
+        let at = match self.0.iter().position(|g| g.id == id) {
+            Some(i) => i,
+            None => {
+                self.0.push(Group {
+                    client: live.client.clone(),
+                    id,
+                    calls: Vec::new(),
+                    deadline,
+                });
+                self.0.len() - 1
+            }
+        };
+        let g = &mut self.0[at];
+        g.calls.push((req, call));
+        g.deadline = g.deadline.max(deadline);
+    }
+
+    fn start(&mut self, done: &Done) {
+        for g in self.0.drain(..) {
+            tokio::spawn(run_group(g, done.clone()));
         }
     }
 }
 
-fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
+/// Runs a group's calls concurrently, reporting each as it ends; whatever
+/// is still running at the deadline is dropped (its streams reset) and
+/// reported as DEADLINE_EXCEEDED, as `Client::send` does for one call.
+async fn run_group(g: Group, done: Done) {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Group {
+        client,
+        calls,
+        deadline,
+        ..
+    } = g;
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let at: Arc<[AtomicUsize]> = calls
+        .iter()
+        .map(|_| AtomicUsize::new(crate::etcd::client::NO_ENDPOINT))
+        .collect();
+    let mut open: Vec<Option<u64>> = calls.iter().map(|(req, _)| Some(*req)).collect();
+    let mut running: FuturesUnordered<_> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, call))| {
+            let (client, at) = (client.clone(), at.clone());
+            async move { (i, client.unary_grouped(call, deadline, &at[i]).await) }
+        })
+        .collect();
+    let expired = tokio::time::sleep_until(deadline);
+    tokio::pin!(expired);
+    loop {
+        tokio::select! {
+            biased;
+            next = running.next() => match next {
+                Some((i, result)) => {
+                    if let Some(req) = open[i].take() {
+                        done.send(Completion { req, result, last: true });
+                    }
+                }
+                None => return,
+            },
+            _ = &mut expired => break,
+        }
+    }
+    drop(running);
+    for (i, req) in open.iter().enumerate() {
+        if let Some(req) = *req {
+            client.unanswered(at[i].load(Ordering::Relaxed));
+            done.send(Completion {
+                req,
+                result: Err(Error::deadline()),
+                last: true,
+            });
+        }
+    }
+}
+
+fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done, groups: &mut Groups) {
     match job {
         Job::Batch(jobs) => {
             for j in jobs {
-                handle(j, clients, done);
+                handle(j, clients, done, groups);
             }
         }
         Job::NewClient { id, cfg } => {
@@ -293,13 +391,19 @@ fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done) {
             let Some(live) = clients.get(&client) else {
                 return;
             };
+            // Ordered after the watches created before it (see Barrier).
+            let barrier = live.barrier.wait();
+            if barrier.is_none() && live.client.groupable(&call) {
+                groups.add(live, client, req, call, deadline);
+                return;
+            }
+            // Calls are sent in the order they were made.
+            groups.start(done);
             let c = live.client.clone();
             // A call the server may hold for long (lock, campaign) is
             // abandoned when the client goes; others just run out.
             let mut closed = call.may_block().then(|| live.closed.subscribe());
             let done = done.clone();
-            // Ordered after the watches created before it (see Barrier).
-            let barrier = live.barrier.wait();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 let run = async {

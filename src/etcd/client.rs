@@ -2,6 +2,7 @@
 //! and the unary call path with deadline, retry by RPC class and endpoint
 //! failover. Runs on the runtime thread; knows nothing of Perl.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use super::error::{self, Error};
 use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
 use super::tls::Tls;
+
+/// `at` before the first attempt has chosen an endpoint.
+pub const NO_ENDPOINT: usize = usize::MAX;
 
 /// Settings decoded from the constructor options.
 #[derive(Debug, Clone)]
@@ -94,34 +98,81 @@ impl Client {
         opts: &CallOpts,
         deadline: Instant,
     ) -> Result<Reply, Error> {
+        let at = AtomicUsize::new(NO_ENDPOINT);
+        let may_block = call.may_block();
+        match tokio::time::timeout_at(deadline, self.attempts(call, opts, deadline, &at)).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                if !may_block {
+                    self.unanswered(at.load(Ordering::Relaxed));
+                }
+                Err(Error::deadline())
+            }
+        }
+    }
+
+    /// Whether a call may run in a group (`unary_grouped`): one whose
+    /// token, login and cancellation rules need no state of their own.
+    pub fn groupable(&self, call: &Call) -> bool {
+        self.auth.tokenless()
+            && !call.may_block()
+            && !matches!(call, Call::Authenticate(_) | Call::AuthStatus(_))
+    }
+
+    /// `unary` for a call that `groupable` accepted, without a deadline of
+    /// its own: the caller (runtime.rs, one timer for many calls) drops it
+    /// at `deadline` and then reports `unanswered(at)`. `at` holds the
+    /// endpoint of the attempt in progress.
+    pub async fn unary_grouped(
+        &self,
+        call: Call,
+        deadline: Instant,
+        at: &AtomicUsize,
+    ) -> Result<Reply, Error> {
+        let call = self.ns.apply(call);
+        let mut reply = self.attempts(call, &self.current_opts().0, deadline, at).await?;
+        self.ns.strip(&mut reply);
+        Ok(reply)
+    }
+
+    /// A call got no answer in the whole time from endpoint `idx`: the
+    /// member may be stopped or cut off with its connection still open
+    /// (which only the keepalive would notice, after many seconds). Later
+    /// requests go to the next endpoint.
+    pub fn unanswered(&self, idx: usize) {
+        if idx < self.endpoints.len() {
+            self.endpoints.state().set_conn(idx, Conn::Down);
+            self.endpoints.failover(idx);
+        }
+    }
+
+    /// The attempts of `send`, with no deadline of their own (`deadline`
+    /// only bounds the backoff). Each attempt's endpoint is stored in `at`.
+    async fn attempts(
+        &self,
+        call: Call,
+        opts: &CallOpts,
+        deadline: Instant,
+        at: &AtomicUsize,
+    ) -> Result<Reply, Error> {
         let class = call.class();
         let mut backoff = Backoff::new();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let idx = self.endpoints.current();
+            at.store(idx, Ordering::Relaxed);
             let ch = self
                 .endpoints
                 .channel(idx)
                 .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-            let status = match tokio::time::timeout_at(deadline, Box::pin(call.clone().exec(ch, opts))).await
-            {
-                Err(_) => {
-                    // No answer in the whole time: the member may be stopped
-                    // or cut off with its connection still open (which only
-                    // the keepalive would notice, after many seconds). Later
-                    // requests go to the next endpoint.
-                    if !call.may_block() {
-                        self.endpoints.state().set_conn(idx, Conn::Down);
-                        self.endpoints.failover(idx);
-                    }
-                    return Err(Error::deadline());
-                }
-                Ok(Ok(reply)) => {
+            // Boxed: the caller's future stays small (no large copies).
+            let status = match Box::pin(call.clone().exec(ch, opts)).await {
+                Ok(reply) => {
                     self.endpoints.state().set_conn(idx, Conn::Up);
                     return reply.checked();
                 }
-                Ok(Err(status)) => status,
+                Err(status) => status,
             };
             self.record(idx, &status);
             let never_sent = error::never_sent(&status);
