@@ -132,6 +132,8 @@ const TABLE: &[(&CStr, XsubFn)] = &[
 ];
 
 unsafe fn boot(pi: Pi) {
+    #[cfg(feature = "mimalloc")]
+    super::alloc::tune();
     // SAFETY: called from boot_EV__Etcd with the live interpreter; the mark
     // pushed by XSLoader's call is popped here and the stack restored by
     // xs_boot_epilog; names and the file name are static NUL-terminated strings.

@@ -3,6 +3,8 @@
 //! interpreter token (sv), the xsub wrapper (xsub), response conversions
 //! (convert) and the boot function that registers every xsub (boot).
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod boot;
 pub mod convert;
 pub mod convert_lease;
