@@ -78,8 +78,16 @@ int ev_etcd_type(void *pi, SV *sv) { SHIM_THX; return (int)SvTYPE(sv); }
 int ev_etcd_t_pvhv(void) { return SVt_PVHV; }
 int ev_etcd_t_pvav(void) { return SVt_PVAV; }
 int ev_etcd_t_pvcv(void) { return SVt_PVCV; }
-int ev_etcd_is_object(void *pi, SV *sv) { SHIM_THX; return sv_isobject(sv) ? 1 : 0; }
-int ev_etcd_derived_from(void *pi, SV *sv, const char *pkg) { SHIM_THX; return sv_derived_from(sv, pkg) ? 1 : 0; }
+/* An object blessed into pkg or a subclass; the exact class is checked by
+   name first (the common case), without walking @ISA. */
+int ev_etcd_isa(void *pi, SV *sv, const char *pkg, STRLEN len) {
+    SHIM_THX;
+    HV *st;
+    if (!sv_isobject(sv)) return 0;
+    st = SvSTASH(SvRV(sv));
+    if (st && HvNAME_get(st) && (STRLEN)HvNAMELEN_get(st) == len && memEQ(HvNAME_get(st), pkg, len)) return 1;
+    return sv_derived_from_pvn(sv, pkg, len, 0) ? 1 : 0;
+}
 int ev_etcd_pok(void *pi, SV *sv) { SHIM_THX; return SvPOK(sv) ? 1 : 0; }
 int ev_etcd_niok(void *pi, SV *sv) { SHIM_THX; return (SvIOK(sv) || SvNOK(sv)) ? 1 : 0; }
 const char *ev_etcd_pv(void *pi, SV *sv, STRLEN *len) { SHIM_THX; return SvPV(sv, *len); }

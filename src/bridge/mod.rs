@@ -95,11 +95,33 @@ struct Pending {
     label: &'static str,
 }
 
+/// Hashes the ids this module hands out (sequential numbers) with one
+/// multiplication: SipHash's resistance to chosen keys buys nothing here,
+/// and these maps are consulted several times per request.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 #[derive(Default)]
 struct Main {
     bridge: Option<Bridge>,
-    clients: HashMap<u64, ClientEntry>,
-    pending: HashMap<u64, Pending>,
+    clients: IdMap<ClientEntry>,
+    pending: IdMap<Pending>,
     next_id: u64,
     keepalive_on: bool,
     /// Jobs issued by callbacks during a drain, sent as one batch when the
@@ -232,16 +254,18 @@ pub fn client_tag_ok(id: u64, tag: usize) -> bool {
 
 /// Checks that `id` is a live client of this process.
 pub fn check_client(id: u64) -> Result<(), String> {
-    with(|m| {
-        match m.clients.get(&id) {
+    with(|m| live_client(m, id).map(|_| ()))
+}
+
+fn live_client(m: &Main, id: u64) -> Result<&ClientEntry, String> {
+    match m.clients.get(&id) {
         None => Err("EV::Etcd: client has been destroyed".to_owned()),
         Some(c) if c.pid != crate::perl::process::pid() => Err(format!(
             "EV::Etcd: this client was created in process {} and cannot be used after fork; create a new client in the child",
             c.pid
         )),
-        Some(_) => Ok(()),
+        Some(c) => Ok(c),
     }
-    })
 }
 
 /// Whether the client has a namespace (a prefix of the empty key then
@@ -258,13 +282,12 @@ pub fn submit(
     call: Call,
     cb: SvBox,
 ) -> Result<(), String> {
-    let timeout = with(|m| m.clients.get(&client).map(|c| c.timeout));
-    let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(30));
-    enqueue(p, client, label, cb, |req| Job::Unary {
+    let now = Instant::now();
+    enqueue_with(p, client, label, Some(cb), None, |req, timeout| Job::Unary {
         client,
         req,
         call,
-        deadline,
+        deadline: now + timeout,
     })?;
     Ok(())
 }
@@ -278,24 +301,26 @@ fn enqueue(
     cb: SvBox,
     make: impl FnOnce(u64) -> Job,
 ) -> Result<u64, String> {
-    enqueue_with(p, client, label, Some(cb), None, make)
+    enqueue_with(p, client, label, Some(cb), None, |req, _| make(req))
 }
 
+/// `enqueue` with an optional callback and error callback; `make` gets the
+/// request id and the client's timeout.
 fn enqueue_with(
     p: &Perl,
     client: u64,
     label: &'static str,
     cb: Option<SvBox>,
     on_err: Option<SvBox>,
-    make: impl FnOnce(u64) -> Job,
+    make: impl FnOnce(u64, Duration) -> Job,
 ) -> Result<u64, String> {
     // An argument whose conversion died was read as "0": send nothing.
     p.check()?;
-    check_client(client)?;
     let req = with(|m| {
+        let timeout = live_client(m, client)?.timeout;
         m.next_id += 1;
         let req = m.next_id;
-        queue(m, make(req))?;
+        queue(m, make(req, timeout))?;
         m.pending.insert(
             req,
             Pending {
@@ -430,7 +455,7 @@ pub fn keepalive_start(
     cb: Option<SvBox>,
     on_lost: Option<SvBox>,
 ) -> Result<u64, String> {
-    enqueue_with(p, client, "keepalive", cb, on_lost, |req| Job::Keepalive {
+    enqueue_with(p, client, "keepalive", cb, on_lost, |req, _| Job::Keepalive {
         client,
         cmd: KeepaliveCmd::Start { req, id },
     })
@@ -586,10 +611,9 @@ fn drain_batch(p: &Perl) {
         if i % FLUSH_EVERY == FLUSH_EVERY - 1 {
             flush();
         }
-        let next = with(|m| m.bridge.as_ref().and_then(|b| b.done_rx.try_recv().ok()));
-        let Some(done) = next else { return };
-        let entry = with(|m| {
-            if done.last {
+        let next = with(|m| {
+            let done = m.bridge.as_ref()?.done_rx.try_recv().ok()?;
+            let entry = if done.last {
                 m.pending
                     .remove(&done.req)
                     .map(|pd| (pd.cb, pd.on_err, pd.on_item, pd.label))
@@ -597,8 +621,10 @@ fn drain_batch(p: &Perl) {
                 m.pending.get(&done.req).map(|pd| {
                     (pd.cb.clone(), pd.on_err.clone(), pd.on_item.clone(), pd.label)
                 })
-            }
+            };
+            Some((done, entry))
         });
+        let Some((done, entry)) = next else { return };
         let Some((cb, on_err, on_item, label)) = entry else {
             continue;
         };

@@ -89,8 +89,7 @@ extern "C" {
     pub fn ev_etcd_t_pvhv() -> c_int;
     pub fn ev_etcd_t_pvav() -> c_int;
     pub fn ev_etcd_t_pvcv() -> c_int;
-    pub fn ev_etcd_is_object(pi: Pi, sv: *mut SV) -> c_int;
-    pub fn ev_etcd_derived_from(pi: Pi, sv: *mut SV, pkg: *const c_char) -> c_int;
+    pub fn ev_etcd_isa(pi: Pi, sv: *mut SV, pkg: *const c_char, len: usize) -> c_int;
     pub fn ev_etcd_pok(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_niok(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_pv(pi: Pi, sv: *mut SV, len: *mut usize) -> *const c_char;

@@ -259,12 +259,8 @@ impl<'a> Perl<'a> {
     pub fn derived_from(&self, sv: Sv<'a>, pkg: &str) -> bool {
         // sv_isobject and sv_derived_from run get-magic.
         let sv = self.val(sv);
-        let c = CString::new(pkg).unwrap_or_default();
-        // SAFETY: live SV, NUL-terminated package name.
-        unsafe {
-            ffi::ev_etcd_is_object(self.pi, sv.raw) != 0
-                && ffi::ev_etcd_derived_from(self.pi, sv.raw, c.as_ptr()) != 0
-        }
+        // SAFETY: live SV; the name is passed with its length (no NUL needed).
+        unsafe { ffi::ev_etcd_isa(self.pi, sv.raw, pkg.as_ptr().cast(), pkg.len()) != 0 }
     }
 
     /// The string value as bytes (the internal UTF-8 encoding for a string
