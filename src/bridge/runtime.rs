@@ -19,6 +19,7 @@ use crate::etcd::stream;
 use crate::etcd::watch::{self as w, Barrier};
 
 use super::notify::Notifier;
+use super::IdMap;
 
 /// Work sent from the Perl thread.
 pub enum Job {
@@ -188,7 +189,7 @@ async fn serve(
     let flush = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(flusher(flush.clone(), notify));
     let done = Done { tx: done, flush };
-    let mut clients: HashMap<u64, Live> = HashMap::new();
+    let mut clients: IdMap<Live> = IdMap::default();
     let mut batch = Vec::with_capacity(256);
     let mut groups = Groups::default();
     while rx.recv_many(&mut batch, 256).await > 0 {
@@ -258,12 +259,14 @@ async fn run_group(g: Group, done: Done) {
         .map(|_| AtomicUsize::new(crate::etcd::client::NO_ENDPOINT))
         .collect();
     let mut open: Vec<Option<u64>> = calls.iter().map(|(req, _)| Some(*req)).collect();
+    // Groupable clients have no token: one set of call options serves all.
+    let opts = Arc::new(client.current_opts().0);
     let mut running: FuturesUnordered<_> = calls
         .into_iter()
         .enumerate()
         .map(|(i, (_, call))| {
-            let (client, at) = (client.clone(), at.clone());
-            async move { (i, client.unary_grouped(call, deadline, &at[i]).await) }
+            let (client, at, opts) = (client.clone(), at.clone(), opts.clone());
+            async move { (i, client.unary_grouped(call, &opts, deadline, &at[i]).await) }
         })
         .collect();
     let expired = tokio::time::sleep_until(deadline);
@@ -295,7 +298,7 @@ async fn run_group(g: Group, done: Done) {
     }
 }
 
-fn handle(job: Job, clients: &mut HashMap<u64, Live>, done: &Done, groups: &mut Groups) {
+fn handle(job: Job, clients: &mut IdMap<Live>, done: &Done, groups: &mut Groups) {
     match job {
         Job::Batch(jobs) => {
             for j in jobs {

@@ -119,18 +119,19 @@ impl Client {
             && !matches!(call, Call::Authenticate(_) | Call::AuthStatus(_))
     }
 
-    /// `unary` for a call that `groupable` accepted, without a deadline of
-    /// its own: the caller (runtime.rs, one timer for many calls) drops it
+    /// `unary` for a call that `groupable` accepted (so `opts` carries no
+    /// token: `current_opts`), without a deadline of its own: the caller (runtime.rs, one timer for many calls) drops it
     /// at `deadline` and then reports `unanswered(at)`. `at` holds the
     /// endpoint of the attempt in progress.
     pub async fn unary_grouped(
         &self,
         call: Call,
+        opts: &CallOpts,
         deadline: Instant,
         at: &AtomicUsize,
     ) -> Result<Reply, Error> {
         let call = self.ns.apply(call);
-        let mut reply = self.attempts(call, &self.current_opts().0, deadline, at).await?;
+        let mut reply = self.attempts(call, opts, deadline, at).await?;
         self.ns.strip(&mut reply);
         Ok(reply)
     }
