@@ -10,14 +10,12 @@ use std::time::Instant;
 use ev_etcd::etcd::pb::etcdserverpb::{kv_client::KvClient, PutRequest, RangeRequest};
 use tonic::transport::{Channel, Endpoint};
 
-/// Process CPU time (user + system) from /proc, in seconds.
+/// Process CPU time (user + system, all threads), in seconds, to the
+/// nanosecond (clock_gettime(CLOCK_PROCESS_CPUTIME_ID)).
 fn cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
+    cpu_time::ProcessTime::try_now()
+        .map(|t| t.as_duration().as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 async fn pipelined(ch: &Channel, ops: usize, inflight: usize, put: bool) -> (f64, f64) {
