@@ -222,7 +222,11 @@ reach it is tried on the next (see L</RETRIES AND FAILOVER>).
 
 Whole seconds (fractions truncate; values below 1 mean 1); default 30. Each
 unary request must complete within this time from the call, retries
-included, or its callback receives a C<DEADLINE_EXCEEDED> error.
+included, or its callback receives a C<DEADLINE_EXCEEDED> error. Requests
+that reach the engine together (those made by the callbacks of one pass of
+the loop, or in one stretch of code) share one deadline, that of the last
+of them: the earlier ones may time out later by at most the time that
+passed between them.
 
 =item max_retries => $n
 
