@@ -2,7 +2,7 @@
 # KV benchmark: EV::Etcd against a pure-Rust client on the same tonic stack
 # (examples/kv_baseline.rs), same etcd, same run.
 #
-#   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000]
+#   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5]
 #
 # Uses EV_ETCD_ENDPOINTS (first endpoint) when set, otherwise starts a
 # throwaway etcd. Prints ops/s and the client's own CPU in microseconds per
@@ -17,7 +17,7 @@ use Time::HiRes qw(time clock_gettime CLOCK_PROCESS_CPUTIME_ID);
 use EV;
 use EV::Etcd;
 
-my ($ops, $inflight, $seq, $rounds) = (20_000, 100, 2_000, 3);
+my ($ops, $inflight, $seq, $rounds) = (20_000, 100, 2_000, 5);
 GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq, 'rounds=i' => \$rounds)
     or die "bad options\n";
 
