@@ -1,26 +1,25 @@
-//! The wake-up path from the runtime thread to the Perl thread: a socket pair
-//! whose read end the .pm watches with `EV::io`. The writer sends a byte only
+//! The wake-up path from the runtime thread to the Perl thread: an eventfd
+//! that the .pm watches with `EV::io`. The writer adds to its count only
 //! when the completion queue goes from empty to non-empty (the `armed` flag),
 //! so a busy runtime costs one wakeup per batch, and an idle one none.
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Notifier {
     armed: AtomicBool,
-    writer: UnixStream,
+    writer: File,
 }
 
 pub struct Receiver {
-    reader: UnixStream,
+    reader: File,
 }
 
 pub fn pair() -> std::io::Result<(Notifier, Receiver)> {
-    let (reader, writer) = UnixStream::pair()?;
-    reader.set_nonblocking(true)?;
-    writer.set_nonblocking(true)?;
+    let reader = File::from(crate::perl::fd::eventfd()?);
+    let writer = reader.try_clone()?;
     Ok((
         Notifier {
             armed: AtomicBool::new(false),
@@ -41,8 +40,8 @@ impl Notifier {
     /// Makes the fd readable regardless of the flag (a bounded drain that
     /// left work behind uses it so the loop comes back).
     pub fn force(&self) {
-        // A full socket buffer already means "readable": WouldBlock is fine.
-        let _ = (&self.writer).write(&[1u8]);
+        // A count at its maximum already means "readable": WouldBlock is fine.
+        let _ = (&self.writer).write(&1u64.to_ne_bytes());
     }
 
     /// Called by the drain before it empties the queue: later pushes signal again.
@@ -56,14 +55,10 @@ impl Receiver {
         self.reader.as_raw_fd()
     }
 
-    /// Empties the socket so the fd stops being readable.
+    /// Resets the count so the fd stops being readable.
     pub fn clear(&self) {
-        let mut buf = [0u8; 256];
-        while let Ok(n) = (&self.reader).read(&mut buf) {
-            if n < buf.len() {
-                break;
-            }
-        }
+        let mut count = [0u8; 8];
+        let _ = (&self.reader).read(&mut count);
     }
 }
 
@@ -71,26 +66,29 @@ impl Receiver {
 mod tests {
     use super::*;
 
-    /// Reads what is there; the socket is non-blocking.
-    fn pending_bytes(r: &Receiver) -> usize {
-        let mut b = [0u8; 64];
-        (&r.reader).read(&mut b).unwrap_or(0)
+    /// The count, which reading resets; the fd is non-blocking (0 when unset).
+    fn wakeups(r: &Receiver) -> usize {
+        let mut b = [0u8; 8];
+        match (&r.reader).read(&mut b) {
+            Ok(8) => u64::from_ne_bytes(b) as usize,
+            _ => 0,
+        }
     }
 
     #[test]
     fn signals_once_per_batch() {
         let (n, r) = pair().unwrap();
-        assert_eq!(pending_bytes(&r), 0);
+        assert_eq!(wakeups(&r), 0);
         n.signal();
         n.signal();
         n.signal();
-        assert_eq!(pending_bytes(&r), 1, "three signals, one byte");
+        assert_eq!(wakeups(&r), 1, "three signals, one wakeup");
         n.signal();
-        assert_eq!(pending_bytes(&r), 0, "still armed: no new byte");
+        assert_eq!(wakeups(&r), 0, "still armed: no new wakeup");
         n.disarm();
         n.signal();
         n.force();
         r.clear();
-        assert_eq!(pending_bytes(&r), 0, "clear empties the socket");
+        assert_eq!(wakeups(&r), 0, "clear resets the count");
     }
 }

@@ -9,6 +9,7 @@ pub mod boot;
 pub mod convert;
 pub mod convert_lease;
 pub mod convert_ops;
+pub mod fd;
 pub mod ffi;
 pub mod process;
 pub mod sv;
