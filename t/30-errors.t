@@ -277,6 +277,26 @@ SKIP: {
     is_deeply([ map { $_->{err} && $_->{err}{source} } @batch ], [ ('range') x 10, ('put') x 10 ],
               'batch: each error names its call');
 
+    # calls of two clients issued together: the answered ones are not held
+    # back by the other client's calls that wait for their deadline
+    my (@mixed, $fast);
+    my $c2 = EV::Etcd->new(endpoints => [ $srv3->endpoint ], timeout => 1);
+    my $trigger = start_call($live, 'get', "${P}batch-trigger");
+    $live->get("${P}batch-trigger", sub {
+        push @mixed, start_call($c2, 'get', "${P}mixed$_") for 1 .. 3;
+        $fast = start_call($live, 'put', "${P}mixed", 'v');
+        push @mixed, start_call($c2, 'put', "${P}mixed", 'v');
+    });
+    finish('mixed trigger', 10, $trigger);
+    EtcdTest::run_until(10, sub { $fast && @mixed == 4 });
+    finish('mixed batch', 10, $fast, @mixed);
+    ok_resp($fast, 'mixed batch: the live client\'s put is answered');
+    ok(($fast->{elapsed} // 99) < 0.8, 'mixed batch: ... without waiting for the stopped member\'s deadline (took '
+       . sprintf('%.2f', $fast->{elapsed} // 99) . ' s)');
+    is_deeply([ map { $_->{err} && $_->{err}{status} } @mixed ], [ ('DEADLINE_EXCEEDED') x 4 ],
+              'mixed batch: the stopped member\'s calls time out');
+    undef $c2;
+
     my $next = ok_resp(timed($c, 'status'), 'batch: the next call is answered while the first member is stopped');
     is($next->{header}{member_id}, $good_id, 'batch: ... by the other endpoint');
     $resume->();
