@@ -5,7 +5,8 @@
 #   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5]
 #
 # Uses EV_ETCD_ENDPOINTS (first endpoint) when set, otherwise starts a
-# throwaway etcd. Prints ops/s and the client's own CPU in microseconds per
+# throwaway etcd (t/lib/EtcdTest.pm: --unsafe-no-fsync when etcd has it, so
+# the server is bound by the CPU it shares with the client, not by the disk). Prints ops/s and the client's own CPU in microseconds per
 # operation for pipelined put, pipelined get and sequential put+get, the
 # baseline's figures, and the ratios. Run it by hand; it is not a test.
 use strict;

@@ -1387,13 +1387,13 @@ the two cores:
 
 =item KV
 
-Pipelined C<put> (100 in flight): about 85-92% of the throughput of a
+Pipelined C<put> (100 in flight): about 83-92% of the throughput of a
 pure-Rust client on the same tonic stack (and allocator) in the same run,
-at about 15-17 microseconds of client CPU per request (both threads
+at about 15-18 microseconds of client CPU per request (both threads
 together; about 3 of them on the Perl thread, the benchmark's own Perl code
 included). The test server runs without fsync, so it is bound by the CPU
 it shares with the client, and every microsecond the client spends is one
-the server lacks. Pipelined C<get>: about 91-97% of the throughput, 21-23
+the server lacks. Pipelined C<get>: about 89-97% of the throughput, 21-23
 microseconds per request. Sequential requests are bound by the round trip
 (one put plus its event reaches a watch in about 0.2-0.3 ms with etcd's
 data on tmpfs).
