@@ -210,8 +210,8 @@ struct Group {
     client: Arc<Client>,
     id: u64,
     calls: Vec<(u64, Call)>,
-    /// The latest of the calls' deadlines (they were issued within one
-    /// drain of the Perl thread's queue, so they differ by little).
+    /// The latest of the calls' deadlines (they reached the runtime
+    /// together, so they differ by the time between their issue).
     deadline: std::time::Instant,
 }
 

@@ -120,9 +120,10 @@ impl Client {
     }
 
     /// `unary` for a call that `groupable` accepted (so `opts` carries no
-    /// token: `current_opts`), without a deadline of its own: the caller (runtime.rs, one timer for many calls) drops it
-    /// at `deadline` and then reports `unanswered(at)`. `at` holds the
-    /// endpoint of the attempt in progress.
+    /// token: `current_opts`), without a deadline of its own: the caller
+    /// (runtime.rs, one timer for many calls) drops it at `deadline` and
+    /// then reports `unanswered(at)`. `at` holds the endpoint of the
+    /// attempt in progress.
     pub async fn unary_grouped(
         &self,
         call: Call,

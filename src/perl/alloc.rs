@@ -19,6 +19,7 @@ pub const PURGE_DELAY_MS: c_long = 10_000;
 
 extern "C" {
     fn mi_option_set(option: c_int, value: c_long);
+    #[cfg(test)]
     fn mi_option_get(option: c_int) -> c_long;
 }
 
@@ -32,7 +33,8 @@ pub fn tune() {
 }
 
 /// The purge delay mimalloc uses now, in milliseconds.
-pub fn purge_delay() -> c_long {
+#[cfg(test)]
+fn purge_delay() -> c_long {
     // SAFETY: plain getter of the statically linked mimalloc.
     unsafe { mi_option_get(PURGE_DELAY) }
 }
