@@ -6,9 +6,13 @@
 #
 # Uses EV_ETCD_ENDPOINTS (first endpoint) when set, otherwise starts a
 # throwaway etcd (t/lib/EtcdTest.pm: --unsafe-no-fsync when etcd has it, so
-# the server is bound by the CPU it shares with the client, not by the disk). Prints ops/s and the client's own CPU in microseconds per
-# operation for pipelined put, pipelined get and sequential put+get, the
-# baseline's figures, and the ratios. Run it by hand; it is not a test.
+# the server is bound by the CPU it shares with the client, not by the
+# disk). Prints ops/s and the client's own CPU in microseconds per operation
+# for pipelined put, pipelined get and sequential put+get, the baseline's
+# figures, and the ratios; then where the time went: the client's CPU split
+# between its engine thread and the Perl thread, the server's CPU per
+# operation (when this script started the server) and the share of the
+# machine's CPU left idle, for both clients. Run it by hand; it is not a test.
 use strict;
 use warnings;
 use FindBin;
@@ -22,13 +26,14 @@ my ($ops, $inflight, $seq, $rounds) = (20_000, 100, 2_000, 5);
 GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq, 'rounds=i' => \$rounds)
     or die "bad options\n";
 
-my ($endpoint, $server);
+my ($endpoint, $server, $server_pid);
 if ($ENV{EV_ETCD_ENDPOINTS}) {
     ($endpoint) = split /,/, $ENV{EV_ETCD_ENDPOINTS};
 } else {
     require EtcdTest;
     $server = EtcdTest->start;
     $endpoint = $server->endpoint;
+    $server_pid = $server->pid;
 }
 
 my $root = "$FindBin::Bin/..";
@@ -38,6 +43,58 @@ system("cd '$root' && cargo build --release --quiet --example kv_baseline") == 0
 # Process CPU time (both threads), to the nanosecond; the baseline measures
 # itself the same way.
 sub cpu { clock_gettime(CLOCK_PROCESS_CPUTIME_ID) }
+
+# Linux only (undef elsewhere): CPU seconds of the given threads, from the
+# nanosecond run times in /proc/PID/task/TID/schedstat.
+sub tasks_cpu {
+    my @files = @_;
+    return undef unless @files;
+    my $ns = 0;
+    for my $f (@files) {
+        open my $fh, '<', $f or return undef;
+        my ($run) = split ' ', scalar <$fh>;
+        $ns += $run;
+    }
+    return $ns / 1e9;
+}
+# All threads of the server.
+sub server_cpu { defined $server_pid ? tasks_cpu(glob "/proc/$server_pid/task/*/schedstat") : undef }
+# The client's engine (runtime) thread.
+my $engine_stat;
+sub engine_cpu {
+    unless ($engine_stat) {
+        for my $t (glob "/proc/$$/task/*") {
+            open my $fh, '<', "$t/comm" or next;
+            chomp(my $comm = <$fh> // '');
+            $engine_stat = "$t/schedstat" if $comm eq 'ev-etcd-runtime';
+        }
+    }
+    return $engine_stat ? tasks_cpu($engine_stat) : undef;
+}
+# (idle, total) jiffies of the whole machine.
+sub machine {
+    open my $fh, '<', '/proc/stat' or return;
+    my (undef, @t) = split ' ', scalar <$fh>;
+    @t = @t[0 .. 7];
+    my $total = 0;
+    $total += $_ for @t;
+    return ($t[3] + $t[4], $total);
+}
+
+# Snapshot before a phase; `around_end` turns it into
+# [server cpu seconds, idle share, engine cpu seconds] (undef where unknown).
+sub around_start { [server_cpu(), engine_cpu(), machine()] }
+sub around_end {
+    my ($a) = @_;
+    my ($s0, $e0, $i0, $t0) = @$a;
+    my ($s1, $e1) = (server_cpu(), engine_cpu());
+    my ($i1, $t1) = machine();
+    return [
+        (defined $s0 && defined $s1 ? $s1 - $s0 : undef),
+        (defined $t0 && defined $t1 && $t1 > $t0 ? ($i1 - $i0) / ($t1 - $t0) : undef),
+        (defined $e0 && defined $e1 ? $e1 - $e0 : undef),
+    ];
+}
 
 my $c = EV::Etcd->new(endpoints => [$endpoint], timeout => 30);
 my $value = 'some-value-of-32-bytes-length...';
@@ -55,16 +112,16 @@ sub pipelined {
         my $k = "/bench/perl/" . ($issued++ % 1000);
         $put ? $c->put($k, $value, $cb) : $c->get($k, $cb);
     };
-    my ($t0, $c0) = (time, cpu());
+    my ($t0, $c0, $a) = (time, cpu(), around_start());
     $next->() for 1 .. ($inflight < $n ? $inflight : $n);
     EV::run;
     die "only $done of $n completed\n" unless $done == $n;
-    return (time - $t0, cpu() - $c0);
+    return (time - $t0, cpu() - $c0, @{ around_end($a) });
 }
 
 sub sequential {
     my ($n) = @_;
-    my ($t0, $c0) = (time, cpu());
+    my ($t0, $c0, $a) = (time, cpu(), around_start());
     for my $i (1 .. $n) {
         my $k = "/bench/perl/seq" . ($i % 100);
         my $ok = 0;
@@ -74,7 +131,7 @@ sub sequential {
         EV::run;
         die "sequential step $i incomplete\n" unless $ok == 2;
     }
-    return (time - $t0, cpu() - $c0);
+    return (time - $t0, cpu() - $c0, @{ around_end($a) });
 }
 
 pipelined(1000, 1);    # warm-up: connection, allocator
@@ -88,9 +145,10 @@ for my $round (1 .. $rounds) {
     push @{ $perl{get} }, [$ops, pipelined($ops, 0)];
     push @{ $perl{seq} }, [$seq * 2, sequential($seq)];
     my $got = 0;
-    for (`'$root/target/release/examples/kv_baseline' $endpoint $ops $inflight $seq`) {
-        my ($phase, $n, $s, $cpu) = split;
-        push @{ $base{$phase} }, [$n, $s, $cpu];
+    my $pid = $server_pid // '';
+    for (`'$root/target/release/examples/kv_baseline' $endpoint $ops $inflight $seq $pid`) {
+        my ($phase, $n, $s, $cpu, $scpu, $idle) = split;
+        push @{ $base{$phase} }, [$n, $s, $cpu, ($scpu < 0 ? undef : $scpu), ($idle < 0 ? undef : $idle)];
         $got++;
     }
     die "baseline produced no figures\n" unless $got == 3;
@@ -105,6 +163,18 @@ sub figures {
     my ($runs) = @_;
     return (median(map { $_->[0] / $_->[1] } @$runs), median(map { 1e6 * $_->[2] / $_->[0] } @$runs));
 }
+# Median of field $i over the rounds, per operation (us) or as a percentage;
+# '-' when unknown.
+sub per_op {
+    my ($runs, $i) = @_;
+    my @v = map { defined $_->[$i] ? 1e6 * $_->[$i] / $_->[0] : () } @$runs;
+    return @v == @$runs ? sprintf('%.1f', median(@v)) : '-';
+}
+sub pct {
+    my ($runs, $i) = @_;
+    my @v = map { defined $_->[$i] ? 100 * $_->[$i] : () } @$runs;
+    return @v == @$runs ? sprintf('%.0f%%', median(@v)) : '-';
+}
 
 printf "%d rounds, %d ops per pipelined phase, %d in flight, %d sequential put+get pairs; medians\n",
     $rounds, $ops, $inflight, $seq;
@@ -114,4 +184,16 @@ for my $p (qw(put get seq)) {
     my ($br, $bc) = figures($base{$p});
     my $name = { put => "pipelined put ($inflight)", get => "pipelined get ($inflight)", seq => 'sequential put+get' }->{$p};
     printf "%-22s %12.0f %12.1f %12.0f %12.1f %8.2f\n", $name, $pr, $pc, $br, $bc, $pr / $br;
+}
+# Each Perl run is [ops, seconds, cpu, server cpu, idle, engine cpu]; each
+# baseline run [ops, seconds, cpu, server cpu, idle].
+print "\nwhere the time went (us/op; idle: share of the machine's CPU left unused)\n";
+printf "%-22s %12s %12s %12s %12s %8s %8s\n", 'phase', 'perl engine', 'perl thread',
+    'server/perl', 'server/rust', 'idle/p', 'idle/r';
+for my $p (qw(put get seq)) {
+    my $name = { put => "pipelined put ($inflight)", get => "pipelined get ($inflight)", seq => 'sequential put+get' }->{$p};
+    my $engine = per_op($perl{$p}, 5);
+    my $thread = $engine eq '-' ? '-' : sprintf('%.1f', median(map { 1e6 * ($_->[2] - $_->[5]) / $_->[0] } @{ $perl{$p} }));
+    printf "%-22s %12s %12s %12s %12s %8s %8s\n", $name, $engine, $thread,
+        per_op($perl{$p}, 3), per_op($base{$p}, 3), pct($perl{$p}, 4), pct($base{$p}, 4);
 }

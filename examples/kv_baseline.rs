@@ -2,8 +2,11 @@
 //! driven directly from Rust, so the Perl figures have a reference measured
 //! on the same machine, against the same etcd, in the same run.
 //!
-//! Usage: kv_baseline ENDPOINT OPS INFLIGHT SEQ_OPS
-//! Prints one line per phase: `phase ops seconds cpu_seconds`.
+//! Usage: kv_baseline ENDPOINT OPS INFLIGHT SEQ_OPS [SERVER_PID]
+//! Prints one line per phase: `phase ops seconds cpu_seconds server_cpu
+//! idle`: the server's CPU seconds (all its threads; -1 without SERVER_PID
+//! or off Linux) and the share of the machine's CPU time left idle (-1 off
+//! Linux), both over the phase.
 
 use std::time::Instant;
 
@@ -16,6 +19,62 @@ fn cpu() -> f64 {
     cpu_time::ProcessTime::try_now()
         .map(|t| t.as_duration().as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// CPU time of all threads of process `pid`, in seconds (Linux: the
+/// nanosecond run times in /proc/PID/task/*/schedstat).
+fn task_cpu(pid: Option<u32>) -> Option<f64> {
+    let dir = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut ns = 0u64;
+    for t in dir.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
+/// (idle, total) jiffies of the machine (first line of /proc/stat).
+fn machine() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = s
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (v.len() == 8).then(|| (v[3] + v[4], v.iter().sum()))
+}
+
+/// What the server and the machine did over one phase.
+struct Around {
+    server: Option<f64>,
+    machine: Option<(u64, u64)>,
+    pid: Option<u32>,
+}
+
+impl Around {
+    fn start(pid: Option<u32>) -> Around {
+        Around {
+            server: task_cpu(pid),
+            machine: machine(),
+            pid,
+        }
+    }
+
+    /// `server_cpu idle` for the phase's line (-1 where unknown).
+    fn end(&self) -> String {
+        let server = match (self.server, task_cpu(self.pid)) {
+            (Some(a), Some(b)) => b - a,
+            _ => -1.0,
+        };
+        let idle = match (self.machine, machine()) {
+            (Some((i0, t0)), Some((i1, t1))) if t1 > t0 => (i1 - i0) as f64 / (t1 - t0) as f64,
+            _ => -1.0,
+        };
+        format!("{server:.4} {idle:.3}")
+    }
 }
 
 async fn pipelined(ch: &Channel, ops: usize, inflight: usize, put: bool) -> (f64, f64) {
@@ -85,6 +144,7 @@ fn main() {
     let ops: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let inflight: usize = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
     let seq: usize = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(2_000);
+    let server: Option<u32> = a.get(5).and_then(|s| s.parse().ok());
     // Same runtime shape as the module: one current-thread runtime.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,11 +159,14 @@ fn main() {
             .expect("connect");
         // warm-up
         pipelined(&ch, 1000, inflight, true).await;
+        let around = Around::start(server);
         let (s, c) = pipelined(&ch, ops, inflight, true).await;
-        println!("put {ops} {s:.4} {c:.4}");
+        println!("put {ops} {s:.4} {c:.4} {}", around.end());
+        let around = Around::start(server);
         let (s, c) = pipelined(&ch, ops, inflight, false).await;
-        println!("get {ops} {s:.4} {c:.4}");
+        println!("get {ops} {s:.4} {c:.4} {}", around.end());
+        let around = Around::start(server);
         let (s, c) = sequential(&ch, seq).await;
-        println!("seq {} {s:.4} {c:.4}", seq * 2);
+        println!("seq {} {s:.4} {c:.4} {}", seq * 2, around.end());
     });
 }
