@@ -21,10 +21,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::etcd::call::Call;
 use crate::etcd::client::Config;
-use crate::etcd::keepalive::Cmd as KeepaliveCmd;
-use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
 use crate::etcd::endpoints::State;
 use crate::etcd::health::Monitor;
+use crate::etcd::keepalive::Cmd as KeepaliveCmd;
+use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
 use crate::perl::convert;
 use crate::perl::{NewSv, Perl, SvBox};
 
@@ -283,11 +283,13 @@ pub fn submit(
     cb: SvBox,
 ) -> Result<(), String> {
     let now = Instant::now();
-    enqueue_with(p, client, label, Some(cb), None, |req, timeout| Job::Unary {
-        client,
-        req,
-        call,
-        deadline: now + timeout,
+    enqueue_with(p, client, label, Some(cb), None, |req, timeout| {
+        Job::Unary {
+            client,
+            req,
+            call,
+            deadline: now + timeout,
+        }
     })?;
     Ok(())
 }
@@ -371,10 +373,16 @@ pub fn check_stream(req: u64) -> Result<(), String> {
 /// `$watch->cancel($cb)`: no callback of the watch runs after this;
 /// `cb({}, undef)` runs once from the loop, whatever state the watch is in.
 pub fn cancel_watch(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
-    cancel_stream(p, req, ("watch", "watch is not of type EV::Etcd::Watch"), Some(cb), |client| Job::Watch {
-        client,
-        cmd: WatchCmd::Cancel { req },
-    })
+    cancel_stream(
+        p,
+        req,
+        ("watch", "watch is not of type EV::Etcd::Watch"),
+        Some(cb),
+        |client| Job::Watch {
+            client,
+            cmd: WatchCmd::Cancel { req },
+        },
+    )
 }
 
 /// `$observe->cancel($cb)`, like a watch's.
@@ -390,10 +398,16 @@ pub fn cancel_observe(p: &Perl, req: u64, cb: SvBox) -> Result<(), String> {
 
 /// `$keepalive->stop`: renewals end; nothing is called back.
 pub fn stop_keepalive(p: &Perl, req: u64) -> Result<(), String> {
-    cancel_stream(p, req, ("keepalive", "keepalive is not of type EV::Etcd::Keepalive"), None, |client| Job::Keepalive {
-        client,
-        cmd: KeepaliveCmd::Stop { req },
-    })
+    cancel_stream(
+        p,
+        req,
+        ("keepalive", "keepalive is not of type EV::Etcd::Keepalive"),
+        None,
+        |client| Job::Keepalive {
+            client,
+            cmd: KeepaliveCmd::Stop { req },
+        },
+    )
 }
 
 /// Ends stream `req` on the Perl side at once (no callback of it runs
@@ -455,9 +469,11 @@ pub fn keepalive_start(
     cb: Option<SvBox>,
     on_lost: Option<SvBox>,
 ) -> Result<u64, String> {
-    enqueue_with(p, client, "keepalive", cb, on_lost, |req, _| Job::Keepalive {
-        client,
-        cmd: KeepaliveCmd::Start { req, id },
+    enqueue_with(p, client, "keepalive", cb, on_lost, |req, _| {
+        Job::Keepalive {
+            client,
+            cmd: KeepaliveCmd::Start { req, id },
+        }
     })
 }
 
@@ -619,7 +635,12 @@ fn drain_batch(p: &Perl) {
                     .map(|pd| (pd.cb, pd.on_err, pd.on_item, pd.label))
             } else {
                 m.pending.get(&done.req).map(|pd| {
-                    (pd.cb.clone(), pd.on_err.clone(), pd.on_item.clone(), pd.label)
+                    (
+                        pd.cb.clone(),
+                        pd.on_err.clone(),
+                        pd.on_item.clone(),
+                        pd.label,
+                    )
                 })
             };
             Some((done, entry))

@@ -426,7 +426,11 @@ fn handle(job: Job, clients: &mut IdMap<Live>, done: &Done, groups: &mut Groups)
                         _ = closed.wait_for(|c| *c) => return,
                     },
                 };
-                done.send(Completion { req, result, last: true });
+                done.send(Completion {
+                    req,
+                    result,
+                    last: true,
+                });
             });
         }
     }

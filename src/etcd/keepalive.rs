@@ -27,14 +27,26 @@ use super::stream::{self, Ended, Next, Reconnect, Sink};
 
 pub enum Cmd {
     /// One request, one answer (`lease_keepalive`).
-    Once { req: u64, id: i64 },
+    Once {
+        req: u64,
+        id: i64,
+    },
     /// Renew until stopped or lost (`lease_keepalive_start`).
-    Start { req: u64, id: i64 },
-    Stop { req: u64 },
+    Start {
+        req: u64,
+        id: i64,
+    },
+    Stop {
+        req: u64,
+    },
 }
 
 /// Stream errors that no reconnection can fix.
-const FATAL: &[Code] = &[Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated];
+const FATAL: &[Code] = &[
+    Code::InvalidArgument,
+    Code::PermissionDenied,
+    Code::Unauthenticated,
+];
 
 /// Shortest renewal period, whatever the TTL.
 const MIN_PERIOD: Duration = Duration::from_millis(100);
@@ -104,7 +116,11 @@ impl Keeper {
                 // One-shots fail at once when no stream can be opened.
                 Next::Refused => {
                     for req in self.once.drain().flat_map(|(_, q)| q).collect::<Vec<_>>() {
-                        (self.sink)(req, Err(Error::new(error::INTERNAL, "Keepalive setup failed")), true);
+                        (self.sink)(
+                            req,
+                            Err(Error::new(error::INTERNAL, "Keepalive setup failed")),
+                            true,
+                        );
                     }
                 }
                 Next::Later => {}
@@ -264,7 +280,10 @@ impl Keeper {
             if let Some(m) = self.managed.remove(&req) {
                 let e = Error::new(
                     error::DEADLINE_EXCEEDED,
-                    format!("lease {}: no renewal got through before its TTL ran out", m.id),
+                    format!(
+                        "lease {}: no renewal got through before its TTL ran out",
+                        m.id
+                    ),
                 );
                 (self.sink)(req, Err(e), true);
             }

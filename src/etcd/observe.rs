@@ -18,7 +18,11 @@ use super::pb::v3electionpb as pb;
 use super::stream::{Lost, Next, Reconnect, ReqSink};
 
 /// Stream errors that no reconnection can fix.
-const FATAL: &[Code] = &[Code::InvalidArgument, Code::PermissionDenied, Code::Unauthenticated];
+const FATAL: &[Code] = &[
+    Code::InvalidArgument,
+    Code::PermissionDenied,
+    Code::Unauthenticated,
+];
 
 pub async fn observe(
     client: Arc<Client>,
@@ -73,7 +77,9 @@ async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Re
                                     }
                                 }
                                 Ok(None) => {
-                                    break Status::unavailable("observe stream closed by the server")
+                                    break Status::unavailable(
+                                        "observe stream closed by the server",
+                                    )
                                 }
                                 Err(s) => break s,
                             }
@@ -96,11 +102,19 @@ async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Re
         if !ever {
             match next {
                 Next::NextEndpoint => continue,
-                _ => return sink(Err(Error::new(error::INTERNAL, "Observe setup failed")), true),
+                _ => {
+                    return sink(
+                        Err(Error::new(error::INTERNAL, "Observe setup failed")),
+                        true,
+                    )
+                }
             }
         }
         if !auto_reconnect || client.cfg.max_retries == 0 {
-            return sink(Err(Error::new(error::UNAVAILABLE, "Observe stream ended")), true);
+            return sink(
+                Err(Error::new(error::UNAVAILABLE, "Observe stream ended")),
+                true,
+            );
         }
         if let Next::NextEndpoint = next {
             continue;

@@ -89,7 +89,9 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Er
             }
             done.size += m.blob.len() as u64;
             match &mut out {
-                Some((f, tmp, _)) => f.write_all(&m.blob).map_err(|e| io_error("write", tmp, e))?,
+                Some((f, tmp, _)) => f
+                    .write_all(&m.blob)
+                    .map_err(|e| io_error("write", tmp, e))?,
                 None if !m.blob.is_empty() => sink(Ok(Reply::SnapshotChunk(m.blob)), false),
                 None => {}
             }

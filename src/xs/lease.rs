@@ -72,7 +72,10 @@ pub fn keepalive_start<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let mut cb = None;
     if let Some((last, before)) = rest.split_last() {
         if p.is_code_ref(*last) || !p.is_defined(*last) && !before.is_empty() {
-            cb = p.is_defined(*last).then(|| args::callback(p, *last)).transpose()?;
+            cb = p
+                .is_defined(*last)
+                .then(|| args::callback(p, *last))
+                .transpose()?;
             rest = before;
         }
     }
@@ -90,9 +93,7 @@ pub fn keepalive_start<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let on_lost = match o.get("on_lost") {
         None => None,
         Some(v) if p.is_code_ref(v) => Some(p.keep(v)),
-        Some(_) => {
-            return Err("lease_keepalive_start: on_lost must be a code reference".into())
-        }
+        Some(_) => return Err("lease_keepalive_start: on_lost must be a code reference".into()),
     };
     let req = bridge::keepalive_start(p, client, p.iv(a[1]), cb, on_lost)?;
     Ok(Some(p.new_object(req, KEEPALIVE).0))

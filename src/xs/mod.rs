@@ -6,8 +6,8 @@
 pub mod args;
 pub mod auth;
 pub mod client;
-pub mod election;
 pub mod cluster;
+pub mod election;
 pub mod kv;
 pub mod lease;
 pub mod lock;
