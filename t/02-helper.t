@@ -161,6 +161,14 @@ subtest 'start, health, pause, kill, restart' => sub {
 
     my $cmdline = do { open my $fh, '<', "/proc/$pid/cmdline"; local $/; <$fh> // '' };
     like $cmdline, qr/--max-txn-ops=77/, 'extra_args reach etcd';
+    # etcd 3.4 takes --unsafe-no-fsync without listing it in --help.
+    is EtcdTest::_etcd_supports('--no-such-flag'), 0, 'an unknown flag is not supported';
+    my ($version) = `'${\ EtcdTest::etcd_binary()}' --version` =~ /etcd Version: (\d+\.\d+\.\d+)/;
+    my $vnum = sprintf '%03d%03d%03d', split /\./, $version // '0.0.0';
+    is EtcdTest::_etcd_supports('--unsafe-no-fsync'), 1, "etcd $version takes --unsafe-no-fsync"
+        if $vnum ge '003004023';
+    is scalar($cmdline =~ /--unsafe-no-fsync/), !!EtcdTest::_etcd_supports('--unsafe-no-fsync'),
+        'the member runs without fsync exactly when etcd supports it';
     like $srv->log_tail(500), qr/127\.0\.0\.1:$port/, 'log_tail shows the log';
 
     my $key = EtcdTest::prefix() . 'helper';

@@ -205,12 +205,16 @@ sub _args {
     return (@args, @{ $self->{extra_args} });
 }
 
-my %HELP;
+# Whether this etcd accepts a boolean flag. Asked of etcd itself, not of
+# its --help: etcd 3.4 takes --unsafe-no-fsync without listing it there.
+my %SUPPORTS;
 sub _etcd_supports {
     my ($flag) = @_;
     my $bin = etcd_binary() // return 0;
-    $HELP{$bin} //= _capture($bin, '--help');
-    return index($HELP{$bin}, $flag) >= 0;
+    return $SUPPORTS{"$bin $flag"} //= do {
+        my $out = _capture($bin, $flag, '--version');
+        $? == 0 && $out =~ /etcd Version/ && $out !~ /flag provided but not defined/ ? 1 : 0;
+    };
 }
 
 # Output (stdout and stderr) of a command run without a shell; status in $?.
