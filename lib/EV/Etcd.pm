@@ -644,7 +644,12 @@ with C<max_retries =E<gt> 0>: then a lost stream ends the watch with one
 error C<{ code =E<gt> 14, status =E<gt> 'UNAVAILABLE', message =E<gt> 'Watch
 stream ended', source =E<gt> 'watch' }>. A watch whose server cannot be
 reached when it is first set up fails with C<INTERNAL> C<Watch setup
-failed> (after trying every endpoint).
+failed> (after trying every endpoint). A stream error that no
+reconnection can fix ends the watch with that error, whatever
+C<auto_reconnect> says: C<INVALID_ARGUMENT>, C<PERMISSION_DENIED>,
+C<UNAUTHENTICATED> that a new login does not cure, C<UNIMPLEMENTED> (a
+server without the service), C<FAILED_PRECONDITION>. The same holds for
+keepalives and observations.
 
 =head2 Compaction and server-side cancellation
 
@@ -754,7 +759,10 @@ Without C<on_lost>, the error goes to C<$cb> as C<(undef, $err)>.
 
 The stream is re-established after a loss (backoff from 50 ms up to 2 s,
 with jitter) and renewals go on; a lease survives a server restart as long
-as a renewal gets through within its TTL. Returns an
+as a renewal gets through within its TTL. A stream error that no
+reconnection can fix (see L</Resuming after a lost stream>; for instance
+C<UNIMPLEMENTED> from a server without the lease service) ends every
+keepalive of the client with that error. Returns an
 L<EV::Etcd::Keepalive> handle; C<< $ka->stop >> ends the renewals (the
 lease itself then expires after its TTL; revoke it to end it at once).
 Dropping the handle does not stop the renewals. A running keepalive keeps
@@ -878,7 +886,10 @@ etcd reports on the new stream is not delivered again if it was the last
 one delivered. With C<auto_reconnect =E<gt> 0> or C<max_retries =E<gt> 0>
 a lost stream ends the observation with one error (C<UNAVAILABLE>,
 C<Observe stream ended>). An unreachable server at the start gives
-C<INTERNAL> C<Observe setup failed>. Errors carry C<source> C<observe>.
+C<INTERNAL> C<Observe setup failed>. A stream error that no reconnection
+can fix (as for watches; C<UNIMPLEMENTED> from a server without the
+election service, for instance) ends the observation with that error.
+Errors carry C<source> C<observe>.
 
 Returns an L<EV::Etcd::Observe> handle whose C<cancel($cb)> ends the
 observation and calls C<$cb> once, from the loop, with C<({}, undef)>.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use super::call::Reply;
 use super::client::Client;
@@ -40,13 +40,6 @@ pub enum Cmd {
         req: u64,
     },
 }
-
-/// Stream errors that no reconnection can fix.
-const FATAL: &[Code] = &[
-    Code::InvalidArgument,
-    Code::PermissionDenied,
-    Code::Unauthenticated,
-];
 
 /// Shortest renewal period, whatever the TTL.
 const MIN_PERIOD: Duration = Duration::from_millis(100);
@@ -107,7 +100,7 @@ impl Keeper {
             if self.live {
                 rc.answered();
             }
-            match rc.after(&self.client, &lost, FATAL).await {
+            match rc.after(&self.client, &lost).await {
                 Next::Renewed | Next::NextEndpoint => continue,
                 Next::Fail(e) => {
                     self.fail_all(e);

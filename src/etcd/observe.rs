@@ -9,20 +9,13 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::v3electionpb as pb;
 use super::stream::{Lost, Next, Reconnect, ReqSink};
-
-/// Stream errors that no reconnection can fix.
-const FATAL: &[Code] = &[
-    Code::InvalidArgument,
-    Code::PermissionDenied,
-    Code::Unauthenticated,
-];
 
 pub async fn observe(
     client: Arc<Client>,
@@ -94,7 +87,7 @@ async fn run(client: Arc<Client>, name: Vec<u8>, auto_reconnect: bool, sink: &Re
             stream: got,
             token,
         };
-        let next = match rc.after(&client, &lost, FATAL).await {
+        let next = match rc.after(&client, &lost).await {
             Next::Fail(e) => return sink(Err(e), true),
             Next::Renewed => continue,
             next => next,

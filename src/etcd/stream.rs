@@ -105,6 +105,17 @@ pub enum Next {
     Fail(Error),
 }
 
+/// Stream errors that no reconnection can fix, for every kind of stream: a
+/// request the server rejects, credentials it refuses, a service it does
+/// not offer.
+const FATAL: &[Code] = &[
+    Code::InvalidArgument,
+    Code::PermissionDenied,
+    Code::Unauthenticated,
+    Code::Unimplemented,
+    Code::FailedPrecondition,
+];
+
 pub struct Reconnect {
     backoff: Backoff,
     refused: usize,
@@ -126,9 +137,8 @@ impl Reconnect {
         self.refused = 0;
     }
 
-    /// Decides what follows the loss `l`; `fatal` lists the codes that no
-    /// reconnection can fix for this kind of stream.
-    pub async fn after(&mut self, client: &Client, l: &Lost, fatal: &[Code]) -> Next {
+    /// Decides what follows the loss `l`.
+    pub async fn after(&mut self, client: &Client, l: &Lost) -> Next {
         let code = l.status.code();
         if error::never_sent(&l.status) || code == Code::Unavailable || !l.stream {
             client.endpoints.failover(l.endpoint);
@@ -140,7 +150,7 @@ impl Reconnect {
             Ok(false) => {}
             Err(e) => return Next::Fail(e),
         }
-        if fatal.contains(&code) {
+        if FATAL.contains(&code) {
             return Next::Fail(err);
         }
         if !l.stream {
@@ -157,5 +167,77 @@ impl Reconnect {
     /// The wait before the next attempt.
     pub fn delay(&mut self) -> Duration {
         self.backoff.next_delay()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::client::Config;
+    use crate::etcd::endpoints::State;
+
+    fn client(endpoints: usize) -> Client {
+        Client::new(Config {
+            endpoints: (0..endpoints)
+                .map(|i| format!("127.0.0.1:{}", i + 1))
+                .collect(),
+            timeout: Duration::from_secs(1),
+            max_retries: 3,
+            auth_token: None,
+            credentials: None,
+            max_recv_size: 0,
+            namespace: Vec::new(),
+            tls: None,
+            state: State::new(endpoints),
+        })
+    }
+
+    fn lost(code: Code, stream: bool) -> Lost {
+        Lost {
+            endpoint: 0,
+            status: Status::new(code, "from the server"),
+            stream,
+            token: 0,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_follows_a_lost_stream() {
+        let c = client(2);
+        // No reconnection fixes these, for any kind of stream (a service the
+        // server does not offer among them): the stream ends with the error.
+        for code in [
+            Code::InvalidArgument,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::Unimplemented,
+            Code::FailedPrecondition,
+        ] {
+            match Reconnect::default().after(&c, &lost(code, true)).await {
+                Next::Fail(e) => assert_eq!(e.code, code as i32, "{code:?}"),
+                _ => panic!("{code:?} must end the stream"),
+            }
+        }
+        // A stream that was answered and then lost: reopen after a while.
+        for code in [Code::Unavailable, Code::Internal, Code::Unknown] {
+            assert!(
+                matches!(
+                    Reconnect::default().after(&c, &lost(code, true)).await,
+                    Next::Later
+                ),
+                "{code:?}"
+            );
+        }
+        // One that could not be opened: the next endpoint at once, then
+        // (every endpoint refused) a refused round.
+        let mut rc = Reconnect::default();
+        assert!(matches!(
+            rc.after(&c, &lost(Code::Unavailable, false)).await,
+            Next::NextEndpoint
+        ));
+        assert!(matches!(
+            rc.after(&c, &lost(Code::Unavailable, false)).await,
+            Next::Refused
+        ));
     }
 }

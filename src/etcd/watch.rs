@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use super::call::Reply;
 use super::client::Client;
@@ -183,7 +183,7 @@ impl Engine {
                 rc.answered();
             }
             self.reset_stream();
-            match rc.after(&self.client, &lost, FATAL).await {
+            match rc.after(&self.client, &lost).await {
                 Next::Renewed | Next::NextEndpoint => continue,
                 Next::Fail(e) => {
                     self.fail_all(e);
@@ -471,15 +471,6 @@ impl Engine {
         self.deliver(req, m);
     }
 }
-
-/// Stream errors that no reconnection can fix.
-const FATAL: &[Code] = &[
-    Code::InvalidArgument,
-    Code::PermissionDenied,
-    Code::Unauthenticated,
-    Code::Unimplemented,
-    Code::FailedPrecondition,
-];
 
 /// The error of a watch cancelled by the server (API.md 7.1.2, 16.3).
 fn cancelled(m: &rpc::WatchResponse) -> Error {
