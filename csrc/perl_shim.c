@@ -61,6 +61,16 @@ HV *ev_etcd_new_hv(void *pi) { SHIM_THX; return newHV(); }
 AV *ev_etcd_new_av(void *pi) { SHIM_THX; return newAV(); }
 void ev_etcd_hv_store(void *pi, HV *hv, const char *k, I32 klen, SV *v) { SHIM_THX; (void)hv_store(hv, k, klen, v, 0); }
 void ev_etcd_av_push(void *pi, AV *av, SV *v) { SHIM_THX; av_push(av, v); }
+HV *ev_etcd_new_hv_copy(void *pi, HV *hv) { SHIM_THX; return newHVhv(hv); }
+
+/* walking a hash's buckets (src/perl/sv.rs fills hashes copied from a template) */
+HE **ev_etcd_hv_array(void *pi, HV *hv) { SHIM_THX; return HvARRAY(hv); }
+STRLEN ev_etcd_hv_max(void *pi, HV *hv) { SHIM_THX; return HvMAX(hv); }
+HE *ev_etcd_he_next(HE *he) { return HeNEXT(he); }
+HEK *ev_etcd_he_hek(HE *he) { return HeKEY_hek(he); }
+void ev_etcd_he_set_val(HE *he, SV *v) { HeVAL(he) = v; }
+const char *ev_etcd_hek_key(HEK *hek) { return HEK_KEY(hek); }
+I32 ev_etcd_hek_len(HEK *hek) { return HEK_LEN(hek); }
 void ev_etcd_av_extend(void *pi, AV *av, SSize_t n) { SHIM_THX; av_extend(av, n); }
 SV *ev_etcd_mortal(void *pi, SV *sv) { SHIM_THX; return sv_2mortal(sv); }
 SV *ev_etcd_refcnt_inc(void *pi, SV *sv) { SHIM_THX; return SvREFCNT_inc_simple_NN(sv); }

@@ -469,6 +469,33 @@ keys_are($r, [qw(header deleted)], 'delete with prev_kv => 0');
 is($r->{deleted}, 1, 'delete fg: deleted 1');
 
 # ---------------------------------------------------------------------------------
+# response hashes are plain, independent hashes: changing one changes no other
+
+{
+    $caller->ok_call('own put', 'put', "${P}own", 'v1');
+    my @r = map { $caller->ok_call("own get $_", 'get', "${P}own") } 1 .. 3;
+    my ($a, $b) = @r;
+    isnt($a->{kvs}[0], $b->{kvs}[0], 'each response has its own kv hash');
+    isnt(\$a->{kvs}[0]{value}, \$b->{kvs}[0]{value}, '... and its own value scalars');
+    $a->{kvs}[0]{value} = 'changed';
+    $a->{kvs}[0]{mod_revision}++;
+    delete $a->{kvs}[0]{lease};
+    $a->{kvs}[0]{extra} = 1;
+    delete $a->{header}{raft_term};
+    $a->{header}{revision} = -1;
+    for my $r ($b, $r[2]) {
+        is($r->{kvs}[0]{value}, 'v1', 'another response keeps its value');
+        keys_are($r->{kvs}[0], [qw(key value create_revision mod_revision version lease)], 'and its keys');
+        keys_are($r->{header}, [qw(cluster_id member_id revision raft_term)], 'and its header');
+        cmp_ok($r->{header}{revision}, '>', 0, 'and its header revision');
+    }
+    is($r[2]{kvs}[0]{mod_revision}, $b->{kvs}[0]{mod_revision}, 'mod_revision unchanged elsewhere');
+    my %copy = %{ $b->{kvs}[0] };
+    is(scalar(keys %copy), 6, 'a kv hash copies like any hash');
+    is(join(',', map { defined $_ ? 'd' : 'u' } values %copy), 'd,d,d,d,d,d', 'every value is defined');
+}
+
+# ---------------------------------------------------------------------------------
 # revisions increase with every write
 
 {

@@ -8,26 +8,43 @@ use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::mvccpb;
 
 use super::convert_lease as lease;
-use super::sv::{NewSv, Perl};
+use super::sv::{NewSv, Perl, Shape};
+
+static HEADER: Shape<4> = Shape(["cluster_id", "member_id", "revision", "raft_term"]);
 
 pub fn header(p: &Perl, h: &rpc::ResponseHeader) -> NewSv {
-    let mut hv = p.new_hash();
-    hv.uv("cluster_id", h.cluster_id)
-        .uv("member_id", h.member_id)
-        .iv("revision", h.revision)
-        .uv("raft_term", h.raft_term);
-    hv.finish()
+    p.shaped(
+        &HEADER,
+        [
+            p.new_uv(h.cluster_id),
+            p.new_uv(h.member_id),
+            p.new_iv(h.revision),
+            p.new_uv(h.raft_term),
+        ],
+    )
 }
 
+static KV: Shape<6> = Shape([
+    "key",
+    "value",
+    "create_revision",
+    "mod_revision",
+    "version",
+    "lease",
+]);
+
 pub fn kv(p: &Perl, kv: &mvccpb::KeyValue) -> NewSv {
-    let mut hv = p.new_hash();
-    hv.bytes("key", &kv.key)
-        .bytes("value", &kv.value)
-        .iv("create_revision", kv.create_revision)
-        .iv("mod_revision", kv.mod_revision)
-        .iv("version", kv.version)
-        .iv("lease", kv.lease);
-    hv.finish()
+    p.shaped(
+        &KV,
+        [
+            p.new_bytes(&kv.key),
+            p.new_bytes(&kv.value),
+            p.new_iv(kv.create_revision),
+            p.new_iv(kv.mod_revision),
+            p.new_iv(kv.version),
+            p.new_iv(kv.lease),
+        ],
+    )
 }
 
 pub fn kv_list(p: &Perl, kvs: &[mvccpb::KeyValue]) -> NewSv {

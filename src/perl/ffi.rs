@@ -6,26 +6,31 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-/// Opaque Perl scalar.
-#[repr(C)]
-pub struct SV {
-    _p: [u8; 0],
+/// Declares types Perl only ever hands out by pointer.
+macro_rules! opaque {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[repr(C)]
+        pub struct $name {
+            _p: [u8; 0],
+        }
+    )*};
 }
-/// Opaque Perl hash.
-#[repr(C)]
-pub struct HV {
-    _p: [u8; 0],
-}
-/// Opaque Perl array.
-#[repr(C)]
-pub struct AV {
-    _p: [u8; 0],
-}
-/// Opaque Perl code value.
-#[repr(C)]
-pub struct CV {
-    _p: [u8; 0],
-}
+
+opaque!(
+    /// Opaque Perl scalar.
+    SV,
+    /// Opaque Perl hash.
+    HV,
+    /// Opaque hash entry.
+    HE,
+    /// Opaque shared hash key.
+    HEK,
+    /// Opaque Perl array.
+    AV,
+    /// Opaque Perl code value.
+    CV,
+);
 
 pub type Pi = *mut c_void;
 pub type IV = isize;
@@ -72,6 +77,14 @@ extern "C" {
     pub fn ev_etcd_new_hv(pi: Pi) -> *mut HV;
     pub fn ev_etcd_new_av(pi: Pi) -> *mut AV;
     pub fn ev_etcd_hv_store(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32, v: *mut SV);
+    pub fn ev_etcd_new_hv_copy(pi: Pi, hv: *mut HV) -> *mut HV;
+    pub fn ev_etcd_hv_array(pi: Pi, hv: *mut HV) -> *mut *mut HE;
+    pub fn ev_etcd_hv_max(pi: Pi, hv: *mut HV) -> usize;
+    pub fn ev_etcd_he_next(he: *mut HE) -> *mut HE;
+    pub fn ev_etcd_he_hek(he: *mut HE) -> *mut HEK;
+    pub fn ev_etcd_he_set_val(he: *mut HE, v: *mut SV);
+    pub fn ev_etcd_hek_key(hek: *mut HEK) -> *const c_char;
+    pub fn ev_etcd_hek_len(hek: *mut HEK) -> I32;
     pub fn ev_etcd_av_push(pi: Pi, av: *mut AV, v: *mut SV);
     pub fn ev_etcd_av_extend(pi: Pi, av: *mut AV, n: isize);
     pub fn ev_etcd_mortal(pi: Pi, sv: *mut SV) -> *mut SV;

@@ -8,12 +8,28 @@ use std::ffi::{c_char, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr::null_mut;
 
-use super::ffi::{self, Pi, AV, HV, SV};
+use super::ffi::{self, Pi, AV, HE, HEK, HV, SV};
 
 thread_local! {
     /// False once the interpreter is being torn down (END time): from then on
     /// owned SVs are leaked rather than released into a dying interpreter.
     static PERL_ALIVE: Cell<bool> = const { Cell::new(true) };
+    /// This thread's interpreter's templates of shaped hashes, by the
+    /// address of their `Shape` (see `Perl::shaped`).
+    static TEMPLATES: RefCell<Vec<(usize, Template)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The fixed keys of a hash that is built often (a response header, a
+/// key-value): `Perl::shaped` copies a template hash with these keys instead
+/// of storing each key anew, which spares Perl hashing every key and
+/// looking it up in its table of shared keys.
+pub struct Shape<const N: usize>(pub [&'static str; N]);
+
+/// A hash with a shape's keys (all values the immortal undef), never seen
+/// by Perl code, and its keys' shared HEKs in the shape's order.
+struct Template {
+    hv: *mut HV,
+    heks: Vec<*mut HEK>,
 }
 
 /// Proof that the current code runs on the interpreter's thread inside a
@@ -414,6 +430,96 @@ impl<'a> Perl<'a> {
         }
     }
 
+    /// A reference to a new hash with `shape`'s keys and `vals` (in the
+    /// same order), each value's count taken over.
+    pub fn shaped<const N: usize>(&self, shape: &'static Shape<N>, vals: [NewSv; N]) -> NewSv {
+        let at = shape as *const Shape<N> as usize;
+        let mut vals = vals.map(|v| v.raw);
+        let hv = TEMPLATES.with(|t| {
+            let mut t = t.borrow_mut();
+            let i = match t.iter().position(|(a, _)| *a == at) {
+                Some(i) => i,
+                None => {
+                    t.push((at, self.template(&shape.0)));
+                    t.len() - 1
+                }
+            };
+            let heks = &t[i].1.heks;
+            // SAFETY: the template is a plain hash of this interpreter that
+            // only this code holds; newHVhv copies it into a new hash that
+            // is ours, sharing the template's keys and (being immortal) its
+            // undef values. Its bucket array holds HvMAX+1 chains of
+            // entries; replacing an entry's immortal undef needs no count
+            // change, and the entry takes over the value's count.
+            unsafe {
+                let hv = ffi::ev_etcd_new_hv_copy(self.pi, t[i].1.hv);
+                let arr = ffi::ev_etcd_hv_array(self.pi, hv);
+                if !arr.is_null() {
+                    for b in 0..=ffi::ev_etcd_hv_max(self.pi, hv) {
+                        let mut he: *mut HE = *arr.add(b);
+                        while !he.is_null() {
+                            let hek = ffi::ev_etcd_he_hek(he);
+                            if let Some(k) = heks.iter().position(|&h| h == hek) {
+                                if !vals[k].is_null() {
+                                    ffi::ev_etcd_he_set_val(he, vals[k]);
+                                    vals[k] = null_mut();
+                                }
+                            }
+                            he = ffi::ev_etcd_he_next(he);
+                        }
+                    }
+                }
+                hv
+            }
+        });
+        // Never expected: a value no entry took is stored the plain way.
+        for (i, v) in vals.into_iter().enumerate() {
+            if !v.is_null() {
+                let k = shape.0[i];
+                // SAFETY: hv is ours; hv_store takes over v's count.
+                unsafe {
+                    ffi::ev_etcd_hv_store(self.pi, hv, k.as_ptr().cast::<c_char>(), klen(k), v)
+                };
+            }
+        }
+        // SAFETY: the new RV takes over the hash's only count.
+        NewSv {
+            raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.pi, hv.cast()) },
+        }
+    }
+
+    /// Makes the template of a shape with keys `keys`.
+    fn template(&self, keys: &[&'static str]) -> Template {
+        // SAFETY: a new hash of this interpreter; hv_store of the immortal
+        // undef takes no count. Walking its buckets reads the entries it
+        // just made; each HEK stays alive as long as the template does
+        // (which is kept until the interpreter ends).
+        unsafe {
+            let hv = ffi::ev_etcd_new_hv(self.pi);
+            for k in keys {
+                let undef = ffi::ev_etcd_undef(self.pi);
+                ffi::ev_etcd_hv_store(self.pi, hv, k.as_ptr().cast::<c_char>(), klen(k), undef);
+            }
+            let mut heks = vec![null_mut(); keys.len()];
+            let arr = ffi::ev_etcd_hv_array(self.pi, hv);
+            let max = ffi::ev_etcd_hv_max(self.pi, hv);
+            for b in 0..=max {
+                let mut he: *mut HE = *arr.add(b);
+                while !he.is_null() {
+                    let hek = ffi::ev_etcd_he_hek(he);
+                    let len = ffi::ev_etcd_hek_len(hek) as usize;
+                    let key =
+                        std::slice::from_raw_parts(ffi::ev_etcd_hek_key(hek).cast::<u8>(), len);
+                    if let Some(i) = keys.iter().position(|k| k.as_bytes() == key) {
+                        heks[i] = hek;
+                    }
+                    he = ffi::ev_etcd_he_next(he);
+                }
+            }
+            Template { hv, heks }
+        }
+    }
+
     pub fn new_array(&self, cap: usize) -> ArrayBuilder<'_, 'a> {
         // SAFETY: allocation in this interpreter; extend only pre-sizes.
         let av = unsafe { ffi::ev_etcd_new_av(self.pi) };
@@ -609,6 +715,8 @@ impl Drop for SvBox {
 /// Marks the interpreter as going away: later drops of SvBox leak instead.
 pub fn mark_perl_dead() {
     PERL_ALIVE.with(|a| a.set(false));
+    // The templates are the interpreter's to free; forget them.
+    TEMPLATES.with(|t| t.borrow_mut().clear());
 }
 
 pub fn perl_alive() -> bool {
