@@ -67,20 +67,36 @@ pub(super) fn with_header<'p, 'a>(
     hv
 }
 
+static RANGE: Shape<4> = Shape(["header", "kvs", "more", "count"]);
+
 fn range(p: &Perl, r: &rpc::RangeResponse) -> NewSv {
-    let mut hv = with_header(p, &r.header);
-    hv.put("kvs", kv_list(p, &r.kvs))
-        .bool("more", r.more)
-        .iv("count", r.count);
-    hv.finish()
+    let kvs = kv_list(p, &r.kvs);
+    let (more, count) = (p.new_iv(i64::from(r.more)), p.new_iv(r.count));
+    match &r.header {
+        Some(h) => p.shaped(&RANGE, [header(p, h), kvs, more, count]),
+        None => {
+            let mut hv = p.new_hash();
+            hv.put("kvs", kvs).put("more", more).put("count", count);
+            hv.finish()
+        }
+    }
 }
 
+static PUT: Shape<1> = Shape(["header"]);
+static PUT_PREV: Shape<2> = Shape(["header", "prev_kv"]);
+
 fn put(p: &Perl, r: &rpc::PutResponse) -> NewSv {
-    let mut hv = with_header(p, &r.header);
-    if let Some(prev) = &r.prev_kv {
-        hv.put("prev_kv", kv(p, prev));
+    match (&r.header, &r.prev_kv) {
+        (Some(h), None) => p.shaped(&PUT, [header(p, h)]),
+        (Some(h), Some(prev)) => p.shaped(&PUT_PREV, [header(p, h), kv(p, prev)]),
+        (None, prev) => {
+            let mut hv = p.new_hash();
+            if let Some(prev) = prev {
+                hv.put("prev_kv", kv(p, prev));
+            }
+            hv.finish()
+        }
     }
-    hv.finish()
 }
 
 fn delete_range(p: &Perl, r: &rpc::DeleteRangeResponse, always_prev: bool) -> NewSv {
@@ -177,28 +193,57 @@ pub fn reply(p: &Perl, r: &Reply) -> NewSv {
     }
 }
 
+static EVENT: Shape<2> = Shape(["type", "kv"]);
+static EVENT_PREV: Shape<3> = Shape(["type", "kv", "prev_kv"]);
+static WATCH: Shape<6> = Shape([
+    "header",
+    "watch_id",
+    "created",
+    "canceled",
+    "compact_revision",
+    "events",
+]);
+
 /// One watch message (API.md 7.1.1); cancellations never get here.
 fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
     let mut events = p.new_array(r.events.len());
     for e in &r.events {
-        let mut ev = p.new_hash();
         let put = e.r#type == mvccpb::event::EventType::Put as i32;
-        ev.bytes("type", if put { b"PUT" } else { b"DELETE" });
-        if let Some(k) = &e.kv {
-            ev.put("kv", kv(p, k));
-        }
-        if let Some(k) = &e.prev_kv {
-            ev.put("prev_kv", kv(p, k));
-        }
-        events.push(ev.finish());
+        let kind = p.new_bytes(if put { b"PUT" } else { b"DELETE" });
+        events.push(match (&e.kv, &e.prev_kv) {
+            (Some(k), None) => p.shaped(&EVENT, [kind, kv(p, k)]),
+            (Some(k), Some(prev)) => p.shaped(&EVENT_PREV, [kind, kv(p, k), kv(p, prev)]),
+            (k, prev) => {
+                let mut ev = p.new_hash();
+                ev.put("type", kind);
+                if let Some(k) = k {
+                    ev.put("kv", kv(p, k));
+                }
+                if let Some(k) = prev {
+                    ev.put("prev_kv", kv(p, k));
+                }
+                ev.finish()
+            }
+        });
     }
-    let mut hv = with_header(p, &r.header);
-    hv.iv("watch_id", r.watch_id)
-        .bool("created", r.created)
-        .bool("canceled", false)
-        .iv("compact_revision", r.compact_revision)
-        .put("events", events.finish());
-    hv.finish()
+    let events = events.finish();
+    let (id, created) = (p.new_iv(r.watch_id), p.new_iv(i64::from(r.created)));
+    let (canceled, compact) = (p.new_iv(0), p.new_iv(r.compact_revision));
+    match &r.header {
+        Some(h) => p.shaped(
+            &WATCH,
+            [header(p, h), id, created, canceled, compact, events],
+        ),
+        None => {
+            let mut hv = p.new_hash();
+            hv.put("watch_id", id)
+                .put("created", created)
+                .put("canceled", canceled)
+                .put("compact_revision", compact)
+                .put("events", events);
+            hv.finish()
+        }
+    }
 }
 
 /// The five-key error hash of API.md section 5.
