@@ -1398,16 +1398,21 @@ the two cores:
 
 =item KV
 
-Pipelined C<put> (100 in flight): about 83-92% of the throughput of a
+Pipelined C<put> (100 in flight): about 83-85% of the throughput of a
 pure-Rust client on the same tonic stack (and allocator) in the same run,
-at about 15-18 microseconds of client CPU per request (both threads
-together; about 3 of them on the Perl thread, the benchmark's own Perl code
-included). The test server runs without fsync, so it is bound by the CPU
-it shares with the client, and every microsecond the client spends is one
-the server lacks. Pipelined C<get>: about 89-97% of the throughput, 21-23
-microseconds per request. Sequential requests are bound by the round trip
-(one put plus its event reaches a watch in about 0.2-0.3 ms with etcd's
-data on tmpfs).
+at about 15-16 microseconds of client CPU per request: 12.7-13.7 on the
+engine thread, 2.4-2.6 on the Perl thread (the benchmark's own Perl code
+included), against 10.2-10.7 for the Rust client's one thread. The test
+server runs without fsync, so it is bound by the CPU it shares with the
+client (it spends about 42-46 microseconds per put), and every
+microsecond the client spends is one the server lacks. Pipelined C<get>:
+about 93-95% of the throughput, 22.5-24.5 microseconds per request (the
+server spends 165-180 per get, so the client's share counts for less).
+Sequential requests are bound by the round trip (one put plus its event
+reaches a watch in about 0.2-0.3 ms with etcd's data on tmpfs). The
+script prints, after the figures, where the time went: the client's CPU
+by thread, the server's CPU per request under each client, and the share
+of the machine left idle.
 
 =item Watches
 
