@@ -1030,7 +1030,11 @@ in before its first request, and when the server rejects the token (it
 expired, the member forgot it after a restart, or the auth store changed
 since it was issued) it logs in again, once, and retries the request. Many
 requests waiting for a token share one login. If auth is off the client
-simply works without a token until the server asks for one.
+simply works without a token until the server asks for one. A watch,
+keepalive or observation whose stream needs a new token logs in the same
+way; if that login cannot get through (no member reachable, no leader
+yet), the stream is reopened after its backoff and the login tried again,
+while a login the server refuses ends it with that error.
 
 A client holding a token without credentials cannot renew it. When the
 server answers C<UNAUTHENTICATED> (C<etcdserver: invalid auth token>), as

@@ -148,6 +148,10 @@ impl Reconnect {
         match client.recover_token(l.token, &err, deadline).await {
             Ok(true) => return Next::Renewed,
             Ok(false) => {}
+            // The new login could not get through (a member down, the
+            // cluster between leaders): try again after the backoff, as
+            // for any lost stream. A login the server refuses ends it.
+            Err(e) if e.retryable() => return Next::Later,
             Err(e) => return Next::Fail(e),
         }
         if FATAL.contains(&code) {
@@ -173,10 +177,15 @@ impl Reconnect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::etcd::auth::Credentials;
     use crate::etcd::client::Config;
     use crate::etcd::endpoints::State;
 
     fn client(endpoints: usize) -> Client {
+        with_credentials(endpoints, None)
+    }
+
+    fn with_credentials(endpoints: usize, credentials: Option<Credentials>) -> Client {
         Client::new(Config {
             endpoints: (0..endpoints)
                 .map(|i| format!("127.0.0.1:{}", i + 1))
@@ -184,7 +193,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_retries: 3,
             auth_token: None,
-            credentials: None,
+            credentials,
             max_recv_size: 0,
             namespace: Vec::new(),
             tls: None,
@@ -239,5 +248,30 @@ mod tests {
             rc.after(&c, &lost(Code::Unavailable, false)).await,
             Next::Refused
         ));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_login_that_cannot_get_through_is_tried_again_later() {
+        // The server rejected the stream's token; the new login finds no
+        // server (nothing listens on these ports): the stream is reopened
+        // after the backoff, not ended.
+        let c = with_credentials(
+            2,
+            Some(Credentials {
+                user: "u".into(),
+                password: "p".into(),
+            }),
+        );
+        let l = Lost {
+            endpoint: 0,
+            status: Status::new(Code::Unauthenticated, "etcdserver: invalid auth token"),
+            stream: true,
+            token: c.current_opts().1,
+        };
+        let next = Reconnect::default().after(&c, &l).await;
+        assert!(
+            matches!(next, Next::Later),
+            "a failed login that may succeed later"
+        );
     }
 }
