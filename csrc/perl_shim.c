@@ -60,6 +60,7 @@ SV *ev_etcd_new_sv_copy(void *pi, SV *sv) { SHIM_THX; return newSVsv(sv); }
 HV *ev_etcd_new_hv(void *pi) { SHIM_THX; return newHV(); }
 AV *ev_etcd_new_av(void *pi) { SHIM_THX; return newAV(); }
 void ev_etcd_hv_store(void *pi, HV *hv, const char *k, I32 klen, SV *v) { SHIM_THX; (void)hv_store(hv, k, klen, v, 0); }
+void ev_etcd_hv_delete(void *pi, HV *hv, const char *k, I32 klen) { SHIM_THX; (void)hv_delete(hv, k, klen, G_DISCARD); }
 void ev_etcd_av_push(void *pi, AV *av, SV *v) { SHIM_THX; av_push(av, v); }
 HV *ev_etcd_new_hv_copy(void *pi, HV *hv) { SHIM_THX; return newHVhv(hv); }
 

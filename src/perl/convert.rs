@@ -16,10 +16,10 @@ pub fn header(p: &Perl, h: &rpc::ResponseHeader) -> NewSv {
     p.shaped(
         &HEADER,
         [
-            p.new_uv(h.cluster_id),
-            p.new_uv(h.member_id),
-            p.new_iv(h.revision),
-            p.new_uv(h.raft_term),
+            Some(p.new_uv(h.cluster_id)),
+            Some(p.new_uv(h.member_id)),
+            Some(p.new_iv(h.revision)),
+            Some(p.new_uv(h.raft_term)),
         ],
     )
 }
@@ -37,12 +37,12 @@ pub fn kv(p: &Perl, kv: &mvccpb::KeyValue) -> NewSv {
     p.shaped(
         &KV,
         [
-            p.new_bytes(&kv.key),
-            p.new_bytes(&kv.value),
-            p.new_iv(kv.create_revision),
-            p.new_iv(kv.mod_revision),
-            p.new_iv(kv.version),
-            p.new_iv(kv.lease),
+            Some(p.new_bytes(&kv.key)),
+            Some(p.new_bytes(&kv.value)),
+            Some(p.new_iv(kv.create_revision)),
+            Some(p.new_iv(kv.mod_revision)),
+            Some(p.new_iv(kv.version)),
+            Some(p.new_iv(kv.lease)),
         ],
     )
 }
@@ -61,41 +61,39 @@ pub(super) fn with_header<'p, 'a>(
     h: &Option<rpc::ResponseHeader>,
 ) -> super::sv::HashBuilder<'p, 'a> {
     let mut hv = p.new_hash();
-    if let Some(h) = h {
-        hv.put("header", header(p, h));
+    if let Some(h) = header_of(p, h) {
+        hv.put("header", h);
     }
     hv
 }
 
 static RANGE: Shape<4> = Shape(["header", "kvs", "more", "count"]);
 
+/// The `header` value of a response (absent when the server sent none).
+fn header_of(p: &Perl, h: &Option<rpc::ResponseHeader>) -> Option<NewSv> {
+    h.as_ref().map(|h| header(p, h))
+}
+
 fn range(p: &Perl, r: &rpc::RangeResponse) -> NewSv {
-    let kvs = kv_list(p, &r.kvs);
-    let (more, count) = (p.new_iv(i64::from(r.more)), p.new_iv(r.count));
-    match &r.header {
-        Some(h) => p.shaped(&RANGE, [header(p, h), kvs, more, count]),
-        None => {
-            let mut hv = p.new_hash();
-            hv.put("kvs", kvs).put("more", more).put("count", count);
-            hv.finish()
-        }
-    }
+    p.shaped(
+        &RANGE,
+        [
+            header_of(p, &r.header),
+            Some(kv_list(p, &r.kvs)),
+            Some(p.new_iv(i64::from(r.more))),
+            Some(p.new_iv(r.count)),
+        ],
+    )
 }
 
 static PUT: Shape<1> = Shape(["header"]);
 static PUT_PREV: Shape<2> = Shape(["header", "prev_kv"]);
 
 fn put(p: &Perl, r: &rpc::PutResponse) -> NewSv {
-    match (&r.header, &r.prev_kv) {
-        (Some(h), None) => p.shaped(&PUT, [header(p, h)]),
-        (Some(h), Some(prev)) => p.shaped(&PUT_PREV, [header(p, h), kv(p, prev)]),
-        (None, prev) => {
-            let mut hv = p.new_hash();
-            if let Some(prev) = prev {
-                hv.put("prev_kv", kv(p, prev));
-            }
-            hv.finish()
-        }
+    let h = header_of(p, &r.header);
+    match &r.prev_kv {
+        None => p.shaped(&PUT, [h]),
+        Some(prev) => p.shaped(&PUT_PREV, [h, Some(kv(p, prev))]),
     }
 }
 
@@ -209,41 +207,24 @@ fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
     let mut events = p.new_array(r.events.len());
     for e in &r.events {
         let put = e.r#type == mvccpb::event::EventType::Put as i32;
-        let kind = p.new_bytes(if put { b"PUT" } else { b"DELETE" });
-        events.push(match (&e.kv, &e.prev_kv) {
-            (Some(k), None) => p.shaped(&EVENT, [kind, kv(p, k)]),
-            (Some(k), Some(prev)) => p.shaped(&EVENT_PREV, [kind, kv(p, k), kv(p, prev)]),
-            (k, prev) => {
-                let mut ev = p.new_hash();
-                ev.put("type", kind);
-                if let Some(k) = k {
-                    ev.put("kv", kv(p, k));
-                }
-                if let Some(k) = prev {
-                    ev.put("prev_kv", kv(p, k));
-                }
-                ev.finish()
-            }
+        let kind = Some(p.new_bytes(if put { b"PUT" } else { b"DELETE" }));
+        let k = e.kv.as_ref().map(|k| kv(p, k));
+        events.push(match &e.prev_kv {
+            None => p.shaped(&EVENT, [kind, k]),
+            Some(prev) => p.shaped(&EVENT_PREV, [kind, k, Some(kv(p, prev))]),
         });
     }
-    let events = events.finish();
-    let (id, created) = (p.new_iv(r.watch_id), p.new_iv(i64::from(r.created)));
-    let (canceled, compact) = (p.new_iv(0), p.new_iv(r.compact_revision));
-    match &r.header {
-        Some(h) => p.shaped(
-            &WATCH,
-            [header(p, h), id, created, canceled, compact, events],
-        ),
-        None => {
-            let mut hv = p.new_hash();
-            hv.put("watch_id", id)
-                .put("created", created)
-                .put("canceled", canceled)
-                .put("compact_revision", compact)
-                .put("events", events);
-            hv.finish()
-        }
-    }
+    p.shaped(
+        &WATCH,
+        [
+            header_of(p, &r.header),
+            Some(p.new_iv(r.watch_id)),
+            Some(p.new_iv(i64::from(r.created))),
+            Some(p.new_iv(0)),
+            Some(p.new_iv(r.compact_revision)),
+            Some(events.finish()),
+        ],
+    )
 }
 
 /// The five-key error hash of API.md section 5.

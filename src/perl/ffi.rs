@@ -77,6 +77,7 @@ extern "C" {
     pub fn ev_etcd_new_hv(pi: Pi) -> *mut HV;
     pub fn ev_etcd_new_av(pi: Pi) -> *mut AV;
     pub fn ev_etcd_hv_store(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32, v: *mut SV);
+    pub fn ev_etcd_hv_delete(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32);
     pub fn ev_etcd_new_hv_copy(pi: Pi, hv: *mut HV) -> *mut HV;
     pub fn ev_etcd_hv_array(pi: Pi, hv: *mut HV) -> *mut *mut HE;
     pub fn ev_etcd_hv_max(pi: Pi, hv: *mut HV) -> usize;
