@@ -383,15 +383,9 @@ mod tests {
 
     fn client(token: Option<&str>) -> Client {
         Client::new(super::super::client::Config {
-            endpoints: vec!["127.0.0.1:1".into()],
-            timeout: std::time::Duration::from_secs(1),
             max_retries: 0,
             auth_token: token.map(Into::into),
-            credentials: None,
-            max_recv_size: 0,
-            namespace: Vec::new(),
-            tls: None,
-            state: super::super::endpoints::State::new(1),
+            ..super::super::client::Config::for_test(1)
         })
     }
 

@@ -40,6 +40,27 @@ pub struct Config {
     pub state: Arc<State>,
 }
 
+#[cfg(test)]
+impl Config {
+    /// Settings of a test client of `endpoints` closed loopback ports, 1 s
+    /// timeout, 3 retries, nothing else set.
+    pub fn for_test(endpoints: usize) -> Config {
+        Config {
+            endpoints: (0..endpoints)
+                .map(|i| format!("127.0.0.1:{}", i + 1))
+                .collect(),
+            timeout: Duration::from_secs(1),
+            max_retries: 3,
+            auth_token: None,
+            credentials: None,
+            max_recv_size: 0,
+            namespace: Vec::new(),
+            tls: None,
+            state: State::new(endpoints),
+        }
+    }
+}
+
 pub struct Client {
     pub cfg: Config,
     pub endpoints: Endpoints,

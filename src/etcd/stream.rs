@@ -179,7 +179,6 @@ mod tests {
     use super::*;
     use crate::etcd::auth::Credentials;
     use crate::etcd::client::Config;
-    use crate::etcd::endpoints::State;
 
     fn client(endpoints: usize) -> Client {
         with_credentials(endpoints, None)
@@ -187,17 +186,8 @@ mod tests {
 
     fn with_credentials(endpoints: usize, credentials: Option<Credentials>) -> Client {
         Client::new(Config {
-            endpoints: (0..endpoints)
-                .map(|i| format!("127.0.0.1:{}", i + 1))
-                .collect(),
-            timeout: Duration::from_secs(1),
-            max_retries: 3,
-            auth_token: None,
             credentials,
-            max_recv_size: 0,
-            namespace: Vec::new(),
-            tls: None,
-            state: State::new(endpoints),
+            ..Config::for_test(endpoints)
         })
     }
 
