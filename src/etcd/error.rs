@@ -91,6 +91,71 @@ impl Error {
     }
 }
 
+/// What an error from the server says about the client's credentials.
+/// etcd words these differently by version and path: etcd 3.4 sends its
+/// `rpctypes` texts ("etcdserver: ..."), 3.5 lets some of its auth store's
+/// own errors through unmapped ("auth: ...", status UNKNOWN; e.g. a stale
+/// token is "auth: revision in header is old"), and a watch creation that
+/// fails reports the gRPC error as text in its cancel reason ("rpc error:
+/// code = ... desc = etcdserver: ..."). Every wording is recognised here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// The token is unknown to the server: expired, issued before a
+    /// restart (simple tokens), or malformed.
+    InvalidToken,
+    /// The token was issued before the last change of the auth store.
+    OldRevision,
+    /// The request carried no token and the server has auth enabled.
+    UserEmpty,
+    /// The user may not do this. etcd 3.5 also says this when a watch is
+    /// created with a token it does not accept.
+    PermissionDenied,
+    /// Wrong user name or password.
+    AuthFailed,
+    /// Authentication is not enabled on the server.
+    NotEnabled,
+}
+
+impl AuthKind {
+    /// The token itself is void: renewing it can help.
+    pub fn token_void(self) -> bool {
+        matches!(
+            self,
+            AuthKind::InvalidToken | AuthKind::OldRevision | AuthKind::UserEmpty
+        )
+    }
+}
+
+/// The texts of each kind, as etcd 3.4, 3.5 and 3.6 send them (their
+/// `api/v3rpc/rpctypes/error.go` and `server/auth/store.go`).
+const AUTH_TEXTS: &[(&str, AuthKind)] = &[
+    ("invalid auth token", AuthKind::InvalidToken),
+    ("revision of auth store is old", AuthKind::OldRevision),
+    ("auth store revision is old", AuthKind::OldRevision),
+    ("revision in header is old", AuthKind::OldRevision),
+    ("user name is empty", AuthKind::UserEmpty),
+    ("permission denied", AuthKind::PermissionDenied),
+    ("authentication failed", AuthKind::AuthFailed),
+    ("authentication is not enabled", AuthKind::NotEnabled),
+];
+
+/// The kind of an auth error the server sent, from its text; None for any
+/// other error, and for errors the client made itself.
+pub fn auth_kind(e: &Error) -> Option<AuthKind> {
+    if e.internal {
+        return None;
+    }
+    auth_kind_of(&e.message)
+}
+
+/// `auth_kind` of a bare text, e.g. a watch's cancel reason.
+pub fn auth_kind_of(text: &str) -> Option<AuthKind> {
+    AUTH_TEXTS
+        .iter()
+        .find(|(t, _)| text.contains(t))
+        .map(|&(_, k)| k)
+}
+
 /// How tonic's decoder words a response larger than the receive limit.
 const TOO_LARGE: &str = "Error, decoded message length too large";
 
@@ -214,6 +279,55 @@ mod tests {
             assert_eq!(e.status_name(), name);
             assert_eq!(e.retryable(), retry, "code {code}");
         }
+    }
+
+    #[test]
+    fn auth_errors_of_every_version_by_kind() {
+        use AuthKind::*;
+        let cases = [
+            // etcd 3.4 and 3.6 (rpctypes), unary calls
+            (16, "etcdserver: invalid auth token", Some(InvalidToken)),
+            (
+                3,
+                "etcdserver: revision of auth store is old",
+                Some(OldRevision),
+            ),
+            (3, "etcdserver: user name is empty", Some(UserEmpty)),
+            (7, "etcdserver: permission denied", Some(PermissionDenied)),
+            (
+                3,
+                "etcdserver: authentication failed, invalid user ID or password",
+                Some(AuthFailed),
+            ),
+            (
+                9,
+                "etcdserver: authentication is not enabled",
+                Some(NotEnabled),
+            ),
+            // etcd 3.5: auth store errors it does not map (status UNKNOWN)
+            (2, "auth: revision in header is old", Some(OldRevision)),
+            (2, "auth: invalid auth token", Some(InvalidToken)),
+            (2, "auth: user name is empty", Some(UserEmpty)),
+            // watch cancel reasons carry the gRPC error as text
+            (
+                1,
+                "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
+                Some(InvalidToken),
+            ),
+            (
+                1,
+                "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
+                Some(PermissionDenied),
+            ),
+            (5, "etcdserver: requested lease not found", None),
+            (14, "etcdserver: no leader", None),
+        ];
+        for (code, msg, kind) in cases {
+            assert_eq!(auth_kind(&Error::new(code, msg)), kind, "{msg}");
+        }
+        assert_eq!(auth_kind(&Error::internal("invalid auth token")), None);
+        assert!(InvalidToken.token_void() && OldRevision.token_void() && UserEmpty.token_void());
+        assert!(!PermissionDenied.token_void() && !AuthFailed.token_void());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 
 use super::call::{CallOpts, Reply};
 use super::client::Client;
-use super::error::{self, Error};
+use super::error::{self, AuthKind, Error};
 use super::retry::Backoff;
 
 /// Where an engine serving many requests sends results:
@@ -119,6 +119,13 @@ const FATAL: &[Code] = &[
 pub struct Reconnect {
     backoff: Backoff,
     refused: usize,
+    /// The token generation current when the last stream was lost: a token
+    /// of this generation or older predates the loss (a member restart may
+    /// have voided it).
+    lost_gen: u64,
+    /// The generation of the token this stream renewed after a refusal: a
+    /// refusal of that token is final.
+    renewed_gen: Option<u64>,
 }
 
 impl Default for Reconnect {
@@ -126,6 +133,8 @@ impl Default for Reconnect {
         Reconnect {
             backoff: Backoff::new(),
             refused: 0,
+            lost_gen: 0,
+            renewed_gen: None,
         }
     }
 }
@@ -137,6 +146,28 @@ impl Reconnect {
         self.refused = 0;
     }
 
+    /// Whether a refusal `err` of something sent on a stream opened with
+    /// token generation `gen` (a watch creation, the stream itself) is to
+    /// be answered by renewing the token and reopening, rather than taken
+    /// as final. Only a client with credentials renews, and only once: a
+    /// refusal of the token it renewed for this stream is final. A token
+    /// the server calls void is renewed; a "permission denied" (etcd 3.5's
+    /// answer to a watch created with a void token, and a user's real
+    /// lack of permission alike) is renewed only when the token predates
+    /// the last loss of the stream or a later login.
+    pub fn renews(&self, client: &Client, gen: u64, err: &Error) -> bool {
+        if !client.can_renew() || self.renewed_gen == Some(gen) {
+            return false;
+        }
+        match error::auth_kind(err) {
+            Some(k) if k.token_void() => true,
+            Some(AuthKind::PermissionDenied) => {
+                gen <= self.lost_gen || gen < client.auth.current().1
+            }
+            _ => false,
+        }
+    }
+
     /// Decides what follows the loss `l`.
     pub async fn after(&mut self, client: &Client, l: &Lost) -> Next {
         let code = l.status.code();
@@ -145,6 +176,25 @@ impl Reconnect {
         }
         let err = Error::from_status(&l.status);
         let deadline = Instant::now() + client.cfg.timeout;
+        let renew = self.renews(client, l.token, &err);
+        // The token this stream renewed for a refusal is refused too: final.
+        let fresh = self.renewed_gen.take() == Some(l.token)
+            && error::auth_kind(&err)
+                .is_some_and(|k| k.token_void() || k == AuthKind::PermissionDenied);
+        self.lost_gen = client.auth.current().1;
+        if fresh {
+            return Next::Fail(err);
+        }
+        if renew {
+            return match client.renew_token(l.token, deadline).await {
+                Ok(()) => {
+                    self.renewed_gen = Some(client.auth.current().1);
+                    Next::Renewed
+                }
+                Err(e) if e.retryable() => Next::Later,
+                Err(e) => Next::Fail(e),
+            };
+        }
         match client.recover_token(l.token, &err, deadline).await {
             Ok(true) => return Next::Renewed,
             Ok(false) => {}
@@ -263,5 +313,58 @@ mod tests {
             matches!(next, Next::Later),
             "a failed login that may succeed later"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn which_refusals_renew_the_token() {
+        let creds = Credentials {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let c = with_credentials(1, Some(creds));
+        c.auth.store("t1").unwrap();
+        let g1 = c.current_opts().1;
+        let void = Error::new(
+            1,
+            "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
+        );
+        let stale = Error::new(2, "auth: revision in header is old");
+        let denied = Error::new(
+            1,
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
+        );
+        let other = Error::new(1, "etcdserver: mvcc: required revision has been compacted");
+        let mut rc = Reconnect::default();
+        assert!(rc.renews(&c, g1, &void) && rc.renews(&c, g1, &stale));
+        assert!(!rc.renews(&c, g1, &other));
+        // A token issued after the last loss and still the newest: a real
+        // lack of permission.
+        assert!(!rc.renews(&c, g1, &denied));
+        // The stream was lost while that token was current (a restart may
+        // have voided it): renewed.
+        rc.lost_gen = g1;
+        assert!(rc.renews(&c, g1, &denied));
+        // A newer login (by a unary call) also makes it suspect.
+        let mut rc = Reconnect::default();
+        c.auth.store("t2").unwrap();
+        assert!(rc.renews(&c, g1, &denied));
+        // The token renewed for a refusal is refused too: final, and a
+        // loss of that kind ends the stream.
+        let g2 = c.current_opts().1;
+        rc.renewed_gen = Some(g2);
+        assert!(!rc.renews(&c, g2, &void) && !rc.renews(&c, g2, &denied));
+        let l = Lost {
+            endpoint: 0,
+            status: Status::new(Code::PermissionDenied, "etcdserver: permission denied"),
+            stream: true,
+            token: g2,
+        };
+        assert!(matches!(rc.after(&c, &l).await, Next::Fail(e) if e.code == 7));
+        // Without credentials nothing is renewed.
+        let plain = client(1);
+        plain.auth.store("t").unwrap();
+        let mut rc = Reconnect::default();
+        rc.lost_gen = 99;
+        assert!(!rc.renews(&plain, 1, &void) && !rc.renews(&plain, 1, &denied));
     }
 }

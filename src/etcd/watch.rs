@@ -147,6 +147,12 @@ pub struct Engine {
     tx: Option<mpsc::UnboundedSender<rpc::WatchRequest>>,
     /// Some watch got its `created` reply on the current stream.
     live: bool,
+    rc: Reconnect,
+    /// The generation of the token the current stream carries.
+    token: u64,
+    /// A creation refused for a token to be renewed: the stream is to be
+    /// reopened with a new one (`Reconnect::renews`).
+    refusal: Option<Error>,
 }
 
 impl Engine {
@@ -161,12 +167,14 @@ impl Engine {
             progress: VecDeque::new(),
             tx: None,
             live: false,
+            rc: Reconnect::default(),
+            token: 0,
+            refusal: None,
         }
     }
 
     /// Serves commands until the client goes away.
     pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
-        let mut rc = Reconnect::default();
         loop {
             while self.watches.is_empty() {
                 match cmds.recv().await {
@@ -180,10 +188,10 @@ impl Engine {
                 Ended::Lost(l) => l,
             };
             if self.live {
-                rc.answered();
+                self.rc.answered();
             }
             self.reset_stream();
-            match rc.after(&self.client, &lost).await {
+            match self.rc.after(&self.client, &lost).await {
                 Next::Renewed | Next::NextEndpoint => continue,
                 Next::Fail(e) => {
                     self.fail_all(e);
@@ -218,7 +226,7 @@ impl Engine {
             if self.watches.is_empty() {
                 continue;
             }
-            let wake = tokio::time::Instant::now() + rc.delay();
+            let wake = tokio::time::Instant::now() + self.rc.delay();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(wake) => break,
@@ -248,6 +256,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx = Some(tx);
         self.live = false;
+        self.token = o.token;
         for req in self.watches.keys().copied().collect::<Vec<_>>() {
             self.send_create(req);
         }
@@ -274,7 +283,14 @@ impl Engine {
         loop {
             tokio::select! {
                 m = inbound.message() => match m {
-                    Ok(Some(m)) => self.on_response(m),
+                    Ok(Some(m)) => {
+                        self.on_response(m);
+                        if let Some(e) = self.refusal.take() {
+                            // Every watch is re-created on a stream with a
+                            // renewed token, from where its delivery stopped.
+                            return lost(Status::unauthenticated(e.message), true);
+                        }
+                    }
                     Ok(None) => return lost(Status::unavailable("watch stream closed by the server"), true),
                     Err(s) => return lost(s, true),
                 },
@@ -454,7 +470,14 @@ impl Engine {
             return;
         };
         if m.canceled {
-            return self.finish(req, cancelled(&m));
+            let e = cancelled(&m);
+            if self.rc.renews(&self.client, self.token, &e) {
+                // Refused for a token that a restart or an auth change may
+                // have voided: kept, and created again with a new token.
+                self.refusal = Some(e);
+                return;
+            }
+            return self.finish(req, e);
         }
         self.live = true;
         w.established = true;

@@ -150,6 +150,19 @@ fn status(p: &Perl, r: &rpc::StatusResponse) -> NewSv {
         }
         hv.put("errors", av.finish());
     }
+    // Sent by etcd 3.6 and later only: present when the server sends them.
+    if !r.storage_version.is_empty() {
+        hv.bytes("storage_version", r.storage_version.as_bytes());
+    }
+    if r.db_size_quota > 0 {
+        hv.iv("db_size_quota", r.db_size_quota);
+    }
+    if let Some(d) = &r.downgrade_info {
+        let mut di = p.new_hash();
+        di.bool("enabled", d.enabled)
+            .bytes("target_version", d.target_version.as_bytes());
+        hv.put("downgrade_info", di.finish());
+    }
     hv.finish()
 }
 

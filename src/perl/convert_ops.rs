@@ -113,6 +113,10 @@ pub fn reply(p: &Perl, r: &Reply) -> Option<NewSv> {
             let mut hv = with_header(p, &x.header);
             hv.uv("hash", u64::from(x.hash))
                 .iv("compact_revision", x.compact_revision);
+            // Sent by newer servers only (the revision the hash covers).
+            if x.hash_revision != 0 {
+                hv.iv("hash_revision", x.hash_revision);
+            }
             Some(hv.finish())
         }
         Reply::AuthStatus(x) => {
