@@ -7,14 +7,15 @@ use EtcdTest;
 use EV::Etcd;
 
 # POD "AUTHENTICATION" and "WATCHES": a client with user and password keeps
-# its watch, its managed keepalive and its writes through kill -9 restarts
-# of its member, in a row. With simple tokens every restart voids the
-# token (etcd 3.4 refuses the watch's re-creation as "invalid auth token",
-# 3.5 as "permission denied"); with JWT tokens the token survives restarts,
-# but users added meanwhile make it stale (the auth revision moved). In both
-# cases the client logs in again and re-creates its watch from where
-# delivery stopped: every acknowledged write is delivered exactly once and
-# in order, the watch reports no error, and the lease is never lost.
+# its watch, its managed keepalive, its election observer and its writes
+# through kill -9 restarts of its member, in a row. With simple tokens every
+# restart voids the token (etcd 3.4 refuses the watch's re-creation as
+# "invalid auth token", 3.5 as "permission denied"); with JWT tokens the
+# token survives restarts, but users added meanwhile make it stale (the auth
+# revision moved). In both cases the client logs in again and re-creates its
+# watch from where delivery stopped: every acknowledged write is delivered
+# exactly once and in order, the watch and the observer report no error,
+# and the lease is never lost.
 
 EtcdTest::need_etcd();
 my $RESTARTS = 6;
@@ -47,6 +48,15 @@ sub scenario {
     my $ka = $c->lease_keepalive_start($lease, { on_lost => sub { push @lost, $_[0] } },
         sub { $_[1] ? push @kerrs, $_[1] : $renewals++ });
     ok(EtcdTest::run_until(5, sub { $renewals }), "$label: managed keepalive renews");
+
+    # An election led under that lease, and an observer of it.
+    my $led = $kv->ok_call("$label: campaign", 'election_campaign', "${app}el", $lease, 'v0');
+    my (@leaders, @oerrs);
+    my $obs = $c->election_observe("${app}el", sub {
+        my ($r, $e) = @_;
+        $e ? push @oerrs, $e : push @leaders, $r->{kv}{value};
+    });
+    ok(EtcdTest::run_until(5, sub { @leaders }), "$label: the observer sees the leader");
 
     # The writer: one put at a time, the next 20 ms after an answer.
     my ($n, $stop, $busy, @acked, @failed) = (0, 0, 0);
@@ -101,6 +111,10 @@ sub scenario {
     cmp_ok($rec->{created}, '>', $RESTARTS, "$label: the watch was re-created after each restart");
     is_deeply(\@lost, [], "$label: the lease was never lost");
     is_deeply(\@kerrs, [], "$label: the keepalive reported no error");
+    $kv->ok_call("$label: proclaim", 'election_proclaim', $led->{leader}, 'v1');
+    ok(EtcdTest::run_until(10, sub { grep { $_ eq 'v1' } @leaders }),
+       "$label: the observer follows the leader after the restarts");
+    is_deeply(\@oerrs, [], "$label: the observer reported no error");
     my $ttl = $kv->ok_call("$label: lease_time_to_live", 'lease_time_to_live', $lease);
     cmp_ok($ttl->{ttl}, '>', 0, "$label: the lease is alive at the end");
     cmp_ok(scalar @acked, '>=', 10 * $RESTARTS + 20, "$label: writes were acknowledged throughout");
@@ -108,6 +122,7 @@ sub scenario {
          . " failed, $renewals renewals, $rec->{created} creations");
 
     $ka->stop;
+    $obs->cancel(sub {});
     $rec->{w}->cancel(sub {});
     $root->ok_call("$label: auth_disable", 'auth_disable');
     return;
