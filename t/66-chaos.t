@@ -70,6 +70,9 @@ my @log;
 my $chaos; $chaos = sub {
     my $t; $t = EV::timer(0.2 + rand(1.2), 0, sub {
         undef $t;
+        # A step due after the chaos ended must not take the member down
+        # again while the verdict below runs.
+        return if $stop;
         my $r = rand;
         if ($state eq 'up') {
             if ($r < 0.45)    { $srv->kill;  $state = 'killed' }
