@@ -11,7 +11,7 @@ fn perl_config(perl: &str) -> Vec<String> {
         .args([
             "-MConfig",
             "-e",
-            "print join qq{\\n}, $Config{archlibexp}, $Config{ccflags}, ($Config{usemultiplicity} || q{}), $Config{optimize}",
+            "print join qq{\\n}, $Config{archlibexp}, $Config{ccflags}, ($Config{usemultiplicity} || q{})",
         ])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {perl} to read its configuration: {e}"));

@@ -100,11 +100,9 @@ int ev_etcd_isa(void *pi, SV *sv, const char *pkg, STRLEN len) {
     return sv_derived_from_pvn(sv, pkg, len, 0) ? 1 : 0;
 }
 int ev_etcd_pok(void *pi, SV *sv) { SHIM_THX; return SvPOK(sv) ? 1 : 0; }
-int ev_etcd_niok(void *pi, SV *sv) { SHIM_THX; return (SvIOK(sv) || SvNOK(sv)) ? 1 : 0; }
 const char *ev_etcd_pv(void *pi, SV *sv, STRLEN *len) { SHIM_THX; return SvPV(sv, *len); }
 IV ev_etcd_iv(void *pi, SV *sv) { SHIM_THX; return SvIV(sv); }
 UV ev_etcd_uv(void *pi, SV *sv) { SHIM_THX; return SvUV(sv); }
-NV ev_etcd_nv(void *pi, SV *sv) { SHIM_THX; return SvNV(sv); }
 int ev_etcd_true(void *pi, SV *sv) { SHIM_THX; return SvTRUE(sv) ? 1 : 0; }
 SV **ev_etcd_hv_fetch(void *pi, HV *hv, const char *k, I32 klen) { SHIM_THX; return hv_fetch(hv, k, klen, 0); }
 int ev_etcd_hv_exists(void *pi, HV *hv, const char *k, I32 klen) { SHIM_THX; return hv_exists(hv, k, klen) ? 1 : 0; }

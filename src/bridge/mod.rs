@@ -211,7 +211,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
 }
 
 /// Forgets a client: its outstanding callbacks are dropped without being
-/// called (API.md 8.1) and the runtime cancels its work.
+/// called (POD "DESTRUCTION") and the runtime cancels its work.
 pub fn drop_client(p: &Perl, id: u64) {
     let dropped: Vec<Pending> = with(|m| {
         let Some(entry) = m.clients.remove(&id) else {
@@ -524,7 +524,7 @@ pub fn watch_progress(req: u64) {
     }
 }
 
-/// One tick of a client's health monitor (API.md 9), run by the .pm's
+/// One tick of a client's health monitor (POD "HEALTH MONITORING"), run by the .pm's
 /// timer: `Some((healthy, endpoint))` when the state changed. A down
 /// endpoint gets one background probe of at most `limit`.
 pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {

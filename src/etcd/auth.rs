@@ -1,4 +1,4 @@
-//! The auth token of one client, in one place (API.md 10, 16.5): the token
+//! The auth token of one client, in one place (POD "AUTHENTICATION"): the token
 //! sent with every RPC, the credentials it can be renewed from, single-flight
 //! (re-)authentication, recovery from an invalid or stale token, and the
 //! `auth_status` fallback for servers without the AuthStatus RPC (etcd 3.4).
@@ -17,13 +17,14 @@ use std::sync::RwLock;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::metadata::AsciiMetadataValue;
+use tonic::Code;
 
 use super::call::{Call, CallOpts, Reply};
 use super::client::Client;
 use super::error::{self, auth_kind, AuthKind, Error};
 use super::pb::etcdserverpb as rpc;
 
-/// Tokens longer than this are refused (API.md 5.3).
+/// Tokens longer than this are refused (POD "ERRORS").
 pub const MAX_TOKEN: usize = 1 << 20;
 
 /// `user` and `password` of the constructor. Debug never shows the password.
@@ -170,7 +171,7 @@ impl Client {
         }
     }
 
-    /// The user's `authenticate` (API.md 10): no login first; it carries the
+    /// The user's `authenticate` (POD "authenticate"): no login first; it carries the
     /// held token, but a token the server rejects must not stop the login
     /// that replaces it (one retry without). A non-empty token in the reply
     /// replaces the held one; a failure leaves it unchanged.
@@ -336,7 +337,19 @@ impl Client {
                 match self.send(probe, &plain, deadline).await {
                     Ok(_) => true,
                     Err(e) if auth_not_enabled(&e) => false,
-                    Err(e) if !e.internal && matches!(e.code, 3 | 5 | 7 | 9 | 16) => true,
+                    Err(e)
+                        if !e.internal
+                            && matches!(
+                                e.code,
+                                Code::InvalidArgument
+                                    | Code::NotFound
+                                    | Code::PermissionDenied
+                                    | Code::FailedPrecondition
+                                    | Code::Unauthenticated
+                            ) =>
+                    {
+                        true
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -370,10 +383,14 @@ mod tests {
             (7, "etcdserver: permission denied", false),
         ];
         for (code, msg, want) in cases {
-            assert_eq!(token_rejected(&Error::new(code, msg)), want, "{msg}");
+            assert_eq!(
+                token_rejected(&Error::new(Code::from(code), msg)),
+                want,
+                "{msg}"
+            );
         }
         assert!(user_missing(&Error::new(
-            3,
+            Code::InvalidArgument,
             "etcdserver: user name is empty"
         )));
         assert!(!token_rejected(&Error::internal("invalid auth token")));
@@ -432,7 +449,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn unknown_token_without_credentials_is_dropped_once() {
-        let invalid = Error::new(16, "etcdserver: invalid auth token");
+        let invalid = Error::new(Code::from(16), "etcdserver: invalid auth token");
         let c = client(Some("tok"));
         let (r, seen) = attempts(&c, vec![invalid.clone()]).await;
         assert_eq!(r, Ok(()));
@@ -451,10 +468,13 @@ mod tests {
 
         // Other errors, a stale (old-revision) token, and no token at all: no retry.
         for (tok, e) in [
-            (Some("tok"), Error::new(7, "etcdserver: permission denied")),
             (
                 Some("tok"),
-                Error::new(3, "etcdserver: revision of auth store is old"),
+                Error::new(Code::from(7), "etcdserver: permission denied"),
+            ),
+            (
+                Some("tok"),
+                Error::new(Code::from(3), "etcdserver: revision of auth store is old"),
             ),
             (None, invalid.clone()),
         ] {

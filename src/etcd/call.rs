@@ -116,7 +116,7 @@ pub enum Reply {
 
 impl Reply {
     /// A reply the server sent successfully but that still reports a
-    /// failure: a lease grant with a non-empty `error` field (API.md 5.3).
+    /// failure: a lease grant with a non-empty `error` field (POD "lease_grant").
     pub fn checked(self) -> Result<Reply, Error> {
         match self {
             Reply::LeaseGrant(r) if !r.error.is_empty() => Err(Error::internal(r.error)),
@@ -145,7 +145,7 @@ impl CallOpts {
 }
 
 impl Call {
-    /// Retry class (API.md 16.2): reads are repeatable, writes at-most-once.
+    /// Retry class (POD "RETRIES AND FAILOVER"): reads are repeatable, writes at-most-once.
     pub fn class(&self) -> RetryClass {
         match self {
             Call::Range(_)

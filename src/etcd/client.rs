@@ -33,7 +33,7 @@ pub struct Config {
     pub max_recv_size: usize,
     /// Key prefix of every request and reply (src/etcd/namespace.rs).
     pub namespace: Vec<u8>,
-    /// Set when the endpoints speak TLS (API.md 16.5).
+    /// Set when the endpoints speak TLS (POD "TLS").
     pub tls: Option<Tls>,
     /// Current endpoint and transport states, shared with the Perl
     /// thread's health monitor.
@@ -199,7 +199,7 @@ impl Client {
             };
             self.record(idx, &status);
             let never_sent = error::never_sent(&status);
-            let code = status.code() as i32;
+            let code = status.code();
             if never_sent || code == error::UNAVAILABLE {
                 self.endpoints.failover(idx);
             }

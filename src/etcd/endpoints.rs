@@ -100,7 +100,7 @@ pub struct Endpoints {
     channels: Mutex<Vec<Option<Channel>>>,
     state: Arc<State>,
     connect_timeout: Duration,
-    /// Set when the client speaks TLS (API.md 16.5).
+    /// Set when the client speaks TLS (POD "TLS").
     tls: Option<Tls>,
 }
 

@@ -7,8 +7,8 @@ use tonic::{Code, Status};
 /// which the main thread knows from the method that issued the call).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
-    /// gRPC status code (0-16).
-    pub code: i32,
+    /// gRPC status code.
+    pub code: Code,
     /// Server status text, or a client-generated message.
     pub message: String,
     /// Produced by client-side processing: reported with source `internal`.
@@ -18,17 +18,16 @@ pub struct Error {
     pub compact_revision: Option<i64>,
 }
 
-pub const CANCELLED: i32 = 1;
-pub const DEADLINE_EXCEEDED: i32 = 4;
-pub const NOT_FOUND: i32 = 5;
-pub const RESOURCE_EXHAUSTED: i32 = 8;
-pub const UNAVAILABLE: i32 = 14;
-pub const INTERNAL: i32 = 13;
-pub const UNIMPLEMENTED: i32 = 12;
-pub const UNAUTHENTICATED: i32 = 16;
+pub const CANCELLED: Code = Code::Cancelled;
+pub const DEADLINE_EXCEEDED: Code = Code::DeadlineExceeded;
+pub const NOT_FOUND: Code = Code::NotFound;
+pub const RESOURCE_EXHAUSTED: Code = Code::ResourceExhausted;
+pub const UNAVAILABLE: Code = Code::Unavailable;
+pub const INTERNAL: Code = Code::Internal;
+pub const UNIMPLEMENTED: Code = Code::Unimplemented;
 
 impl Error {
-    pub fn new(code: i32, message: impl Into<String>) -> Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
         Error {
             code,
             message: message.into(),
@@ -54,7 +53,7 @@ impl Error {
 
     pub fn from_status(s: &Status) -> Error {
         let mut message = s.message().to_owned();
-        let mut code = s.code() as i32;
+        let mut code = s.code();
         if s.code() == Code::OutOfRange && message.starts_with(TOO_LARGE) {
             // tonic reports a response over max_recv_size as OUT_OF_RANGE;
             // gRPC itself (and etcd's Go client) say RESOURCE_EXHAUSTED, and
@@ -85,9 +84,17 @@ impl Error {
         status_name(self.code)
     }
 
-    /// Informational flag of the error hash: 1 for codes 4, 8, 10, 13, 14.
+    /// Informational flag of the error hash: 1 for DEADLINE_EXCEEDED,
+    /// RESOURCE_EXHAUSTED, ABORTED, INTERNAL and UNAVAILABLE.
     pub fn retryable(&self) -> bool {
-        matches!(self.code, 4 | 8 | 10 | 13 | 14)
+        matches!(
+            self.code,
+            Code::DeadlineExceeded
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::Internal
+                | Code::Unavailable
+        )
     }
 }
 
@@ -159,26 +166,26 @@ pub fn auth_kind_of(text: &str) -> Option<AuthKind> {
 /// How tonic's decoder words a response larger than the receive limit.
 const TOO_LARGE: &str = "Error, decoded message length too large";
 
-pub fn status_name(code: i32) -> &'static str {
+/// gRPC's name of each code.
+pub fn status_name(code: Code) -> &'static str {
     match code {
-        0 => "OK",
-        1 => "CANCELLED",
-        2 => "UNKNOWN",
-        3 => "INVALID_ARGUMENT",
-        4 => "DEADLINE_EXCEEDED",
-        5 => "NOT_FOUND",
-        6 => "ALREADY_EXISTS",
-        7 => "PERMISSION_DENIED",
-        8 => "RESOURCE_EXHAUSTED",
-        9 => "FAILED_PRECONDITION",
-        10 => "ABORTED",
-        11 => "OUT_OF_RANGE",
-        12 => "UNIMPLEMENTED",
-        13 => "INTERNAL",
-        14 => "UNAVAILABLE",
-        15 => "DATA_LOSS",
-        16 => "UNAUTHENTICATED",
-        _ => "UNKNOWN_CODE",
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -272,10 +279,11 @@ mod tests {
             (13, "INTERNAL", true),
             (14, "UNAVAILABLE", true),
             (16, "UNAUTHENTICATED", false),
-            (17, "UNKNOWN_CODE", false),
+            // tonic reads a code past 16 as UNKNOWN
+            (17, "UNKNOWN", false),
         ];
         for (code, name, retry) in cases {
-            let e = Error::new(code, "x");
+            let e = Error::new(Code::from(code), "x");
             assert_eq!(e.status_name(), name);
             assert_eq!(e.retryable(), retry, "code {code}");
         }
@@ -323,7 +331,7 @@ mod tests {
             (14, "etcdserver: no leader", None),
         ];
         for (code, msg, kind) in cases {
-            assert_eq!(auth_kind(&Error::new(code, msg)), kind, "{msg}");
+            assert_eq!(auth_kind(&Error::new(Code::from(code), msg)), kind, "{msg}");
         }
         assert_eq!(auth_kind(&Error::internal("invalid auth token")), None);
         assert!(InvalidToken.token_void() && OldRevision.token_void() && UserEmpty.token_void());
@@ -333,7 +341,10 @@ mod tests {
     #[test]
     fn status_maps_code_and_message() {
         let e = Error::from_status(&Status::not_found("etcdserver: requested lease not found"));
-        assert_eq!(e, Error::new(5, "etcdserver: requested lease not found"));
+        assert_eq!(
+            e,
+            Error::new(Code::from(5), "etcdserver: requested lease not found")
+        );
         assert!(!e.internal);
         assert_eq!(Error::deadline().message, "Deadline Exceeded");
         assert!(Error::internal("x").internal);
@@ -347,7 +358,7 @@ mod tests {
         let compacted = "etcdserver: mvcc: required revision has been compacted";
         assert_eq!(
             Error::from_status(&Status::out_of_range(compacted)).code,
-            11
+            Code::OutOfRange
         );
     }
 

@@ -1,4 +1,4 @@
-//! The health monitor's decision on each tick (API.md 9): pure logic over
+//! The health monitor's decision on each tick (POD "HEALTH MONITORING"): pure logic over
 //! the endpoints' shared `State`, run on the Perl thread by the timer the
 //! .pm starts for `health_interval`. It never opens a connection itself; it
 //! may ask for a probe of an endpoint already known to be down, so that

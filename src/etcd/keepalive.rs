@@ -1,4 +1,4 @@
-//! Lease keepalives of one client (API.md 7.2, 16.4) over one shared
+//! Lease keepalives of one client (POD "LEASES AND KEEPALIVE") over one shared
 //! LeaseKeepAlive stream.
 //!
 //! - A one-shot keepalive sends one request and reports the one answer.

@@ -1,5 +1,5 @@
-//! KV service helpers: range-end computation for prefix reads, and the KV
-//! RPCs (Range, Put, DeleteRange, Txn, Compact). Pure Rust, runtime thread.
+//! Key ranges: the range end that makes a prefix read or watch. The KV
+//! RPCs themselves are `Call` variants in call.rs. Pure Rust.
 
 /// The range end that covers every key starting with `key`: the key with
 /// trailing 0xFF bytes removed and its last byte incremented; `"\0"` (all

@@ -1,6 +1,10 @@
 //! A pure async Rust etcd v3 client, testable without Perl: generated
-//! protobuf types, error mapping, retry policy, endpoints, and the unary call
-//! path. Runs on the runtime thread; never touches Perl.
+//! protobuf types (pb), the unary calls (call, client, retry), the token
+//! (auth), errors and their classes (error), endpoints, their connections
+//! and health (endpoints, connector, tls, health), key namespaces
+//! (namespace, kv), and the long-lived streams (stream: what they share;
+//! watch, keepalive, observe, snapshot). Runs on the runtime thread; never
+//! touches Perl.
 #![forbid(unsafe_code)]
 
 pub mod auth;

@@ -1,4 +1,4 @@
-//! One `election_observe` (API.md 7.3, 16.4): a server stream of the
+//! One `election_observe` (POD "election_observe"): a server stream of the
 //! election's leader. Reconnects with backoff after a stream loss (unless
 //! `auto_reconnect` is off or `max_retries` is 0) and never reports the same
 //! leader value twice in a row because of a reconnect: etcd answers every

@@ -24,7 +24,7 @@ pub enum Verdict {
 /// failed) may be followed by another.
 pub fn verdict(
     class: RetryClass,
-    code: i32,
+    code: tonic::Code,
     never_sent: bool,
     attempt: u32,
     max_retries: u32,
@@ -40,7 +40,7 @@ pub fn verdict(
         return Verdict::Fail;
     }
     let allowed =
-        never_sent || (class == RetryClass::Idempotent && code == super::error::UNAVAILABLE);
+        never_sent || (class == RetryClass::Idempotent && code == tonic::Code::Unavailable);
     if allowed {
         Verdict::Retry
     } else {
@@ -104,19 +104,19 @@ mod tests {
         // (class, code, never_sent, attempt, max_retries, endpoints, expected)
         let cases = [
             // reads retry on UNAVAILABLE, writes do not; other codes never retry
-            (R, 14, false, 1, 3, 1, Retry),
-            (W, 14, false, 1, 3, 1, Fail),
-            (R, 4, false, 1, 3, 1, Fail),
-            (R, 11, false, 1, 3, 1, Fail),
+            (R, tonic::Code::from(14), false, 1, 3, 1, Retry),
+            (W, tonic::Code::from(14), false, 1, 3, 1, Fail),
+            (R, tonic::Code::from(4), false, 1, 3, 1, Fail),
+            (R, tonic::Code::from(11), false, 1, 3, 1, Fail),
             // a request that never left the client retries, within the budget
-            (W, 14, true, 1, 3, 1, Retry),
-            (W, 14, true, 3, 3, 1, Retry),
-            (W, 14, true, 4, 3, 1, Fail),
-            (R, 14, false, 4, 3, 1, Fail),
+            (W, tonic::Code::from(14), true, 1, 3, 1, Retry),
+            (W, tonic::Code::from(14), true, 3, 3, 1, Retry),
+            (W, tonic::Code::from(14), true, 4, 3, 1, Fail),
+            (R, tonic::Code::from(14), false, 4, 3, 1, Fail),
             // max_retries 0 still tries every other endpoint once when nothing was sent
-            (W, 14, true, 1, 0, 2, Retry),
-            (W, 14, true, 2, 0, 2, Fail),
-            (R, 14, false, 1, 0, 2, Fail),
+            (W, tonic::Code::from(14), true, 1, 0, 2, Retry),
+            (W, tonic::Code::from(14), true, 2, 0, 2, Fail),
+            (R, tonic::Code::from(14), false, 1, 0, 2, Fail),
         ];
         for (i, (class, code, never_sent, attempt, max, eps, want)) in cases.into_iter().enumerate()
         {
@@ -150,7 +150,7 @@ mod tests {
         #[test]
         fn retries_are_bounded_and_safe(
             read in proptest::prelude::any::<bool>(),
-            code in 0i32..20,
+            code in proptest::prelude::Strategy::prop_map(0i32..20, tonic::Code::from),
             sent_pattern in proptest::prelude::any::<u64>(),
             max in 0u32..12,
             eps in 0usize..6,
@@ -162,7 +162,7 @@ mod tests {
                 match verdict(class, code, never_sent, attempt, max, eps) {
                     Verdict::Fail => break,
                     Verdict::Retry => {
-                        proptest::prop_assert!(never_sent || (read && code == 14));
+                        proptest::prop_assert!(never_sent || (read && code == tonic::Code::Unavailable));
                         attempt += 1;
                     }
                 }

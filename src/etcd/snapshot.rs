@@ -1,4 +1,4 @@
-//! `snapshot` (API.md 16, the operator's half): streams the member's backend
+//! `snapshot` (POD "snapshot"): streams the member's backend
 //! database to a file or, chunk by chunk, to the caller. A file is written
 //! under a temporary name beside the target, synced and renamed into place
 //! only when the whole stream arrived, so a failed snapshot never leaves a

@@ -77,7 +77,7 @@ pub async fn open(client: &Client) -> Result<Opening, Ended> {
     };
     let (opts, token) = match client.call_opts(deadline).await {
         Ok(o) => o,
-        Err(e) => return Err(lost(Status::new(Code::from(e.code), e.message), 0)),
+        Err(e) => return Err(lost(Status::new(e.code, e.message), 0)),
     };
     match client.endpoints.channel(endpoint) {
         Ok(ch) => Ok(Opening {
@@ -263,7 +263,7 @@ mod tests {
             Code::FailedPrecondition,
         ] {
             match Reconnect::default().after(&c, &lost(code, true)).await {
-                Next::Fail(e) => assert_eq!(e.code, code as i32, "{code:?}"),
+                Next::Fail(e) => assert_eq!(e.code, code, "{code:?}"),
                 _ => panic!("{code:?} must end the stream"),
             }
         }
@@ -325,15 +325,18 @@ mod tests {
         c.auth.store("t1").unwrap();
         let g1 = c.current_opts().1;
         let void = Error::new(
-            1,
+            Code::from(1),
             "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
         );
-        let stale = Error::new(2, "auth: revision in header is old");
+        let stale = Error::new(Code::from(2), "auth: revision in header is old");
         let denied = Error::new(
-            1,
+            Code::from(1),
             "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
         );
-        let other = Error::new(1, "etcdserver: mvcc: required revision has been compacted");
+        let other = Error::new(
+            Code::from(1),
+            "etcdserver: mvcc: required revision has been compacted",
+        );
         let mut rc = Reconnect::default();
         assert!(rc.renews(&c, g1, &void) && rc.renews(&c, g1, &stale));
         assert!(!rc.renews(&c, g1, &other));
@@ -359,7 +362,9 @@ mod tests {
             stream: true,
             token: g2,
         };
-        assert!(matches!(rc.after(&c, &l).await, Next::Fail(e) if e.code == 7));
+        assert!(
+            matches!(rc.after(&c, &l).await, Next::Fail(e) if e.code == Code::PermissionDenied)
+        );
         // Without credentials nothing is renewed.
         let plain = client(1);
         plain.auth.store("t").unwrap();

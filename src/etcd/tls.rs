@@ -1,4 +1,4 @@
-//! TLS settings of one client (API.md 16.5): the PEM files named by the
+//! TLS settings of one client (POD "TLS"): the PEM files named by the
 //! constructor's `tls` option, read once when the client is created, and
 //! the rules that decide which endpoints speak TLS. Pure Rust: the files
 //! are read on the Perl thread inside `new` (so a bad path croaks at once);

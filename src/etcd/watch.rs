@@ -1,4 +1,4 @@
-//! The watch engine of one client (API.md 7.1, 16.3). Every watch of the
+//! The watch engine of one client (POD "WATCHES"). Every watch of the
 //! client shares one gRPC Watch stream; creates go out in order and etcd
 //! answers them in order, so the n-th `created` reply belongs to the n-th
 //! create sent. Each watch remembers where delivery stopped (the revision
@@ -495,7 +495,7 @@ impl Engine {
     }
 }
 
-/// The error of a watch cancelled by the server (API.md 7.1.2, 16.3).
+/// The error of a watch cancelled by the server (POD "Compaction and server-side cancellation").
 fn cancelled(m: &rpc::WatchResponse) -> Error {
     if m.compact_revision > 0 {
         let mut e = Error::new(
@@ -619,7 +619,7 @@ mod tests {
             ..Default::default()
         };
         let e = cancelled(&m);
-        assert_eq!((e.code, e.compact_revision), (1, Some(7)));
+        assert_eq!((e.code, e.compact_revision), (error::CANCELLED, Some(7)));
         assert!(e.message.contains("compacted"));
         let m = rpc::WatchResponse {
             canceled: true,

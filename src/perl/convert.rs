@@ -1,4 +1,4 @@
-//! Builds the Perl response and error hashes (API.md sections 4 and 5) from
+//! Builds the Perl response and error hashes (POD "RESPONSES" and "ERRORS") from
 //! the engine's plain Rust replies. The single owner of response shapes.
 //! Perl thread only (every function takes the `Perl` token).
 
@@ -215,7 +215,7 @@ static WATCH: Shape<6> = Shape([
     "events",
 ]);
 
-/// One watch message (API.md 7.1.1); cancellations never get here.
+/// One watch message (POD "watch"); cancellations never get here.
 fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
     let mut events = p.new_array(r.events.len());
     for e in &r.events {
@@ -240,10 +240,10 @@ fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
     )
 }
 
-/// The five-key error hash of API.md section 5.
+/// The five-key error hash of POD "ERRORS".
 pub fn error(p: &Perl, e: &Error, label: &str) -> NewSv {
     let mut hv = p.new_hash();
-    hv.iv("code", i64::from(e.code))
+    hv.iv("code", i64::from(e.code as i32))
         .bytes("status", e.status_name().as_bytes())
         .bytes("message", e.message.as_bytes())
         .bytes(

@@ -1,4 +1,4 @@
-//! Response hashes of the lease, lock and election methods (API.md 6.2-6.4,
+//! Response hashes of the lease, lock and election methods (POD "LEASES AND KEEPALIVE", "LOCK METHODS", "ELECTION METHODS",
 //! 4.5), dispatched from `convert::reply`. Perl thread only.
 
 use crate::etcd::pb::etcdserverpb as rpc;
@@ -48,7 +48,7 @@ pub fn lock(p: &Perl, r: &lock::LockResponse) -> NewSv {
     hv.finish()
 }
 
-/// The leader-key hash of API.md 4.5.
+/// The leader-key hash of POD "election_campaign".
 fn leader_key(p: &Perl, k: &election::LeaderKey) -> NewSv {
     let mut hv = p.new_hash();
     hv.bytes("name", &k.name)

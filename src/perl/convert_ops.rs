@@ -1,4 +1,4 @@
-//! Response hashes of the operator methods (API.md 4.4, 6.5-6.7): cluster,
+//! Response hashes of the operator methods (POD "MAINTENANCE METHODS", "CLUSTER METHODS", "AUTH METHODS"): cluster,
 //! maintenance (beyond status) and auth replies. Dispatched from
 //! `convert::reply`. Perl thread only.
 

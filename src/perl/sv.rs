@@ -316,12 +316,6 @@ impl<'a> Perl<'a> {
         unsafe { ffi::ev_etcd_uv(self.pi, sv.raw) as u64 }
     }
 
-    pub fn nv(&self, sv: Sv<'a>) -> f64 {
-        let sv = self.num(sv);
-        // SAFETY: live SV.
-        unsafe { ffi::ev_etcd_nv(self.pi, sv.raw) }
-    }
-
     pub fn truthy(&self, sv: Sv<'a>) -> bool {
         let sv = self.plain(sv, self.overloaded(sv), c"EV::Etcd::_plain_bool");
         // SAFETY: live SV.
@@ -409,10 +403,6 @@ impl<'a> Perl<'a> {
         NewSv {
             raw: unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) },
         }
-    }
-
-    pub fn new_bool(&self, v: bool) -> NewSv {
-        self.new_iv(i64::from(v))
     }
 
     pub fn new_bytes(&self, b: &[u8]) -> NewSv {

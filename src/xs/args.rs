@@ -1,5 +1,5 @@
 //! Argument decoding shared by every method: the client invocant, the
-//! callback, usage checks, size limits (API.md 3.3) and option lookups.
+//! callback, usage checks, size limits (POD "ERRORS") and option lookups.
 //! Perl thread only; returns croak messages as `Err(String)`.
 
 use crate::perl::{Hv, Perl, Sv, SvBox};

@@ -1,9 +1,8 @@
-//! Auth methods (API.md 6.7): authenticate, auth_enable, auth_disable, the
+//! Auth methods (POD "AUTH METHODS"): authenticate, auth_enable, auth_disable, the
 //! user_* and role_* calls. Names and passwords go out as text (size limits
-//! of API.md 3.3); every error but authenticate's has source `rpc`. The
+//! of POD "ERRORS"); every error but authenticate's has source `rpc`. The
 //! token an authenticate returns is stored on the runtime side
 //! (src/etcd/auth.rs).
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;

@@ -1,6 +1,5 @@
-//! Client lifecycle xsubs: the constructor's option decoding (API.md 2),
+//! Client lifecycle xsubs: the constructor's option decoding (POD "new"),
 //! DESTROY, and the loop plumbing the .pm uses (notify fd, drain, END).
-#![forbid(unsafe_code)]
 
 use std::time::Duration;
 
@@ -49,7 +48,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         .filter(|v| p.is_string(*v))
         .map(|v| p.text(v))
         .filter(|t| !t.is_empty());
-    // `user` and `password` (API.md 16.5): the user must be a non-empty
+    // `user` and `password` (POD "AUTHENTICATION"): the user must be a non-empty
     // string; the password is required with it.
     let credentials = match (o.get("user").filter(|v| p.is_string(*v)), o.get("password")) {
         (Some(u), Some(pw)) => Some(Credentials {
@@ -87,7 +86,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 /// The `tls => { ca_file, cert_file, key_file, server_name }` option
-/// (API.md 16.5): the files are read now, so a bad one croaks in `new`.
+/// (POD "TLS"): the files are read now, so a bad one croaks in `new`.
 /// `Some` when the client speaks TLS (the option, or https:// endpoints).
 fn tls_option(p: &Perl, o: &Opts, endpoints: &[String]) -> Result<Option<Tls>, String> {
     let t = o.get("tls").map(|v| Opts::new(p, Some(v)));
@@ -111,7 +110,7 @@ fn tls_option(p: &Perl, o: &Opts, endpoints: &[String]) -> Result<Option<Tls>, S
     Tls::load(&paths).map(Some)
 }
 
-/// `DESTROY`: outstanding callbacks are dropped silently (API.md 8.1). Safe
+/// `DESTROY`: outstanding callbacks are dropped silently (POD "DESTRUCTION"). Safe
 /// from inside the client's own callbacks: nothing of the running callback
 /// is borrowed while it runs.
 pub fn destroy<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {

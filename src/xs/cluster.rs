@@ -1,6 +1,5 @@
-//! Cluster methods (API.md 6.5): member_list, member_add, member_remove,
+//! Cluster methods (POD "CLUSTER METHODS"): member_list, member_add, member_remove,
 //! member_update, member_promote. Member ids are unsigned 64-bit integers.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;

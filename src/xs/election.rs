@@ -1,6 +1,5 @@
-//! Election methods, unary parts (API.md 6.4): election_campaign,
+//! Election methods, unary parts (POD "ELECTION METHODS"): election_campaign,
 //! election_proclaim, election_leader and election_resign. Perl thread only.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;
@@ -9,7 +8,7 @@ use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Res};
 
-/// A leader-key hash (API.md 4.5) as returned by `election_campaign`;
+/// A leader-key hash (POD "election_campaign") as returned by `election_campaign`;
 /// missing or undefined fields are empty or 0.
 fn leader_key(p: &Perl, sv: Sv) -> Res<pb::LeaderKey> {
     let hv = p.hash_ref(sv).ok_or("leader must be a hash reference")?;
@@ -82,7 +81,7 @@ pub fn resign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 const OBSERVE: &str = "EV::Etcd::Observe";
 
 /// `election_observe($name, $cb, [\%opts])`: the options come after the
-/// callback (API.md 7.3). Returns a handle with `cancel` (16.4).
+/// callback (POD "election_observe"). Returns a handle with `cancel`.
 pub fn observe<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     if a.len() != 3 && a.len() != 4 {
         return Err("Usage: EV::Etcd::election_observe(client, name, callback, [opts])".into());

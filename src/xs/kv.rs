@@ -1,7 +1,6 @@
-//! KV methods (API.md 6.1): get, put, delete, compact and the internal
+//! KV methods (POD "KV METHODS"): get, put, delete, compact and the internal
 //! `_txn` behind the .pm's `txn` wrapper. Decodes Perl arguments into plain
 //! prost requests and submits them; croaks on bad arguments.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;

@@ -1,7 +1,6 @@
-//! Lease methods (API.md 6.2): lease_grant, lease_revoke, lease_time_to_live
+//! Lease methods (POD "LEASES AND KEEPALIVE"): lease_grant, lease_revoke, lease_time_to_live
 //! and lease_leases. Decodes Perl arguments into plain requests and submits
 //! them; croaks on bad arguments. Perl thread only.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;
@@ -50,7 +49,7 @@ pub fn leases<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     Ok(None)
 }
 
-/// `lease_keepalive($lease_id, $cb)`: one request, one callback (API.md 7.2).
+/// `lease_keepalive($lease_id, $cb)`: one request, one callback (POD "lease_keepalive").
 pub fn keepalive<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 3, "lease_keepalive(client, lease_id, callback)")?;
     bridge::lease_keepalive(p, id, p.iv(a[1]), cb)?;
@@ -59,7 +58,7 @@ pub fn keepalive<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 const KEEPALIVE: &str = "EV::Etcd::Keepalive";
 
-/// `lease_keepalive_start($lease_id, [\%opts,] [$cb])` (API.md 16.4):
+/// `lease_keepalive_start($lease_id, [\%opts,] [$cb])` (POD "lease_keepalive_start"):
 /// renews every TTL/3 until `stop`; `$cb` gets each renewal, option
 /// `on_lost` the one error that ends it.
 pub fn keepalive_start<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {

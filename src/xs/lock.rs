@@ -1,8 +1,7 @@
-//! Lock methods (API.md 6.3): lock and unlock over etcd's v3lock service.
+//! Lock methods (POD "LOCK METHODS"): lock and unlock over etcd's v3lock service.
 //! A blocked `lock` is bounded by the client's `timeout` like any unary
 //! call, and is never retried once it may have reached the server. Perl
 //! thread only.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;

@@ -1,6 +1,5 @@
-//! Maintenance methods (API.md 6.6): status, alarm, defragment, hash_kv,
+//! Maintenance methods (POD "MAINTENANCE METHODS"): status, alarm, defragment, hash_kv,
 //! move_leader, auth_status, snapshot.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::call::Call;

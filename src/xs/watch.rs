@@ -1,6 +1,5 @@
-//! Watch methods (API.md 7.1, 16.3): `watch` and the `EV::Etcd::Watch`
+//! Watch methods (POD "WATCHES"): `watch` and the `EV::Etcd::Watch`
 //! handle's `cancel` and `request_progress`.
-#![forbid(unsafe_code)]
 
 use crate::bridge;
 use crate::etcd::pb::etcdserverpb::watch_create_request::FilterType;
