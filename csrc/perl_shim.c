@@ -35,7 +35,8 @@ void ev_etcd_savetmps(void *pi) { SHIM_THX; SAVETMPS; }
 void ev_etcd_freetmps(void *pi) { SHIM_THX; FREETMPS; }
 
 /* registration */
-void ev_etcd_newxs(void *pi, const char *name, ev_etcd_xsub_t f, const char *file) { SHIM_THX; newXS(name, f, file); }
+void ev_etcd_newxs(void *pi, const char *name, ev_etcd_xsub_t f, const char *file, void *any) { SHIM_THX; CvXSUBANY(newXS(name, f, file)).any_ptr = any; }
+void *ev_etcd_cv_any(void *pi, CV *cv) { SHIM_THX; return CvXSUBANY(cv).any_ptr; }
 void ev_etcd_xs_boot_epilog(void *pi, I32 ax) { SHIM_THX; Perl_xs_boot_epilog(aTHX_ ax); }
 
 /* calling Perl */

@@ -1,9 +1,13 @@
 //! EV::Etcd's engine: an etcd v3 client for Perl's EV loop.
 //!
-//! Module map (see also the architecture notes in the README):
-//! - `perl`: the only place with `unsafe` and the Perl API (C shim
-//!   declarations, value handles, xsub wrapper, conversions, boot).
-//! - `xs`: the per-service XS surface (decode arguments, submit, return).
+//! Module map (docs/ARCHITECTURE.md has the whole picture):
+//! - `perl`: the Perl binding, the only place with the Perl API (C shim
+//!   declarations, value handles, the xsub wrapper and entry point, boot,
+//!   response conversions).
+//! - `sys`: the operating-system corner (eventfd, fork hook, SIGPIPE,
+//!   allocator tuning). With `perl`, the only modules with `unsafe`.
+//! - `xs`: the per-service XS surface (decode arguments, submit, return) and
+//!   the table of every Perl sub (surface.rs).
 //! - `bridge`: the thread boundary (runtime thread, notify fd, registry of
 //!   outstanding callbacks, drain).
 //! - `etcd`: a pure async etcd client, testable without Perl.
@@ -18,4 +22,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod bridge;
 pub mod etcd;
 pub mod perl;
+pub mod sys;
 pub mod xs;
+
+// `boot_EV__Etcd`, the symbol XSLoader calls.
+perl_boot!(boot_EV__Etcd, xs::surface::init);

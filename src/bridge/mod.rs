@@ -62,7 +62,7 @@ impl Bridge {
             done_rx,
             notify,
             wake,
-            pid: crate::perl::process::pid(),
+            pid: crate::sys::process::pid(),
         })
     }
 }
@@ -152,7 +152,7 @@ type Inherited = (Vec<Pending>, VecDeque<SvBox>, Vec<Job>);
 /// runtime thread) on first use, and again in a forked child.
 pub fn notify_fd() -> Result<RawFd, String> {
     let (fd, inherited) = with(|m| {
-        let pid = crate::perl::process::pid();
+        let pid = crate::sys::process::pid();
         let mut inherited: Option<Inherited> = None;
         if m.bridge.as_ref().map(|b| b.pid) != Some(pid) {
             // A bridge inherited over fork has no runtime thread: replace it
@@ -196,7 +196,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
             id,
             ClientEntry {
                 tag: 0,
-                pid: crate::perl::process::pid(),
+                pid: crate::sys::process::pid(),
                 timeout: cfg.timeout,
                 namespaced: !cfg.namespace.is_empty(),
                 endpoints: cfg.endpoints.clone(),
@@ -217,7 +217,7 @@ pub fn drop_client(p: &Perl, id: u64) {
         let Some(entry) = m.clients.remove(&id) else {
             return Vec::new();
         };
-        if entry.pid == crate::perl::process::pid() {
+        if entry.pid == crate::sys::process::pid() {
             if let Some(b) = &m.bridge {
                 let _ = b.send(Job::DropClient { id });
             }
@@ -260,7 +260,7 @@ pub fn check_client(id: u64) -> Result<(), String> {
 fn live_client(m: &Main, id: u64) -> Result<&ClientEntry, String> {
     match m.clients.get(&id) {
         None => Err("EV::Etcd: client has been destroyed".to_owned()),
-        Some(c) if c.pid != crate::perl::process::pid() => Err(format!(
+        Some(c) if c.pid != crate::sys::process::pid() => Err(format!(
             "EV::Etcd: this client was created in process {} and cannot be used after fork; create a new client in the child",
             c.pid
         )),
@@ -360,7 +360,7 @@ pub fn watch(p: &Perl, client: u64, spec: WatchSpec, cb: SvBox) -> Result<u64, S
 /// parent's runtime.
 pub fn check_stream(req: u64) -> Result<(), String> {
     with(|m| {
-        let pid = crate::perl::process::pid();
+        let pid = crate::sys::process::pid();
         let ours = m.bridge.as_ref().map(|b| b.pid) == Some(pid) && req > m.inherited_below;
         if ours {
             Ok(())
@@ -613,7 +613,7 @@ fn run_deferred(p: &Perl) {
 
 fn drain_batch(p: &Perl) {
     let ok = with(|m| match &m.bridge {
-        Some(b) if b.pid == crate::perl::process::pid() => {
+        Some(b) if b.pid == crate::sys::process::pid() => {
             b.wake.clear();
             b.notify.disarm();
             true

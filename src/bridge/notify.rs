@@ -18,7 +18,7 @@ pub struct Receiver {
 }
 
 pub fn pair() -> std::io::Result<(Notifier, Receiver)> {
-    let reader = File::from(crate::perl::fd::eventfd()?);
+    let reader = File::from(crate::sys::fd::eventfd()?);
     let writer = reader.try_clone()?;
     Ok((
         Notifier {

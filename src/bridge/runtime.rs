@@ -150,7 +150,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("ev-etcd-runtime".into())
         .spawn(move || {
-            crate::perl::process::block_sigpipe();
+            crate::sys::process::block_sigpipe();
             rt.block_on(serve(rx, done, notify))
         })?;
     Ok(tx)

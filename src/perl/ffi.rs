@@ -54,7 +54,15 @@ extern "C" {
     pub fn ev_etcd_savetmps(pi: Pi);
     pub fn ev_etcd_freetmps(pi: Pi);
 
-    pub fn ev_etcd_newxs(pi: Pi, name: *const c_char, f: XsubFn, file: *const c_char);
+    /// Defines an xsub whose CV carries `any` (CvXSUBANY, as XS's ALIAS).
+    pub fn ev_etcd_newxs(
+        pi: Pi,
+        name: *const c_char,
+        f: XsubFn,
+        file: *const c_char,
+        any: *const c_void,
+    );
+    pub fn ev_etcd_cv_any(pi: Pi, cv: *mut CV) -> *const c_void;
     pub fn ev_etcd_xs_boot_epilog(pi: Pi, ax: I32);
 
     pub fn ev_etcd_call_sv(pi: Pi, sv: *mut SV, flags: I32) -> I32;

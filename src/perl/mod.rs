@@ -1,19 +1,17 @@
-//! The Perl layer: the only module tree with `unsafe` or the Perl API. The
-//! C shim's declarations (ffi), safe value handles behind a `!Send`
-//! interpreter token (sv), the xsub wrapper (xsub), response conversions
-//! (convert) and the boot function that registers every xsub (boot).
+//! The Perl binding: with src/sys/, the only module tree with `unsafe`,
+//! and the only one that speaks the Perl API. The C shim's declarations
+//! (ffi), safe value handles behind a `!Send` interpreter token (sv), the
+//! xsub wrapper and the table-driven entry point of every xsub (xsub), the
+//! module's boot function (boot), and the response conversions (convert*,
+//! which hold no `unsafe`).
 
-#[cfg(feature = "mimalloc")]
-pub mod alloc;
 pub mod boot;
 pub mod convert;
 pub mod convert_lease;
 pub mod convert_ops;
-pub mod fd;
 pub mod ffi;
-pub mod process;
 pub mod sv;
 pub mod xsub;
 
 pub use sv::{mark_perl_dead, Av, Hv, NewSv, Perl, Sv, SvBox};
-pub use xsub::XsResult;
+pub use xsub::{XsResult, Xsub};

@@ -93,6 +93,11 @@ impl<'a> Perl<'a> {
         }
     }
 
+    /// The interpreter pointer, for the binding's own FFI calls.
+    pub(super) fn raw_interp(&self) -> Pi {
+        self.pi
+    }
+
     pub(crate) fn sv(&self, raw: *mut SV) -> Sv<'a> {
         Sv {
             raw,

@@ -83,24 +83,33 @@ unsafe fn croak(pi: Pi, msg: *mut SV) -> ! {
     unsafe { ffi::ev_etcd_croak_sv(pi, msg) }
 }
 
-/// Defines `extern "C"` xsub entry points (one per body) with the signature
-/// the target perl expects.
-#[macro_export]
-macro_rules! xsubs {
-    ($($entry:ident => $body:path;)*) => {
-        $(
-            #[cfg(perl_multiplicity)]
-            #[allow(non_snake_case)]
-            unsafe extern "C" fn $entry(pi: $crate::perl::ffi::Pi, _cv: *mut $crate::perl::ffi::CV) {
-                // SAFETY: called by Perl as an xsub with its interpreter.
-                unsafe { $crate::perl::xsub::run(pi, $body) }
-            }
-            #[cfg(not(perl_multiplicity))]
-            #[allow(non_snake_case)]
-            unsafe extern "C" fn $entry(_cv: *mut $crate::perl::ffi::CV) {
-                // SAFETY: called by Perl as an xsub; no interpreter pointer on this perl.
-                unsafe { $crate::perl::xsub::run(std::ptr::null_mut(), $body) }
-            }
-        )*
-    };
+/// One Perl sub implemented in Rust: its fully qualified name (e.g.
+/// `EV::Etcd::get`) and its body. A module lists its subs as a static table
+/// of these and defines them all at boot with `boot::define`.
+pub struct Xsub {
+    pub name: &'static str,
+    pub body: XsBody,
+}
+
+/// The entry point of every xsub: runs the body of the `Xsub` that its CV
+/// carries (set by `boot::define`, as XS's ALIAS keeps its index there).
+#[cfg(perl_multiplicity)]
+pub(super) unsafe extern "C" fn dispatch(pi: Pi, cv: *mut ffi::CV) {
+    // SAFETY: Perl calls this as an xsub with its interpreter; every CV that
+    // has this entry point was made by `boot::define` with a pointer to an
+    // `Xsub` of a 'static table.
+    unsafe {
+        let x = &*ffi::ev_etcd_cv_any(pi, cv).cast::<Xsub>();
+        run(pi, x.body)
+    }
+}
+
+#[cfg(not(perl_multiplicity))]
+pub(super) unsafe extern "C" fn dispatch(cv: *mut ffi::CV) {
+    let pi: Pi = std::ptr::null_mut();
+    // SAFETY: as above; no interpreter pointer on this perl.
+    unsafe {
+        let x = &*ffi::ev_etcd_cv_any(pi, cv).cast::<Xsub>();
+        run(pi, x.body)
+    }
 }

@@ -1,6 +1,6 @@
 //! The thin XS surface, one file per etcd service: each body decodes its
-//! Perl arguments into a plain request, submits it, and returns. The entry
-//! points and their registration live in src/perl/boot.rs.
+//! Perl arguments into a plain request, submits it, and returns. Every sub
+//! is one row of the table in surface.rs, which the boot function defines.
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -12,4 +12,5 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod surface;
 pub mod watch;

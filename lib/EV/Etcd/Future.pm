@@ -11,23 +11,11 @@ use Scalar::Util ();
 
 our $VERSION = $EV::Etcd::VERSION;
 
-# Methods that answer once: each becomes a method returning a future. The
-# streaming ones (watch, election_observe, lease_keepalive_start) call their
-# callback many times and stay on the client. Names the client does not
-# have are skipped.
-my @UNARY = qw(
-    get put delete txn compact
-    lease_grant lease_revoke lease_time_to_live lease_leases lease_keepalive
-    lock unlock
-    election_campaign election_proclaim election_leader election_resign
-    member_list member_add member_remove member_update member_promote
-    status alarm defragment hash_kv move_leader auth_status
-    authenticate auth_enable auth_disable
-    user_add user_delete user_change_password user_get user_list
-    user_grant_role user_revoke_role
-    role_add role_delete role_get role_list
-    role_grant_permission role_revoke_permission
-);
+# Methods that answer once (the module's table says which): each becomes a
+# method returning a future. The streaming ones (watch, election_observe,
+# lease_keepalive_start, snapshot) call their callback many times or take a
+# sink, and stay on the client.
+my @UNARY = @{ EV::Etcd::_unary_methods() };
 
 sub new {
     my ($class, $client) = @_;
