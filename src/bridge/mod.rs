@@ -274,16 +274,11 @@ pub fn namespaced(client: u64) -> bool {
     with(|m| m.clients.get(&client).is_some_and(|c| c.namespaced))
 }
 
-/// Sends a unary call; `cb` is called once, from the loop, with the result.
-pub fn submit(
-    p: &Perl,
-    client: u64,
-    label: &'static str,
-    call: Call,
-    cb: SvBox,
-) -> Result<(), String> {
+/// Sends a unary call; `cb` is called once, from the loop, with the result
+/// (errors name the call's source, from its row of the call table).
+pub fn submit(p: &Perl, client: u64, call: Call, cb: SvBox) -> Result<(), String> {
     let now = Instant::now();
-    enqueue_with(p, client, label, Some(cb), None, |req, timeout| {
+    enqueue_with(p, client, call.label(), Some(cb), None, |req, timeout| {
         Job::Unary {
             client,
             req,

@@ -12,107 +12,136 @@ use super::pb::etcdserverpb as rpc;
 use super::pb::{v3electionpb as election, v3lockpb as lock};
 use super::retry::RetryClass;
 
-/// A unary request.
-#[derive(Debug, Clone)]
-pub enum Call {
-    Range(rpc::RangeRequest),
-    Put(rpc::PutRequest),
-    DeleteRange(rpc::DeleteRangeRequest),
-    Txn(rpc::TxnRequest),
-    Compact(rpc::CompactionRequest),
-    Status(rpc::StatusRequest),
-    LeaseGrant(rpc::LeaseGrantRequest),
-    LeaseRevoke(rpc::LeaseRevokeRequest),
-    LeaseTimeToLive(rpc::LeaseTimeToLiveRequest),
-    LeaseLeases(rpc::LeaseLeasesRequest),
-    Lock(lock::LockRequest),
-    Unlock(lock::UnlockRequest),
-    Campaign(election::CampaignRequest),
-    Proclaim(election::ProclaimRequest),
-    Leader(election::LeaderRequest),
-    Resign(election::ResignRequest),
-    MemberList(rpc::MemberListRequest),
-    MemberAdd(rpc::MemberAddRequest),
-    MemberRemove(rpc::MemberRemoveRequest),
-    MemberUpdate(rpc::MemberUpdateRequest),
-    MemberPromote(rpc::MemberPromoteRequest),
-    Alarm(rpc::AlarmRequest),
-    Defragment(rpc::DefragmentRequest),
-    HashKv(rpc::HashKvRequest),
-    MoveLeader(rpc::MoveLeaderRequest),
-    AuthStatus(rpc::AuthStatusRequest),
-    Authenticate(rpc::AuthenticateRequest),
-    AuthEnable(rpc::AuthEnableRequest),
-    AuthDisable(rpc::AuthDisableRequest),
-    UserAdd(rpc::AuthUserAddRequest),
-    UserDelete(rpc::AuthUserDeleteRequest),
-    UserChangePassword(rpc::AuthUserChangePasswordRequest),
-    UserGet(rpc::AuthUserGetRequest),
-    UserList(rpc::AuthUserListRequest),
-    UserGrantRole(rpc::AuthUserGrantRoleRequest),
-    UserRevokeRole(rpc::AuthUserRevokeRoleRequest),
-    RoleAdd(rpc::AuthRoleAddRequest),
-    RoleDelete(rpc::AuthRoleDeleteRequest),
-    RoleGet(rpc::AuthRoleGetRequest),
-    RoleList(rpc::AuthRoleListRequest),
-    RoleGrantPermission(rpc::AuthRoleGrantPermissionRequest),
-    RoleRevokePermission(rpc::AuthRoleRevokePermissionRequest),
+use election::election_client::ElectionClient;
+use lock::lock_client::LockClient;
+use rpc::auth_client::AuthClient;
+use rpc::cluster_client::ClusterClient;
+use rpc::kv_client::KvClient;
+use rpc::lease_client::LeaseClient;
+use rpc::maintenance_client::MaintenanceClient;
+
+/// The table of unary RPCs: one row each, `Variant(Request => Response) =
+/// ServiceClient.method, retry class, error source;`. It generates `Call`,
+/// the unary part of `Reply`, `Call::exec`, the row's retry class and the
+/// error source; every `match` over `Call` or `Reply` elsewhere lists the
+/// variants without a wildcard, so a new row does not compile until each
+/// place (namespace, response shape) decides what it does with it.
+macro_rules! unary_rpcs {
+    ($($v:ident($req:ty => $resp:ty) = $svc:ident.$m:ident, $class:ident, $label:literal;)*) => {
+        /// A unary request.
+        #[derive(Debug, Clone)]
+        pub enum Call {
+            $($v($req),)*
+        }
+
+        /// The answer to a `Call`, variant for variant, and the messages of
+        /// the streams.
+        #[derive(Debug, Clone)]
+        pub enum Reply {
+            $($v($resp),)*
+            /// One message of a watch (never the answer to a `Call`).
+            Watch(rpc::WatchResponse),
+            /// One keepalive answer (lease_keepalive, managed keepalives).
+            KeepAlive(rpc::LeaseKeepAliveResponse),
+            /// A piece of a snapshot streamed to the caller.
+            SnapshotChunk(Vec<u8>),
+            /// The end of a snapshot.
+            Snapshot(Box<super::snapshot::Done>),
+        }
+
+        impl Call {
+            /// The retry class of the call's row.
+            fn row_class(&self) -> RetryClass {
+                match self {
+                    $(Call::$v(_) => $class,)*
+                }
+            }
+
+            /// The `source` its errors report.
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(Call::$v(_) => $label,)*
+                }
+            }
+
+            /// Sends the call once over `ch`.
+            pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
+                let max = if o.max_recv == 0 {
+                    usize::MAX
+                } else {
+                    o.max_recv
+                };
+                match self {
+                    $(Call::$v(r) => $svc::new(ch)
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(usize::MAX)
+                        .$m(o.request(r))
+                        .await
+                        .map(|r| Reply::$v(r.into_inner())),)*
+                }
+            }
+        }
+    };
 }
 
-/// The answer to a `Call`, variant for variant.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    Range(rpc::RangeResponse),
-    Put(rpc::PutResponse),
-    DeleteRange(rpc::DeleteRangeResponse),
-    Txn(rpc::TxnResponse),
-    Compact(rpc::CompactionResponse),
-    Status(rpc::StatusResponse),
-    /// One message of a watch (never the answer to a `Call`).
-    Watch(rpc::WatchResponse),
-    /// One keepalive answer (lease_keepalive, managed keepalives).
-    KeepAlive(rpc::LeaseKeepAliveResponse),
-    /// A piece of a snapshot streamed to the caller.
-    SnapshotChunk(Vec<u8>),
-    /// The end of a snapshot.
-    Snapshot(Box<super::snapshot::Done>),
-    LeaseGrant(rpc::LeaseGrantResponse),
-    LeaseRevoke(rpc::LeaseRevokeResponse),
-    LeaseTimeToLive(rpc::LeaseTimeToLiveResponse),
-    LeaseLeases(rpc::LeaseLeasesResponse),
-    Lock(lock::LockResponse),
-    Unlock(lock::UnlockResponse),
-    Campaign(election::CampaignResponse),
-    Proclaim(election::ProclaimResponse),
-    Leader(election::LeaderResponse),
-    Resign(election::ResignResponse),
-    MemberList(rpc::MemberListResponse),
-    MemberAdd(rpc::MemberAddResponse),
-    MemberRemove(rpc::MemberRemoveResponse),
-    MemberUpdate(rpc::MemberUpdateResponse),
-    MemberPromote(rpc::MemberPromoteResponse),
-    Alarm(rpc::AlarmResponse),
-    Defragment(rpc::DefragmentResponse),
-    HashKv(rpc::HashKvResponse),
-    MoveLeader(rpc::MoveLeaderResponse),
-    AuthStatus(rpc::AuthStatusResponse),
-    Authenticate(rpc::AuthenticateResponse),
-    AuthEnable(rpc::AuthEnableResponse),
-    AuthDisable(rpc::AuthDisableResponse),
-    UserAdd(rpc::AuthUserAddResponse),
-    UserDelete(rpc::AuthUserDeleteResponse),
-    UserChangePassword(rpc::AuthUserChangePasswordResponse),
-    UserGet(rpc::AuthUserGetResponse),
-    UserList(rpc::AuthUserListResponse),
-    UserGrantRole(rpc::AuthUserGrantRoleResponse),
-    UserRevokeRole(rpc::AuthUserRevokeRoleResponse),
-    RoleAdd(rpc::AuthRoleAddResponse),
-    RoleDelete(rpc::AuthRoleDeleteResponse),
-    RoleGet(rpc::AuthRoleGetResponse),
-    RoleList(rpc::AuthRoleListResponse),
-    RoleGrantPermission(rpc::AuthRoleGrantPermissionResponse),
-    RoleRevokePermission(rpc::AuthRoleRevokePermissionResponse),
+/// Retry classes of the rows: R (a read, repeatable), W (a write, at most once).
+use RetryClass::{AtMostOnce as W, Idempotent as R};
+
+/// The rows of the table, handed to the macro `$then` (`unary_rpcs` here;
+/// the Perl side generates its response dispatch from the same rows).
+/// Paths in the rows (`rpc::`, `lock::`, `election::`) resolve where
+/// `$then` expands.
+#[macro_export]
+macro_rules! unary_rpc_table {
+    ($then:ident) => {
+        $then! {
+            Range(rpc::RangeRequest => rpc::RangeResponse) = KvClient.range, R, "range";
+            Put(rpc::PutRequest => rpc::PutResponse) = KvClient.put, W, "put";
+            DeleteRange(rpc::DeleteRangeRequest => rpc::DeleteRangeResponse) = KvClient.delete_range, W, "delete";
+            Txn(rpc::TxnRequest => rpc::TxnResponse) = KvClient.txn, W, "txn";
+            Compact(rpc::CompactionRequest => rpc::CompactionResponse) = KvClient.compact, W, "compact";
+            LeaseGrant(rpc::LeaseGrantRequest => rpc::LeaseGrantResponse) = LeaseClient.lease_grant, W, "lease_grant";
+            LeaseRevoke(rpc::LeaseRevokeRequest => rpc::LeaseRevokeResponse) = LeaseClient.lease_revoke, W, "lease_revoke";
+            LeaseTimeToLive(rpc::LeaseTimeToLiveRequest => rpc::LeaseTimeToLiveResponse) = LeaseClient.lease_time_to_live, R, "lease_ttl";
+            LeaseLeases(rpc::LeaseLeasesRequest => rpc::LeaseLeasesResponse) = LeaseClient.lease_leases, R, "lease_leases";
+            Lock(lock::LockRequest => lock::LockResponse) = LockClient.lock, W, "lock";
+            Unlock(lock::UnlockRequest => lock::UnlockResponse) = LockClient.unlock, W, "unlock";
+            Campaign(election::CampaignRequest => election::CampaignResponse) = ElectionClient.campaign, W, "campaign";
+            Proclaim(election::ProclaimRequest => election::ProclaimResponse) = ElectionClient.proclaim, W, "proclaim";
+            Leader(election::LeaderRequest => election::LeaderResponse) = ElectionClient.leader, R, "leader";
+            Resign(election::ResignRequest => election::ResignResponse) = ElectionClient.resign, W, "resign";
+            Status(rpc::StatusRequest => rpc::StatusResponse) = MaintenanceClient.status, R, "status";
+            Alarm(rpc::AlarmRequest => rpc::AlarmResponse) = MaintenanceClient.alarm, W, "alarm";
+            Defragment(rpc::DefragmentRequest => rpc::DefragmentResponse) = MaintenanceClient.defragment, W, "defragment";
+            HashKv(rpc::HashKvRequest => rpc::HashKvResponse) = MaintenanceClient.hash_kv, R, "hash_kv";
+            MoveLeader(rpc::MoveLeaderRequest => rpc::MoveLeaderResponse) = MaintenanceClient.move_leader, W, "move_leader";
+            MemberList(rpc::MemberListRequest => rpc::MemberListResponse) = ClusterClient.member_list, R, "member_list";
+            MemberAdd(rpc::MemberAddRequest => rpc::MemberAddResponse) = ClusterClient.member_add, W, "member_add";
+            MemberRemove(rpc::MemberRemoveRequest => rpc::MemberRemoveResponse) = ClusterClient.member_remove, W, "member_remove";
+            MemberUpdate(rpc::MemberUpdateRequest => rpc::MemberUpdateResponse) = ClusterClient.member_update, W, "member_update";
+            MemberPromote(rpc::MemberPromoteRequest => rpc::MemberPromoteResponse) = ClusterClient.member_promote, W, "member_promote";
+            AuthStatus(rpc::AuthStatusRequest => rpc::AuthStatusResponse) = AuthClient.auth_status, R, "auth_status";
+            Authenticate(rpc::AuthenticateRequest => rpc::AuthenticateResponse) = AuthClient.authenticate, W, "authenticate";
+            AuthEnable(rpc::AuthEnableRequest => rpc::AuthEnableResponse) = AuthClient.auth_enable, W, "rpc";
+            AuthDisable(rpc::AuthDisableRequest => rpc::AuthDisableResponse) = AuthClient.auth_disable, W, "rpc";
+            UserAdd(rpc::AuthUserAddRequest => rpc::AuthUserAddResponse) = AuthClient.user_add, W, "rpc";
+            UserDelete(rpc::AuthUserDeleteRequest => rpc::AuthUserDeleteResponse) = AuthClient.user_delete, W, "rpc";
+            UserChangePassword(rpc::AuthUserChangePasswordRequest => rpc::AuthUserChangePasswordResponse) = AuthClient.user_change_password, W, "rpc";
+            UserGet(rpc::AuthUserGetRequest => rpc::AuthUserGetResponse) = AuthClient.user_get, R, "rpc";
+            UserList(rpc::AuthUserListRequest => rpc::AuthUserListResponse) = AuthClient.user_list, R, "rpc";
+            UserGrantRole(rpc::AuthUserGrantRoleRequest => rpc::AuthUserGrantRoleResponse) = AuthClient.user_grant_role, W, "rpc";
+            UserRevokeRole(rpc::AuthUserRevokeRoleRequest => rpc::AuthUserRevokeRoleResponse) = AuthClient.user_revoke_role, W, "rpc";
+            RoleAdd(rpc::AuthRoleAddRequest => rpc::AuthRoleAddResponse) = AuthClient.role_add, W, "rpc";
+            RoleDelete(rpc::AuthRoleDeleteRequest => rpc::AuthRoleDeleteResponse) = AuthClient.role_delete, W, "rpc";
+            RoleGet(rpc::AuthRoleGetRequest => rpc::AuthRoleGetResponse) = AuthClient.role_get, R, "rpc";
+            RoleList(rpc::AuthRoleListRequest => rpc::AuthRoleListResponse) = AuthClient.role_list, R, "rpc";
+            RoleGrantPermission(rpc::AuthRoleGrantPermissionRequest => rpc::AuthRoleGrantPermissionResponse) = AuthClient.role_grant_permission, W, "rpc";
+            RoleRevokePermission(rpc::AuthRoleRevokePermissionRequest => rpc::AuthRoleRevokePermissionResponse) = AuthClient.role_revoke_permission, W, "rpc";
+        }
+    };
 }
+
+unary_rpc_table!(unary_rpcs);
 
 impl Reply {
     /// A reply the server sent successfully but that still reports a
@@ -145,28 +174,17 @@ impl CallOpts {
 }
 
 impl Call {
-    /// Retry class (POD "RETRIES AND FAILOVER"): reads are repeatable, writes at-most-once.
+    /// Retry class (POD "RETRIES AND FAILOVER"): reads are repeatable,
+    /// writes at-most-once; an alarm GET and a txn of reads only are reads.
     pub fn class(&self) -> RetryClass {
         match self {
-            Call::Range(_)
-            | Call::Status(_)
-            | Call::LeaseTimeToLive(_)
-            | Call::LeaseLeases(_)
-            | Call::Leader(_)
-            | Call::MemberList(_)
-            | Call::HashKv(_)
-            | Call::AuthStatus(_)
-            | Call::UserGet(_)
-            | Call::UserList(_)
-            | Call::RoleGet(_)
-            | Call::RoleList(_) => RetryClass::Idempotent,
             Call::Alarm(a) if a.action == rpc::alarm_request::AlarmAction::Get as i32 => {
                 RetryClass::Idempotent
             }
             Call::Txn(t) if t.success.iter().chain(&t.failure).all(is_read_op) => {
                 RetryClass::Idempotent
             }
-            _ => RetryClass::AtMostOnce,
+            _ => self.row_class(),
         }
     }
 
@@ -175,90 +193,6 @@ impl Call {
     /// about the member.
     pub fn may_block(&self) -> bool {
         matches!(self, Call::Lock(_) | Call::Campaign(_))
-    }
-
-    /// Sends the call once over `ch`.
-    pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
-        use election::election_client::ElectionClient;
-        use lock::lock_client::LockClient;
-        use rpc::auth_client::AuthClient;
-        use rpc::cluster_client::ClusterClient;
-        use rpc::kv_client::KvClient;
-        use rpc::lease_client::LeaseClient;
-        use rpc::maintenance_client::MaintenanceClient;
-        let max = if o.max_recv == 0 {
-            usize::MAX
-        } else {
-            o.max_recv
-        };
-        // One unary RPC of any service: `rpc!(ServiceClient, method, request, Variant)`.
-        macro_rules! rpc {
-            ($svc:ident, $m:ident, $req:expr, $v:ident) => {
-                $svc::new(ch)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(usize::MAX)
-                    .$m(o.request($req))
-                    .await
-                    .map(|r| Reply::$v(r.into_inner()))
-            };
-        }
-        macro_rules! kv {
-            ($m:ident, $req:expr, $v:ident) => {
-                rpc!(KvClient, $m, $req, $v)
-            };
-        }
-        match self {
-            Call::Range(r) => kv!(range, r, Range),
-            Call::Put(r) => kv!(put, r, Put),
-            Call::DeleteRange(r) => kv!(delete_range, r, DeleteRange),
-            Call::Txn(r) => kv!(txn, r, Txn),
-            Call::Compact(r) => kv!(compact, r, Compact),
-            Call::LeaseGrant(r) => rpc!(LeaseClient, lease_grant, r, LeaseGrant),
-            Call::LeaseRevoke(r) => rpc!(LeaseClient, lease_revoke, r, LeaseRevoke),
-            Call::LeaseTimeToLive(r) => {
-                rpc!(LeaseClient, lease_time_to_live, r, LeaseTimeToLive)
-            }
-            Call::LeaseLeases(r) => rpc!(LeaseClient, lease_leases, r, LeaseLeases),
-            Call::Lock(r) => rpc!(LockClient, lock, r, Lock),
-            Call::Unlock(r) => rpc!(LockClient, unlock, r, Unlock),
-            Call::Campaign(r) => rpc!(ElectionClient, campaign, r, Campaign),
-            Call::Proclaim(r) => rpc!(ElectionClient, proclaim, r, Proclaim),
-            Call::Leader(r) => rpc!(ElectionClient, leader, r, Leader),
-            Call::Resign(r) => rpc!(ElectionClient, resign, r, Resign),
-            Call::Status(r) => rpc!(MaintenanceClient, status, r, Status),
-            Call::MemberList(r) => rpc!(ClusterClient, member_list, r, MemberList),
-            Call::MemberAdd(r) => rpc!(ClusterClient, member_add, r, MemberAdd),
-            Call::MemberRemove(r) => rpc!(ClusterClient, member_remove, r, MemberRemove),
-            Call::MemberUpdate(r) => rpc!(ClusterClient, member_update, r, MemberUpdate),
-            Call::MemberPromote(r) => rpc!(ClusterClient, member_promote, r, MemberPromote),
-            Call::Alarm(r) => rpc!(MaintenanceClient, alarm, r, Alarm),
-            Call::Defragment(r) => rpc!(MaintenanceClient, defragment, r, Defragment),
-            Call::HashKv(r) => rpc!(MaintenanceClient, hash_kv, r, HashKv),
-            Call::MoveLeader(r) => rpc!(MaintenanceClient, move_leader, r, MoveLeader),
-            Call::AuthStatus(r) => rpc!(AuthClient, auth_status, r, AuthStatus),
-            Call::Authenticate(r) => rpc!(AuthClient, authenticate, r, Authenticate),
-            Call::AuthEnable(r) => rpc!(AuthClient, auth_enable, r, AuthEnable),
-            Call::AuthDisable(r) => rpc!(AuthClient, auth_disable, r, AuthDisable),
-            Call::UserAdd(r) => rpc!(AuthClient, user_add, r, UserAdd),
-            Call::UserDelete(r) => rpc!(AuthClient, user_delete, r, UserDelete),
-            Call::UserChangePassword(r) => {
-                rpc!(AuthClient, user_change_password, r, UserChangePassword)
-            }
-            Call::UserGet(r) => rpc!(AuthClient, user_get, r, UserGet),
-            Call::UserList(r) => rpc!(AuthClient, user_list, r, UserList),
-            Call::UserGrantRole(r) => rpc!(AuthClient, user_grant_role, r, UserGrantRole),
-            Call::UserRevokeRole(r) => rpc!(AuthClient, user_revoke_role, r, UserRevokeRole),
-            Call::RoleAdd(r) => rpc!(AuthClient, role_add, r, RoleAdd),
-            Call::RoleDelete(r) => rpc!(AuthClient, role_delete, r, RoleDelete),
-            Call::RoleGet(r) => rpc!(AuthClient, role_get, r, RoleGet),
-            Call::RoleList(r) => rpc!(AuthClient, role_list, r, RoleList),
-            Call::RoleGrantPermission(r) => {
-                rpc!(AuthClient, role_grant_permission, r, RoleGrantPermission)
-            }
-            Call::RoleRevokePermission(r) => {
-                rpc!(AuthClient, role_revoke_permission, r, RoleRevokePermission)
-            }
-        }
     }
 }
 

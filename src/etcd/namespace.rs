@@ -122,7 +122,40 @@ impl Namespace {
             Call::Proclaim(r) => self.leader(&mut r.leader),
             Call::Leader(r) => self.key(&mut r.name),
             Call::Resign(r) => self.leader(&mut r.leader),
-            _ => {}
+            // No keys in these requests.
+            Call::Compact(_)
+            | Call::LeaseGrant(_)
+            | Call::LeaseRevoke(_)
+            | Call::LeaseTimeToLive(_)
+            | Call::LeaseLeases(_)
+            | Call::Status(_)
+            | Call::Alarm(_)
+            | Call::Defragment(_)
+            | Call::HashKv(_)
+            | Call::MoveLeader(_)
+            | Call::MemberList(_)
+            | Call::MemberAdd(_)
+            | Call::MemberRemove(_)
+            | Call::MemberUpdate(_)
+            | Call::MemberPromote(_)
+            | Call::AuthStatus(_)
+            | Call::Authenticate(_)
+            | Call::AuthEnable(_)
+            | Call::AuthDisable(_)
+            | Call::UserAdd(_)
+            | Call::UserDelete(_)
+            | Call::UserChangePassword(_)
+            | Call::UserGet(_)
+            | Call::UserList(_)
+            | Call::UserGrantRole(_)
+            | Call::UserRevokeRole(_)
+            | Call::RoleAdd(_)
+            | Call::RoleDelete(_)
+            | Call::RoleGet(_)
+            | Call::RoleList(_)
+            // Permissions name raw key ranges, as etcd's Go client leaves them.
+            | Call::RoleGrantPermission(_)
+            | Call::RoleRevokePermission(_) => {}
         }
         call
     }
@@ -159,7 +192,44 @@ impl Namespace {
             }
             Reply::Campaign(r) => self.unleader(&mut r.leader),
             Reply::Leader(r) => self.unkv(&mut r.kv),
-            _ => {}
+            // No keys in these replies.
+            Reply::Compact(_)
+            | Reply::Status(_)
+            | Reply::KeepAlive(_)
+            | Reply::SnapshotChunk(_)
+            | Reply::Snapshot(_)
+            | Reply::LeaseGrant(_)
+            | Reply::LeaseRevoke(_)
+            | Reply::LeaseLeases(_)
+            | Reply::Unlock(_)
+            | Reply::Proclaim(_)
+            | Reply::Resign(_)
+            | Reply::MemberList(_)
+            | Reply::MemberAdd(_)
+            | Reply::MemberRemove(_)
+            | Reply::MemberUpdate(_)
+            | Reply::MemberPromote(_)
+            | Reply::Alarm(_)
+            | Reply::Defragment(_)
+            | Reply::HashKv(_)
+            | Reply::MoveLeader(_)
+            | Reply::AuthStatus(_)
+            | Reply::Authenticate(_)
+            | Reply::AuthEnable(_)
+            | Reply::AuthDisable(_)
+            | Reply::UserAdd(_)
+            | Reply::UserDelete(_)
+            | Reply::UserChangePassword(_)
+            | Reply::UserGet(_)
+            | Reply::UserList(_)
+            | Reply::UserGrantRole(_)
+            | Reply::UserRevokeRole(_)
+            | Reply::RoleAdd(_)
+            | Reply::RoleDelete(_)
+            | Reply::RoleGet(_)
+            | Reply::RoleList(_)
+            | Reply::RoleGrantPermission(_)
+            | Reply::RoleRevokePermission(_) => {}
         }
     }
 

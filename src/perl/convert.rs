@@ -6,8 +6,8 @@ use crate::etcd::call::Reply;
 use crate::etcd::error::Error;
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::mvccpb;
+use crate::etcd::pb::{v3electionpb as election, v3lockpb as lock};
 
-use super::convert_lease as lease;
 use super::sv::{NewSv, Perl, Shape};
 
 static HEADER: Shape<4> = Shape(["cluster_id", "member_id", "revision", "raft_term"]);
@@ -166,43 +166,102 @@ fn status(p: &Perl, r: &rpc::StatusResponse) -> NewSv {
     hv.finish()
 }
 
-/// The response hash handed to a unary callback.
-pub fn reply(p: &Perl, r: &Reply) -> NewSv {
-    match r {
-        Reply::Range(x) => range(p, x),
-        Reply::Put(x) => put(p, x),
-        Reply::DeleteRange(x) => delete_range(p, x, false),
-        Reply::Txn(x) => txn(p, x),
-        Reply::Compact(x) => with_header(p, &x.header).finish(),
-        Reply::Status(x) => status(p, x),
-        Reply::Watch(x) => watch(p, x),
-        Reply::SnapshotChunk(b) => p.new_bytes(b),
-        Reply::Snapshot(d) => {
-            let mut hv = with_header(p, &d.header);
-            hv.uv("size", d.size);
-            if let Some(f) = &d.file {
-                hv.bytes("file", f.as_os_str().as_encoded_bytes());
+/// A response message as the hash its callback receives.
+pub trait ToPerl {
+    fn to_perl(&self, p: &Perl) -> NewSv;
+}
+
+/// Responses that carry nothing but their header.
+macro_rules! header_only {
+    ($($t:ty),* $(,)?) => {
+        $(impl ToPerl for $t {
+            fn to_perl(&self, p: &Perl) -> NewSv {
+                with_header(p, &self.header).finish()
             }
-            hv.finish()
-        }
-        Reply::KeepAlive(x) => {
-            let mut hv = with_header(p, &x.header);
-            hv.iv("id", x.id).iv("ttl", x.ttl);
-            hv.finish()
-        }
-        Reply::LeaseGrant(x) => lease::grant(p, x),
-        Reply::LeaseRevoke(x) => with_header(p, &x.header).finish(),
-        Reply::LeaseTimeToLive(x) => lease::time_to_live(p, x),
-        Reply::LeaseLeases(x) => lease::leases(p, x),
-        Reply::Lock(x) => lease::lock(p, x),
-        Reply::Unlock(x) => with_header(p, &x.header).finish(),
-        Reply::Campaign(x) => lease::campaign(p, x),
-        Reply::Proclaim(x) => with_header(p, &x.header).finish(),
-        Reply::Leader(x) => lease::leader(p, x),
-        Reply::Resign(x) => with_header(p, &x.header).finish(),
-        other => super::convert_ops::reply(p, other).unwrap_or_else(|| p.new_hash().finish()),
+        })*
+    };
+}
+
+header_only!(
+    rpc::CompactionResponse,
+    rpc::LeaseRevokeResponse,
+    lock::UnlockResponse,
+    election::ProclaimResponse,
+    election::ResignResponse,
+    rpc::DefragmentResponse,
+    rpc::MoveLeaderResponse,
+    rpc::AuthEnableResponse,
+    rpc::AuthDisableResponse,
+    rpc::AuthUserAddResponse,
+    rpc::AuthUserDeleteResponse,
+    rpc::AuthUserChangePasswordResponse,
+    rpc::AuthUserGrantRoleResponse,
+    rpc::AuthUserRevokeRoleResponse,
+    rpc::AuthRoleAddResponse,
+    rpc::AuthRoleDeleteResponse,
+    rpc::AuthRoleGrantPermissionResponse,
+    rpc::AuthRoleRevokePermissionResponse,
+);
+
+impl ToPerl for rpc::RangeResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        range(p, self)
     }
 }
+
+impl ToPerl for rpc::PutResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        put(p, self)
+    }
+}
+
+impl ToPerl for rpc::DeleteRangeResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        delete_range(p, self, false)
+    }
+}
+
+impl ToPerl for rpc::TxnResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        txn(p, self)
+    }
+}
+
+impl ToPerl for rpc::StatusResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        status(p, self)
+    }
+}
+
+/// The response dispatch, generated from the call table's rows: one arm
+/// per unary RPC, then the stream messages.
+macro_rules! reply_dispatch {
+    ($($v:ident($req:ty => $resp:ty) = $svc:ident.$m:ident, $class:ident, $label:literal;)*) => {
+        /// The response hash handed to a callback.
+        pub fn reply(p: &Perl, r: &Reply) -> NewSv {
+            match r {
+                $(Reply::$v(x) => <$resp as ToPerl>::to_perl(x, p),)*
+                Reply::Watch(x) => watch(p, x),
+                Reply::SnapshotChunk(b) => p.new_bytes(b),
+                Reply::Snapshot(d) => {
+                    let mut hv = with_header(p, &d.header);
+                    hv.uv("size", d.size);
+                    if let Some(f) = &d.file {
+                        hv.bytes("file", f.as_os_str().as_encoded_bytes());
+                    }
+                    hv.finish()
+                }
+                Reply::KeepAlive(x) => {
+                    let mut hv = with_header(p, &x.header);
+                    hv.iv("id", x.id).iv("ttl", x.ttl);
+                    hv.finish()
+                }
+            }
+        }
+    };
+}
+
+crate::unary_rpc_table!(reply_dispatch);
 
 static EVENT: Shape<2> = Shape(["type", "kv"]);
 static EVENT_PREV: Shape<3> = Shape(["type", "kv", "prev_kv"]);

@@ -1,10 +1,11 @@
-//! Response hashes of the lease, lock and election methods (POD "LEASES AND KEEPALIVE", "LOCK METHODS", "ELECTION METHODS",
-//! 4.5), dispatched from `convert::reply`. Perl thread only.
+//! Response hashes of the lease, lock and election methods (POD "LEASES
+//! AND KEEPALIVE", "LOCK METHODS", "ELECTION METHODS"), dispatched from
+//! `convert::reply` through `ToPerl`. Perl thread only.
 
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::{v3electionpb as election, v3lockpb as lock};
 
-use super::convert::{kv, with_header};
+use super::convert::{kv, with_header, ToPerl};
 use super::sv::{NewSv, Perl};
 
 pub fn grant(p: &Perl, r: &rpc::LeaseGrantResponse) -> NewSv {
@@ -71,4 +72,40 @@ pub fn leader(p: &Perl, r: &election::LeaderResponse) -> NewSv {
     let mut hv = with_header(p, &r.header);
     hv.put("kv", kv(p, r.kv.as_ref().unwrap_or(&Default::default())));
     hv.finish()
+}
+
+impl ToPerl for rpc::LeaseGrantResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        grant(p, self)
+    }
+}
+
+impl ToPerl for rpc::LeaseTimeToLiveResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        time_to_live(p, self)
+    }
+}
+
+impl ToPerl for rpc::LeaseLeasesResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        leases(p, self)
+    }
+}
+
+impl ToPerl for lock::LockResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        lock(p, self)
+    }
+}
+
+impl ToPerl for election::CampaignResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        campaign(p, self)
+    }
+}
+
+impl ToPerl for election::LeaderResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        leader(p, self)
+    }
 }

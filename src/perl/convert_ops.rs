@@ -1,12 +1,12 @@
-//! Response hashes of the operator methods (POD "MAINTENANCE METHODS", "CLUSTER METHODS", "AUTH METHODS"): cluster,
-//! maintenance (beyond status) and auth replies. Dispatched from
-//! `convert::reply`. Perl thread only.
+//! Response hashes of the operator methods (POD "MAINTENANCE METHODS",
+//! "CLUSTER METHODS", "AUTH METHODS"): cluster, maintenance (beyond
+//! status) and auth replies. Dispatched from
+//! `convert::reply` through `ToPerl`. Perl thread only.
 
-use crate::etcd::call::Reply;
 use crate::etcd::pb::authpb::{self, permission::Type as PermType};
 use crate::etcd::pb::etcdserverpb::{self as rpc, AlarmType};
 
-use super::convert::with_header;
+use super::convert::{with_header, ToPerl};
 use super::sv::{NewSv, Perl};
 
 fn strings(p: &Perl, list: &[String]) -> NewSv {
@@ -17,7 +17,7 @@ fn strings(p: &Perl, list: &[String]) -> NewSv {
     av.finish()
 }
 
-/// The member hash (4.4): `name` only when the member has one.
+/// The member hash (POD "member_list"): `name` only when the member has one.
 fn member(p: &Perl, m: &rpc::Member) -> NewSv {
     let mut hv = p.new_hash();
     hv.uv("id", m.id);
@@ -89,70 +89,96 @@ fn named_list(p: &Perl, h: &Option<rpc::ResponseHeader>, key: &str, list: &[Stri
     hv.finish()
 }
 
-/// The response hash of an operator reply; `None` for the replies that
-/// `convert::reply` handles itself.
-pub fn reply(p: &Perl, r: &Reply) -> Option<NewSv> {
-    let header_only = |h| Some(with_header(p, h).finish());
-    match r {
-        Reply::MemberList(x) => Some(members(p, &x.header, &x.members)),
-        Reply::MemberAdd(x) => {
-            let mut hv = with_header(p, &x.header);
-            if let Some(m) = &x.member {
-                hv.put("member", member(p, m));
+macro_rules! members_of {
+    ($($t:ty),*) => {
+        $(impl ToPerl for $t {
+            fn to_perl(&self, p: &Perl) -> NewSv {
+                members(p, &self.header, &self.members)
             }
-            hv.put("members", member_list(p, &x.members));
-            Some(hv.finish())
+        })*
+    };
+}
+
+members_of!(
+    rpc::MemberListResponse,
+    rpc::MemberRemoveResponse,
+    rpc::MemberUpdateResponse,
+    rpc::MemberPromoteResponse
+);
+
+impl ToPerl for rpc::MemberAddResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut hv = with_header(p, &self.header);
+        if let Some(m) = &self.member {
+            hv.put("member", member(p, m));
         }
-        Reply::MemberRemove(x) => Some(members(p, &x.header, &x.members)),
-        Reply::MemberUpdate(x) => Some(members(p, &x.header, &x.members)),
-        Reply::MemberPromote(x) => Some(members(p, &x.header, &x.members)),
-        Reply::Alarm(x) => Some(alarms(p, x)),
-        Reply::Defragment(x) => header_only(&x.header),
-        Reply::MoveLeader(x) => header_only(&x.header),
-        Reply::HashKv(x) => {
-            let mut hv = with_header(p, &x.header);
-            hv.uv("hash", u64::from(x.hash))
-                .iv("compact_revision", x.compact_revision);
-            // Sent by newer servers only (the revision the hash covers).
-            if x.hash_revision != 0 {
-                hv.iv("hash_revision", x.hash_revision);
-            }
-            Some(hv.finish())
+        hv.put("members", member_list(p, &self.members));
+        hv.finish()
+    }
+}
+
+impl ToPerl for rpc::AlarmResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        alarms(p, self)
+    }
+}
+
+impl ToPerl for rpc::HashKvResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut hv = with_header(p, &self.header);
+        hv.uv("hash", u64::from(self.hash))
+            .iv("compact_revision", self.compact_revision);
+        // Sent by newer servers only (the revision the hash covers).
+        if self.hash_revision != 0 {
+            hv.iv("hash_revision", self.hash_revision);
         }
-        Reply::AuthStatus(x) => {
-            let mut hv = with_header(p, &x.header);
-            hv.bool("enabled", x.enabled)
-                .uv("auth_revision", x.auth_revision);
-            Some(hv.finish())
+        hv.finish()
+    }
+}
+
+impl ToPerl for rpc::AuthStatusResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut hv = with_header(p, &self.header);
+        hv.bool("enabled", self.enabled)
+            .uv("auth_revision", self.auth_revision);
+        hv.finish()
+    }
+}
+
+impl ToPerl for rpc::AuthenticateResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut hv = with_header(p, &self.header);
+        hv.bytes("token", self.token.as_bytes());
+        hv.finish()
+    }
+}
+
+impl ToPerl for rpc::AuthUserGetResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        named_list(p, &self.header, "roles", &self.roles)
+    }
+}
+
+impl ToPerl for rpc::AuthUserListResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        named_list(p, &self.header, "users", &self.users)
+    }
+}
+
+impl ToPerl for rpc::AuthRoleListResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        named_list(p, &self.header, "roles", &self.roles)
+    }
+}
+
+impl ToPerl for rpc::AuthRoleGetResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut list = p.new_array(self.perm.len());
+        for perm in &self.perm {
+            list.push(permission(p, perm));
         }
-        Reply::Authenticate(x) => {
-            let mut hv = with_header(p, &x.header);
-            hv.bytes("token", x.token.as_bytes());
-            Some(hv.finish())
-        }
-        Reply::AuthEnable(x) => header_only(&x.header),
-        Reply::AuthDisable(x) => header_only(&x.header),
-        Reply::UserAdd(x) => header_only(&x.header),
-        Reply::UserDelete(x) => header_only(&x.header),
-        Reply::UserChangePassword(x) => header_only(&x.header),
-        Reply::UserGrantRole(x) => header_only(&x.header),
-        Reply::UserRevokeRole(x) => header_only(&x.header),
-        Reply::RoleAdd(x) => header_only(&x.header),
-        Reply::RoleDelete(x) => header_only(&x.header),
-        Reply::RoleGrantPermission(x) => header_only(&x.header),
-        Reply::RoleRevokePermission(x) => header_only(&x.header),
-        Reply::UserGet(x) => Some(named_list(p, &x.header, "roles", &x.roles)),
-        Reply::UserList(x) => Some(named_list(p, &x.header, "users", &x.users)),
-        Reply::RoleList(x) => Some(named_list(p, &x.header, "roles", &x.roles)),
-        Reply::RoleGet(x) => {
-            let mut list = p.new_array(x.perm.len());
-            for perm in &x.perm {
-                list.push(permission(p, perm));
-            }
-            let mut hv = with_header(p, &x.header);
-            hv.put("perm", list.finish());
-            Some(hv.finish())
-        }
-        _ => None,
+        let mut hv = with_header(p, &self.header);
+        hv.put("perm", list.finish());
+        hv.finish()
     }
 }

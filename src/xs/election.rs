@@ -39,7 +39,7 @@ pub fn campaign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         lease: p.iv(a[2]),
         value: args::value(p, a[3])?,
     };
-    bridge::submit(p, id, "campaign", Call::Campaign(r), cb)?;
+    bridge::submit(p, id, Call::Campaign(r), cb)?;
     Ok(None)
 }
 
@@ -56,7 +56,7 @@ pub fn proclaim<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         leader: Some(leader_key(p, a[1])?),
         value,
     };
-    bridge::submit(p, id, "proclaim", Call::Proclaim(r), cb)?;
+    bridge::submit(p, id, Call::Proclaim(r), cb)?;
     Ok(None)
 }
 
@@ -65,7 +65,7 @@ pub fn leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = pb::LeaderRequest {
         name: args::key(p, a[1])?,
     };
-    bridge::submit(p, id, "leader", Call::Leader(r), cb)?;
+    bridge::submit(p, id, Call::Leader(r), cb)?;
     Ok(None)
 }
 
@@ -74,7 +74,7 @@ pub fn resign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = pb::ResignRequest {
         leader: Some(leader_key(p, a[1])?),
     };
-    bridge::submit(p, id, "resign", Call::Resign(r), cb)?;
+    bridge::submit(p, id, Call::Resign(r), cb)?;
     Ok(None)
 }
 

@@ -59,7 +59,7 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     r.max_mod_revision = o.int("max_mod_revision").unwrap_or(0);
     r.min_create_revision = o.int("min_create_revision").unwrap_or(0);
     r.max_create_revision = o.int("max_create_revision").unwrap_or(0);
-    bridge::submit(p, id, "range", Call::Range(r), cb)?;
+    bridge::submit(p, id, Call::Range(r), cb)?;
     Ok(None)
 }
 
@@ -75,7 +75,7 @@ pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         ignore_value: o.flag("ignore_value"),
         ignore_lease: o.flag("ignore_lease"),
     };
-    bridge::submit(p, id, "put", Call::Put(r), cb)?;
+    bridge::submit(p, id, Call::Put(r), cb)?;
     Ok(None)
 }
 
@@ -89,7 +89,7 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         key,
         prev_kv: o.flag("prev_kv"),
     };
-    bridge::submit(p, id, "delete", Call::DeleteRange(r), cb)?;
+    bridge::submit(p, id, Call::DeleteRange(r), cb)?;
     Ok(None)
 }
 
@@ -101,7 +101,7 @@ pub fn compact<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         revision: p.iv(a[1]),
         physical: o.flag("physical"),
     };
-    bridge::submit(p, id, "compact", Call::Compact(r), cb)?;
+    bridge::submit(p, id, Call::Compact(r), cb)?;
     Ok(None)
 }
 
@@ -259,6 +259,6 @@ pub fn txn<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         success: list(p, a[2], request_op)?,
         failure: list(p, a[3], request_op)?,
     };
-    bridge::submit(p, id, "txn", Call::Txn(r), cb)?;
+    bridge::submit(p, id, Call::Txn(r), cb)?;
     Ok(None)
 }

@@ -15,14 +15,14 @@ pub fn grant<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         ttl: p.iv(a[1]),
         id: 0,
     };
-    bridge::submit(p, id, "lease_grant", Call::LeaseGrant(r), cb)?;
+    bridge::submit(p, id, Call::LeaseGrant(r), cb)?;
     Ok(None)
 }
 
 pub fn revoke<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 3, "lease_revoke(client, lease_id, callback)")?;
     let r = rpc::LeaseRevokeRequest { id: p.iv(a[1]) };
-    bridge::submit(p, id, "lease_revoke", Call::LeaseRevoke(r), cb)?;
+    bridge::submit(p, id, Call::LeaseRevoke(r), cb)?;
     Ok(None)
 }
 
@@ -38,14 +38,14 @@ pub fn time_to_live<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         id: p.iv(a[1]),
         keys: Opts::new(p, opts).flag("keys"),
     };
-    bridge::submit(p, id, "lease_ttl", Call::LeaseTimeToLive(r), cb)?;
+    bridge::submit(p, id, Call::LeaseTimeToLive(r), cb)?;
     Ok(None)
 }
 
 pub fn leases<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "lease_leases(client, callback)")?;
     let r = rpc::LeaseLeasesRequest {};
-    bridge::submit(p, id, "lease_leases", Call::LeaseLeases(r), cb)?;
+    bridge::submit(p, id, Call::LeaseLeases(r), cb)?;
     Ok(None)
 }
 

@@ -16,7 +16,7 @@ pub fn lock<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         name: args::key(p, a[1])?,
         lease: p.iv(a[2]),
     };
-    bridge::submit(p, id, "lock", Call::Lock(r), cb)?;
+    bridge::submit(p, id, Call::Lock(r), cb)?;
     Ok(None)
 }
 
@@ -25,6 +25,6 @@ pub fn unlock<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = pb::UnlockRequest {
         key: args::key(p, a[1])?,
     };
-    bridge::submit(p, id, "unlock", Call::Unlock(r), cb)?;
+    bridge::submit(p, id, Call::Unlock(r), cb)?;
     Ok(None)
 }

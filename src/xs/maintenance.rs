@@ -10,7 +10,7 @@ use super::args::{self, Opts};
 
 pub fn status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "status(client, callback)")?;
-    bridge::submit(p, id, "status", Call::Status(rpc::StatusRequest {}), cb)?;
+    bridge::submit(p, id, Call::Status(rpc::StatusRequest {}), cb)?;
     Ok(None)
 }
 
@@ -39,14 +39,14 @@ pub fn alarm<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         member_id: o.uint("member_id").unwrap_or(0),
         alarm: alarm as i32,
     };
-    bridge::submit(p, id, "alarm", Call::Alarm(r), cb)?;
+    bridge::submit(p, id, Call::Alarm(r), cb)?;
     Ok(None)
 }
 
 pub fn defragment<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "defragment(client, callback)")?;
     let call = Call::Defragment(rpc::DefragmentRequest {});
-    bridge::submit(p, id, "defragment", call, cb)?;
+    bridge::submit(p, id, call, cb)?;
     Ok(None)
 }
 
@@ -57,7 +57,7 @@ pub fn hash_kv<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = rpc::HashKvRequest {
         revision: rev.map(|v| p.iv(v)).unwrap_or(0),
     };
-    bridge::submit(p, id, "hash_kv", Call::HashKv(r), cb)?;
+    bridge::submit(p, id, Call::HashKv(r), cb)?;
     Ok(None)
 }
 
@@ -66,7 +66,7 @@ pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = rpc::MoveLeaderRequest {
         target_id: p.uv(a[1]),
     };
-    bridge::submit(p, id, "move_leader", Call::MoveLeader(r), cb)?;
+    bridge::submit(p, id, Call::MoveLeader(r), cb)?;
     Ok(None)
 }
 
@@ -75,7 +75,7 @@ pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "auth_status(client, callback)")?;
     let call = Call::AuthStatus(rpc::AuthStatusRequest {});
-    bridge::submit(p, id, "auth_status", call, cb)?;
+    bridge::submit(p, id, call, cb)?;
     Ok(None)
 }
 
