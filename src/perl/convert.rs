@@ -203,33 +203,28 @@ header_only!(
     rpc::AuthRoleRevokePermissionResponse,
 );
 
-impl ToPerl for rpc::RangeResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        range(p, self)
-    }
+/// Responses whose hash a function of this module's family builds.
+macro_rules! to_perl_by {
+    ($($t:ty => $f:path),* $(,)?) => {
+        $(impl ToPerl for $t {
+            fn to_perl(&self, p: &Perl) -> NewSv {
+                $f(p, self)
+            }
+        })*
+    };
 }
+pub(super) use to_perl_by;
 
-impl ToPerl for rpc::PutResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        put(p, self)
-    }
-}
+to_perl_by!(
+    rpc::RangeResponse => range,
+    rpc::PutResponse => put,
+    rpc::TxnResponse => txn,
+    rpc::StatusResponse => status,
+);
 
 impl ToPerl for rpc::DeleteRangeResponse {
     fn to_perl(&self, p: &Perl) -> NewSv {
         delete_range(p, self, false)
-    }
-}
-
-impl ToPerl for rpc::TxnResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        txn(p, self)
-    }
-}
-
-impl ToPerl for rpc::StatusResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        status(p, self)
     }
 }
 

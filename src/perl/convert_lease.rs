@@ -5,7 +5,7 @@
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::{v3electionpb as election, v3lockpb as lock};
 
-use super::convert::{kv, with_header, ToPerl};
+use super::convert::{kv, to_perl_by, with_header, ToPerl};
 use super::sv::{NewSv, Perl};
 
 pub fn grant(p: &Perl, r: &rpc::LeaseGrantResponse) -> NewSv {
@@ -74,38 +74,11 @@ pub fn leader(p: &Perl, r: &election::LeaderResponse) -> NewSv {
     hv.finish()
 }
 
-impl ToPerl for rpc::LeaseGrantResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        grant(p, self)
-    }
-}
-
-impl ToPerl for rpc::LeaseTimeToLiveResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        time_to_live(p, self)
-    }
-}
-
-impl ToPerl for rpc::LeaseLeasesResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        leases(p, self)
-    }
-}
-
-impl ToPerl for lock::LockResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        lock(p, self)
-    }
-}
-
-impl ToPerl for election::CampaignResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        campaign(p, self)
-    }
-}
-
-impl ToPerl for election::LeaderResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        leader(p, self)
-    }
-}
+to_perl_by!(
+    rpc::LeaseGrantResponse => grant,
+    rpc::LeaseTimeToLiveResponse => time_to_live,
+    rpc::LeaseLeasesResponse => leases,
+    lock::LockResponse => lock,
+    election::CampaignResponse => campaign,
+    election::LeaderResponse => leader,
+);

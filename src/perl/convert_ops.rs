@@ -6,7 +6,7 @@
 use crate::etcd::pb::authpb::{self, permission::Type as PermType};
 use crate::etcd::pb::etcdserverpb::{self as rpc, AlarmType};
 
-use super::convert::{with_header, ToPerl};
+use super::convert::{to_perl_by, with_header, ToPerl};
 use super::sv::{NewSv, Perl};
 
 fn strings(p: &Perl, list: &[String]) -> NewSv {
@@ -117,11 +117,7 @@ impl ToPerl for rpc::MemberAddResponse {
     }
 }
 
-impl ToPerl for rpc::AlarmResponse {
-    fn to_perl(&self, p: &Perl) -> NewSv {
-        alarms(p, self)
-    }
-}
+to_perl_by!(rpc::AlarmResponse => alarms);
 
 impl ToPerl for rpc::HashKvResponse {
     fn to_perl(&self, p: &Perl) -> NewSv {
