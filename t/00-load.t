@@ -50,6 +50,21 @@ is_deeply([ sort grep { !$main_subs_before{$_} } keys %main_subs_after ], [],
 can_ok('EV::Etcd', qw(new DESTROY get put delete txn compact status));
 ok(!EV::Etcd->can('range'), 'there is no range method');
 
+# The module's table of methods and the tests' catalogue of calls
+# (EtcdTest::method_calls, which the fork, destroy and bad-input tests run
+# through) list the same methods: a new method is tested there too.
+{
+    require lib;
+    lib->import('t/lib');
+    require EtcdTest;
+    my $unary = EV::Etcd::_unary_methods();
+    ok(@$unary >= 40 && (grep { $_ eq 'get' } @$unary), '_unary_methods lists the unary methods');
+    my %catalogue = map { $_->[0] => 1 } EtcdTest::method_calls('/p/');
+    my @methods = (@$unary, qw(watch lease_keepalive_start election_observe snapshot));
+    is_deeply([ grep { !$catalogue{$_} } @methods ], [], 'every method is in the tests\' catalogue');
+    is_deeply([ grep { !EV::Etcd->can($_) } @methods ], [], 'every listed method exists');
+}
+
 # 16.6: no thread exists until the first client is created
 SKIP: {
     skip 'no /proc/self/status on this system', 1 unless defined $threads_before;

@@ -482,6 +482,17 @@ the cluster refuses writes (C<RESOURCE_EXHAUSTED>).
 Defragments the storage of the member the client talks to. Response: the
 C<header> when the server sends one (etcd 3.4 answers with an empty hash).
 
+=head2 hash
+
+    $etcd->hash($cb);
+
+The hash of the whole backend database of the member the client talks to
+(etcd's Maintenance C<Hash> RPC): C<header> and C<hash> (unsigned 32-bit
+integer). It covers every bucket of the database, not only the keys, so
+it differs between members that hold the same keys; etcd documents it for
+testing. To compare the keys of members use L</hash_kv>. Any other
+argument count croaks with C<Usage: EV::Etcd::hash(client, callback)>.
+
 =head2 hash_kv
 
     $etcd->hash_kv([$revision,] $cb);

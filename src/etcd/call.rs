@@ -113,6 +113,7 @@ macro_rules! unary_rpc_table {
             Status(rpc::StatusRequest => rpc::StatusResponse) = MaintenanceClient.status, R, "status";
             Alarm(rpc::AlarmRequest => rpc::AlarmResponse) = MaintenanceClient.alarm, W, "alarm";
             Defragment(rpc::DefragmentRequest => rpc::DefragmentResponse) = MaintenanceClient.defragment, W, "defragment";
+            Hash(rpc::HashRequest => rpc::HashResponse) = MaintenanceClient.hash, R, "hash";
             HashKv(rpc::HashKvRequest => rpc::HashKvResponse) = MaintenanceClient.hash_kv, R, "hash_kv";
             MoveLeader(rpc::MoveLeaderRequest => rpc::MoveLeaderResponse) = MaintenanceClient.move_leader, W, "move_leader";
             MemberList(rpc::MemberListRequest => rpc::MemberListResponse) = ClusterClient.member_list, R, "member_list";
@@ -277,6 +278,7 @@ mod tests {
             (alarm(AlarmAction::Deactivate), RetryClass::AtMostOnce),
             (Call::Defragment(Default::default()), RetryClass::AtMostOnce),
             (Call::HashKv(Default::default()), RetryClass::Idempotent),
+            (Call::Hash(Default::default()), RetryClass::Idempotent),
             (Call::MoveLeader(Default::default()), RetryClass::AtMostOnce),
             (Call::AuthStatus(Default::default()), RetryClass::Idempotent),
             (

@@ -119,6 +119,14 @@ impl ToPerl for rpc::MemberAddResponse {
 
 to_perl_by!(rpc::AlarmResponse => alarms);
 
+impl ToPerl for rpc::HashResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut hv = with_header(p, &self.header);
+        hv.uv("hash", u64::from(self.hash));
+        hv.finish()
+    }
+}
+
 impl ToPerl for rpc::HashKvResponse {
     fn to_perl(&self, p: &Perl) -> NewSv {
         let mut hv = with_header(p, &self.header);

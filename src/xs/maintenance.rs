@@ -1,4 +1,4 @@
-//! Maintenance methods (POD "MAINTENANCE METHODS"): status, alarm, defragment, hash_kv,
+//! Maintenance methods (POD "MAINTENANCE METHODS"): status, alarm, defragment, hash, hash_kv,
 //! move_leader, auth_status, snapshot.
 
 use crate::bridge;
@@ -47,6 +47,13 @@ pub fn defragment<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "defragment(client, callback)")?;
     let call = Call::Defragment(rpc::DefragmentRequest {});
     bridge::submit(p, id, call, cb)?;
+    Ok(None)
+}
+
+/// `hash($cb)`: the hash of the member's whole backend database.
+pub fn hash<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, cb) = args::fixed_form(p, a, 2, "hash(client, callback)")?;
+    bridge::submit(p, id, Call::Hash(rpc::HashRequest {}), cb)?;
     Ok(None)
 }
 

@@ -70,6 +70,7 @@ surface! {
     Unary "member_promote" => cluster::member_promote;
     Unary "alarm" => maintenance::alarm;
     Unary "defragment" => maintenance::defragment;
+    Unary "hash" => maintenance::hash;
     Unary "hash_kv" => maintenance::hash_kv;
     Unary "move_leader" => maintenance::move_leader;
     Unary "auth_status" => maintenance::auth_status;

@@ -706,7 +706,7 @@ sub method_calls {
         [ member_list => () ], [ member_add => ['http://127.0.0.1:1'] ],
         [ member_remove => 1 ], [ member_update => 1, ['http://127.0.0.1:1'] ],
         [ member_promote => 1 ], [ status => () ], [ alarm => 'GET' ],
-        [ defragment => () ], [ hash_kv => () ], [ move_leader => 1 ],
+        [ defragment => () ], [ hash => () ], [ hash_kv => () ], [ move_leader => 1 ],
         [ auth_status => () ], [ authenticate => 'u', 'p' ],
         [ auth_enable => () ], [ auth_disable => () ],
         [ user_add => 'u', 'p' ], [ user_delete => 'u' ],
