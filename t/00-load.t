@@ -4,7 +4,8 @@ use Test::More;
 use IO::Socket::INET;
 use IO::Select;
 
-# Offline: nothing here needs an etcd server.  API.md sections 1, 2, 16.1, 16.6.
+# Offline: nothing here needs an etcd server.  POD of EV::Etcd, sections "SYNOPSIS",
+# "new", "THREADS AND FORK" and the method inventory.
 
 my (%main_subs_before, $ev_loaded_before, $threads_before);
 
@@ -21,7 +22,7 @@ BEGIN {
     $threads_before = thread_count();
 }
 
-# 16.1: "use EV::Etcd loads EV itself" -- no "use EV" before this line.
+# POD "SYNOPSIS": use EV::Etcd "loads EV as well" -- no "use EV" before this line.
 use EV::Etcd;
 
 my %main_subs_after;
@@ -34,7 +35,7 @@ is($ev_loaded_before, 0, 'EV was not loaded before EV::Etcd');
 ok(exists $INC{'EV.pm'}, 'use EV::Etcd loaded EV');
 ok(defined &EV::run, 'EV::run is available after use EV::Etcd');
 
-# 1.1 version, exports, inheritance
+# version, exports, inheritance
 is($EV::Etcd::VERSION, '0.02', '$EV::Etcd::VERSION is 0.02');
 {
     no warnings 'once';
@@ -46,7 +47,8 @@ ok(!EV::Etcd->isa('Exporter'), 'EV::Etcd is not an Exporter');
 is_deeply([ sort grep { !$main_subs_before{$_} } keys %main_subs_after ], [],
     'use EV::Etcd exported nothing into main::');
 
-# 1.2 inventory (the KV/status foundation) and absence of "range"
+# method inventory (the KV/status foundation: POD "KV METHODS", "status") and
+# absence of "range"
 can_ok('EV::Etcd', qw(new DESTROY get put delete txn compact status));
 ok(!EV::Etcd->can('range'), 'there is no range method');
 
@@ -65,13 +67,13 @@ ok(!EV::Etcd->can('range'), 'there is no range method');
     is_deeply([ grep { !EV::Etcd->can($_) } @methods ], [], 'every listed method exists');
 }
 
-# 16.6: no thread exists until the first client is created
+# POD "THREADS AND FORK": no thread exists until the first client is created
 SKIP: {
     skip 'no /proc/self/status on this system', 1 unless defined $threads_before;
     is(thread_count(), $threads_before, 'loading EV::Etcd started no thread');
 }
 
-# 2: new never contacts the server.  A listening socket we own must see no
+# POD "new": new never contacts the server.  A listening socket we own must see no
 # connection attempt after new() and some event-loop time.
 {
     my $listener = IO::Socket::INET->new(
@@ -91,7 +93,7 @@ SKIP: {
     ok(!IO::Select->new($listener)->can_read(0.2), 'destroying an unused client made no connection either');
 }
 
-# 2: unreachable endpoints are fine at construction time
+# POD "new": unreachable endpoints are fine at construction time
 {
     my $c1 = EV::Etcd->new(endpoints => ['127.0.0.1:1']);
     isa_ok($c1, 'EV::Etcd', 'new with an unreachable endpoint');
@@ -101,7 +103,7 @@ SKIP: {
     isa_ok($c3, 'EV::Etcd', 'new without options (default endpoint)');
 }
 
-# 16.6: one runtime thread serves every client of the process
+# POD "THREADS AND FORK": one runtime thread serves every client of the process
 SKIP: {
     skip 'no /proc/self/status on this system', 1 unless defined $threads_before;
     my $first = EV::Etcd->new(endpoints => ['127.0.0.1:1']);
@@ -110,7 +112,8 @@ SKIP: {
     is(thread_count(), $with_one, 'more clients add no threads (one runtime serves all clients)');
 }
 
-# 11#17: new through a subclass name gives an EV::Etcd (blessing into either is allowed)
+# new through a subclass name gives an EV::Etcd (blessing into either is allowed;
+# POD "new" promises neither)
 {
     package My::Etcd::Subclass;
     our @ISA = ('EV::Etcd');
@@ -120,7 +123,7 @@ SKIP: {
     isa_ok($c, 'EV::Etcd', 'new called through a subclass name');
 }
 
-# 2 / 3.3: endpoint size limit (2048 bytes inclusive)
+# POD "new" (endpoints): endpoint size limit (2048 bytes inclusive)
 {
     my $ok_ep  = ('a' x (2048 - 5)) . ':2379';
     is(length $ok_ep, 2048, 'test endpoint is exactly 2048 bytes');
@@ -138,7 +141,7 @@ SKIP: {
     like($@, qr/peer URL too large: 2051 bytes \(max 2048\)/, 'croak message names the size of the offending endpoint');
 }
 
-# 2: endpoints that are not an array reference are ignored (so never size-checked)
+# POD "new": endpoints that are not an array reference are ignored (so never size-checked)
 {
     for my $case (
         [ 'a plain string',   'x' x 5000 ],
@@ -158,9 +161,10 @@ SKIP: {
     isa_ok($c, 'EV::Etcd', 'non-string endpoint elements are replaced, not rejected');
 }
 
-# 2: unknown options ignored, a trailing key without value ignored, loose numbers accepted
+# POD "new": unknown options ignored, a trailing key without value ignored, loose numbers
+# accepted
 {
-    local $SIG{__WARN__} = sub { };    # the contract says nothing about warnings here
+    local $SIG{__WARN__} = sub { };    # the POD says nothing about warnings here
     my $c = eval { EV::Etcd->new(endpoints => ['127.0.0.1:1'], no_such_option => 1, Timeout => 'x') };
     is($@, '', 'unknown options: no croak');
     isa_ok($c, 'EV::Etcd', 'unknown options are ignored');
@@ -173,7 +177,8 @@ SKIP: {
     isa_ok($c, 'EV::Etcd', 'out-of-range option values are clamped/ignored');
 }
 
-# 1.3: methods called on something that is not a client croak
+# methods called on something that is not a client croak (POD "ERRORS": bad
+# arguments croak at once)
 {
     my $called = 0;
     my $cb = sub { $called++ };

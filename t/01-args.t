@@ -5,10 +5,10 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# Offline: API.md section 3 (argument count, callback type, size limits, their order)
-# for get, put, delete, compact, txn and status.  The client points at a port nobody
-# listens on; calls that are accepted fail later with UNAVAILABLE, calls that croak
-# must never call back.
+# Offline: POD "CALLING CONVENTIONS" (argument count, callback type, size limits, their
+# order) for get, put, delete, compact, txn and status.  The client points at a port
+# nobody listens on; calls that are accepted fail later with UNAVAILABLE, calls that
+# croak must never call back.
 
 my $port   = EtcdTest::closed_port();
 my $client = EV::Etcd->new(endpoints => ["127.0.0.1:$port"], timeout => 5);
@@ -38,7 +38,7 @@ my $not_code      = qr/callback must be a code reference/;
 my $key_big       = qr/\Qkey too large: 1048577 bytes (max 1048576)\E/;
 my $value_big     = qr/\Qvalue too large: 1048577 bytes (max 1048576)\E/;
 
-# -- 3.2 argument counts ------------------------------------------------------------
+# -- argument counts (POD "CALLING CONVENTIONS") ------------------------------------
 croaks('get()',                   sub { $client->get() },                      $usage_get);
 croaks('get($cb)',                sub { $client->get($cb) },                   $usage_get);
 croaks('get(k, {}, {}, $cb)',     sub { $client->get('k', {}, {}, $cb) },      $usage_get);
@@ -61,7 +61,7 @@ croaks('status()',                sub { $client->status() },                   $
 croaks('status($cb, $cb)',        sub { $client->status($cb, $cb) },           $usage_status);
 croaks('status({}, $cb)',         sub { $client->status({}, $cb) },            $usage_status);
 
-# -- 3.1 callback must be a code reference ------------------------------------------
+# -- callback must be a code reference (POD "CALLING CONVENTIONS") ------------------
 my @not_code = (
     [ 'undef',        undef ],
     [ 'a string',     'main::some_function' ],
@@ -94,7 +94,7 @@ croaks('txn(compare, success, failure) without callback',
 croaks('txn named, callback => undef',
        sub { $client->txn(compare => [], success => [], failure => [], callback => undef) }, $not_code);
 
-# -- 3.3 size limits ------------------------------------------------------------------
+# -- size limits (POD "CALLING CONVENTIONS") ----------------------------------------
 croaks('get(big key)',              sub { $client->get($BIG, $cb) },                        $key_big);
 croaks('get(big key, {prefix})',    sub { $client->get($BIG, { prefix => 1 }, $cb) },       $key_big);
 croaks('get(k, {range_end => big})', sub { $client->get('k', { range_end => $BIG }, $cb) }, $key_big);
@@ -140,7 +140,7 @@ for my $t (@txn_big) {
            sub { $client->txn(compare => $cmp, success => $succ, failure => $fail, callback => $cb) }, $re);
 }
 
-# -- 3.2 validation order: count -> callback -> size ----------------------------------
+# -- validation order: count -> callback -> size ------------------------------------
 croaks('count before callback: get(k, x, y, z)',   sub { $client->get('k', 'x', 'y', 'z') },   $usage_get);
 croaks('count before size: get(big)',              sub { $client->get($BIG) },                 $usage_get);
 croaks('count before size: put(big, big)',         sub { $client->put($BIG, $BIG) },           $usage_put);

@@ -6,7 +6,8 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 4.1, 4.2, 5, 6.1: get / put / delete with every option, asserted by value.
+# POD "KV METHODS", "RESPONSES" and "ERRORS": get / put / delete with every option,
+# asserted by value.
 
 my @eps    = EtcdTest::endpoints();
 my $P      = EtcdTest::prefix();

@@ -6,8 +6,9 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 6.1 txn: call forms, compares, ops, response shapes, errors.
-# The implementation is meant to be warning-free (11#10), so every warning is collected.
+# POD "txn": call forms, compares, ops, response shapes, errors.
+# The implementation is meant to be warning-free (its parsing of every call form
+# included), so every warning is collected.
 
 my @warnings;
 $SIG{__WARN__} = sub { push @warnings, join '', @_ };

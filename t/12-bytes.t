@@ -5,9 +5,9 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 3.4 and 4.2: keys and values are bytes, sent verbatim, returned verbatim and
-# never UTF-8 flagged; flagged strings are sent as their UTF-8 encoding.  16.1: no
-# practical receive limit.
+# POD "BYTES VERSUS CHARACTERS" and "RESPONSES": keys and values are bytes, sent
+# verbatim, returned verbatim and never UTF-8 flagged; flagged strings are sent as
+# their UTF-8 encoding.  POD "new" (max_recv_size): no practical receive limit.
 
 my @eps    = EtcdTest::endpoints();
 my $P      = EtcdTest::prefix();

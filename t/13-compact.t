@@ -5,7 +5,8 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 6.1 compact, 5.4: reads at compacted and future revisions.
+# POD "compact"; reads at compacted and future revisions (POD "get", option
+# revision) and their OUT_OF_RANGE errors (POD "ERRORS").
 # Compaction is store-wide and cannot be undone, so it runs against a private member
 # of its own (never against the shared member or EV_ETCD_TEST_ENDPOINTS, where other
 # test files may be reading history at the same time).

@@ -5,7 +5,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 7.1 and 16.3: watch, EV::Etcd::Watch, on a private member that
+# POD "WATCHES": watch, EV::Etcd::Watch, on a private member that
 # sends progress notifications every second and can be compacted freely.
 
 my $srv = EtcdTest->start(extra_args => ['--experimental-watch-progress-notify-interval=1s']);

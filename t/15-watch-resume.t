@@ -6,8 +6,8 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 16.3 and 7.4: a watch survives its server being killed and
-# restarted, and resumes exactly where delivery stopped.
+# POD "WATCHES", "Resuming after a lost stream": a watch survives its server
+# being killed and restarted, and resumes exactly where delivery stopped.
 
 my $srv = EtcdTest->start;
 my $P   = EtcdTest::prefix();

@@ -5,7 +5,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 16.3: a watch message larger than the server's limit for one
+# POD "WATCHES": a watch message larger than the server's limit for one
 # message (its request limit plus the 512 KiB etcd allows for gRPC
 # overhead) is sent in fragments; the callback still gets it whole, once.
 # A replay of 300 revisions of 3.5 KB each is about 1 MB: etcd sends it as

@@ -6,7 +6,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 6.6 status, 4.1 header, uint conversion.
+# POD "status"; POD "RESPONSES": header, uint conversion.
 
 my @eps    = EtcdTest::endpoints();
 my $srv    = EtcdTest::server();

@@ -6,8 +6,9 @@ use EtcdTest;
 use EtcdTest::Shape qw(:all);
 use EV::Etcd;
 
-# API.md 6.2 (lease_grant, lease_revoke, lease_time_to_live, lease_leases), 5.2 source
-# labels, 5.4 lease errors, 3.2 usage croaks -- against a real etcd, asserted by value.
+# POD "LEASES AND KEEPALIVE" (lease_grant, lease_revoke, lease_time_to_live,
+# lease_leases, and their errors), "ERRORS" (source labels), "CALLING CONVENTIONS"
+# (usage croaks) -- against a real etcd, asserted by value.
 
 my @eps    = EtcdTest::endpoints();
 my $P      = EtcdTest::prefix();

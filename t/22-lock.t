@@ -7,8 +7,9 @@ use EtcdTest;
 use EtcdTest::Shape qw(:all);
 use EV::Etcd;
 
-# API.md 6.3 lock / unlock, 6.8 (a blocked lock is bounded by timeout), 5.4 lock
-# errors, 16.2 (a lock is never replayed) -- two and three real clients contending.
+# POD "LOCK METHODS": lock / unlock, a blocked lock is bounded by timeout, lock
+# errors; POD "RETRIES AND FAILOVER": a lock is never replayed -- two and three
+# real clients contending.
 
 my @eps = EtcdTest::endpoints();
 my $P   = EtcdTest::prefix();

@@ -7,8 +7,9 @@ use EtcdTest;
 use EtcdTest::Shape qw(:all);
 use EV::Etcd;
 
-# API.md 6.4 election_campaign / _proclaim / _leader / _resign, 4.5 leader key,
-# 5.4 election errors, 6.8 (a blocked campaign is bounded by timeout), 3.2/3.3 croaks.
+# POD "ELECTION METHODS": election_campaign / _proclaim / _leader / _resign, the
+# leader-key hash, election errors, a blocked campaign bounded by timeout
+# ("election_campaign"); POD "CALLING CONVENTIONS": usage and size croaks.
 # Two real clients campaign for the same election.
 
 my @eps = EtcdTest::endpoints();

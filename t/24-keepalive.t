@@ -5,7 +5,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 7.2 (lease_keepalive, one-shot) and 16.4 (lease_keepalive_start).
+# POD "lease_keepalive" (one-shot) and "lease_keepalive_start".
 
 my $srv = EtcdTest->start;
 my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 5);

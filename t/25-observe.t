@@ -5,7 +5,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 7.3 and 16.4: election_observe and its handle, across two clients
+# POD "election_observe": election_observe and its handle, across two clients
 # and a server restart.
 
 my $srv = EtcdTest->start;

@@ -7,8 +7,8 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 5 (error hash), 6.8 (timeouts, nothing listening), 16.1 and 16.2 (failover,
-# retries), 8.3 (independent clients).
+# POD "ERRORS" (error hash), "new" (timeout), "RETRIES AND FAILOVER" (timeouts,
+# nothing listening, failover, retries), "DESTRUCTION" (independent clients).
 
 my @eps = EtcdTest::endpoints();
 my $P   = EtcdTest::prefix();
@@ -139,7 +139,8 @@ for my $case ([ 1, 3, 3 ], [ 1, 3, 10 ], [ 2, 5, 3 ]) {
 }
 
 # ---------------------------------------------------------------------------------
-# failover (16.1): a request that cannot reach one endpoint is tried on the next
+# failover (POD "RETRIES AND FAILOVER"): a request that cannot reach one endpoint is
+# tried on the next
 
 {
     my $fo = EV::Etcd->new(endpoints => [ $CLOSED, $GOOD ], timeout => 10);
@@ -161,7 +162,7 @@ for my $case ([ 1, 3, 3 ], [ 1, 3, 10 ], [ 2, 5, 3 ]) {
     is($r->{deleted}, 1, 'failover delete: deleted 1');
 }
 
-# an http:// endpoint is accepted (16.1)
+# an http:// endpoint is accepted (POD "new", option endpoints)
 SKIP: {
     skip "endpoint $GOOD is not a plain host:port", 2 unless $GOOD =~ m{^[^/]+:\d+\z};
     my $web = EV::Etcd->new(endpoints => ["http://$GOOD"], timeout => 10);
@@ -172,7 +173,7 @@ SKIP: {
 }
 
 # ---------------------------------------------------------------------------------
-# independent clients (8.3)
+# independent clients (POD "DESTRUCTION": other clients are not affected)
 
 {
     my $dead = EV::Etcd->new(endpoints => [$CLOSED]);
@@ -198,7 +199,7 @@ SKIP: {
 }
 
 # ---------------------------------------------------------------------------------
-# deadlines (6.8): a private member that stops answering (SIGSTOP)
+# deadlines (POD "RETRIES AND FAILOVER"): a private member that stops answering (SIGSTOP)
 
 {
     my $srv2 = EtcdTest->start;

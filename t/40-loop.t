@@ -6,8 +6,9 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 3.1 (asynchronous callbacks), 8 (lifecycle, loop), 16.1 ($EV::DIED, destroy
-# inside a callback), 16.6 (EV::run returns when nothing is outstanding).
+# POD "CALLING CONVENTIONS" (asynchronous callbacks, $EV::DIED), "DESTRUCTION"
+# (lifecycle, destroy inside a callback), "THE EVENT LOOP" (the loop; EV::run
+# returns when nothing is outstanding).
 
 my @eps    = EtcdTest::endpoints();
 my $P      = EtcdTest::prefix();
@@ -34,7 +35,7 @@ my $client = new_client();
 is((sync_call($client, 'put', "${P}k", 'v'))[1], undef, 'setup put');
 
 # ---------------------------------------------------------------------------------
-# 3.1: callbacks are never synchronous, success or error
+# POD "CALLING CONVENTIONS": callbacks are never synchronous, success or error
 
 {
     my $dead = new_client($CLOSED);
@@ -64,7 +65,7 @@ is((sync_call($client, 'put', "${P}k", 'v'))[1], undef, 'setup put');
     }
 }
 
-# 8.2: callbacks run only while the loop runs
+# POD "THE EVENT LOOP": callbacks run only while the loop runs
 {
     my $ran = 0;
     $client->get("${P}k", sub { $ran++ });
@@ -75,7 +76,8 @@ is((sync_call($client, 'put', "${P}k", 'v'))[1], undef, 'setup put');
 }
 
 # ---------------------------------------------------------------------------------
-# 16.6 / 8.2: EV::run keeps running while requests are outstanding, returns when idle
+# POD "THE EVENT LOOP": EV::run keeps running while requests are outstanding,
+# returns when idle
 
 {
     my $t0 = Time::HiRes::time();
@@ -111,7 +113,8 @@ is((sync_call($client, 'put', "${P}k", 'v'))[1], undef, 'setup put');
 }
 
 # ---------------------------------------------------------------------------------
-# 16.1: exceptions in callbacks go to $EV::DIED; the other callbacks still run
+# POD "CALLING CONVENTIONS": exceptions in callbacks go to $EV::DIED; the other
+# callbacks still run
 
 for my $which ([ 'live', $client ], [ 'closed port', new_client($CLOSED) ]) {
     my ($label, $c) = @$which;
@@ -132,7 +135,7 @@ for my $which ([ 'live', $client ], [ 'closed port', new_client($CLOSED) ]) {
 is(value_of($client, "${P}k"), 'v', 'the client is usable after a callback died');
 
 # ---------------------------------------------------------------------------------
-# 8.1: destroying the client inside its own callback
+# POD "DESTRUCTION": destroying the client inside its own callback
 
 for my $which ([ 'live', @eps ], [ 'closed port', $CLOSED ]) {
     my ($label, @ep) = @$which;
@@ -162,7 +165,7 @@ for my $which ([ 'live', @eps ], [ 'closed port', $CLOSED ]) {
 is(value_of($client, "${P}k"), 'v', 'other clients are unaffected by the destruction');
 
 # ---------------------------------------------------------------------------------
-# 8.1: destroying a client with requests in flight calls none of them
+# POD "DESTRUCTION": destroying a client with requests in flight calls none of them
 
 for my $which ([ 'live', @eps ], [ 'closed port', $CLOSED ]) {
     my ($label, @ep) = @$which;
@@ -188,7 +191,7 @@ for my $which ([ 'live', @eps ], [ 'closed port', $CLOSED ]) {
 }
 
 # ---------------------------------------------------------------------------------
-# 8.3: five clients at once
+# five clients at once (POD "DESTRUCTION": other clients are not affected)
 
 {
     my @five = map { new_client() } 1 .. 5;

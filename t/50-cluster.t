@@ -6,8 +6,8 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 4.4, 6.5 (cluster membership) and 6.6 move_leader, on a private
-# 3-member cluster.
+# POD "CLUSTER METHODS" (member hashes, cluster membership) and "move_leader",
+# on a private 3-member cluster.
 
 my @members = EtcdTest->start_cluster(3);
 can_ok('EV::Etcd', qw(member_list member_add member_remove member_update member_promote move_leader));

@@ -6,8 +6,8 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 6.6: alarm, defragment, hash_kv, auth_status. A private member:
-# alarms and auth change the whole server's behaviour.
+# POD "MAINTENANCE METHODS": alarm, defragment, hash_kv, auth_status. A
+# private member: alarms and auth change the whole server's behaviour.
 
 my $srv    = EtcdTest->start;
 can_ok('EV::Etcd', qw(alarm defragment hash hash_kv move_leader auth_status));

@@ -6,7 +6,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 6.7, 10, 16.5: users, roles, permissions, auth_enable/disable,
+# POD "AUTH METHODS" and "AUTHENTICATION": users, roles, permissions, auth_enable/disable,
 # authenticate and the stored token, user/password clients that log in by
 # themselves and renew a stale token (single-flight), recovery after
 # auth_disable, and no secret in any error. A private member: auth changes

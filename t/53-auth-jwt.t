@@ -6,7 +6,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 16.5 with JWT tokens, which carry the auth revision and expire:
+# POD "AUTHENTICATION" with JWT tokens, which carry the auth revision and expire:
 # a user/password client renews a token that went stale ("revision of auth
 # store is old") or expired ("invalid auth token") and retries the call; a
 # client holding a token it cannot renew reports the server's error.

@@ -6,7 +6,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 16.5: TLS and mutual TLS. Certificates are made with the openssl
+# POD "TLS": TLS and mutual TLS. Certificates are made with the openssl
 # command; two etcd members serve https (one also demands client certificates).
 
 EtcdTest::need_etcd();

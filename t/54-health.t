@@ -8,8 +8,9 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 2 (health_interval, on_health_change), 9 (health monitoring and
-# failover), 8.1 (the timer stops with the client), 16.1, 16.6 (an enabled
+# POD "new" (health_interval, on_health_change), "HEALTH MONITORING" (health
+# monitoring and failover), "DESTRUCTION" (the timer stops with the client),
+# "RETRIES AND FAILOVER", "THE EVENT LOOP" and "THREADS AND FORK" (an enabled
 # monitor keeps EV::run alive; fork).
 
 EtcdTest::need_etcd();

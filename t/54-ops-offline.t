@@ -6,10 +6,11 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 5.2, 6.8: every cluster, maintenance and auth method against a port
-# nobody listens on calls back exactly once, promptly, with an UNAVAILABLE
-# error hash carrying the method's source label. Also for a client with
-# user/password (its login fails the same way) and without a server at all.
+# POD "ERRORS" (source labels) and "RETRIES AND FAILOVER" (nothing listening):
+# every cluster, maintenance and auth method against a port nobody listens on
+# calls back exactly once, promptly, with an UNAVAILABLE error hash carrying
+# the method's source label. Also for a client with user/password (its login
+# fails the same way) and without a server at all.
 
 my $port = EtcdTest::closed_port();
 my @ep   = (endpoints => ["127.0.0.1:$port"], timeout => 1, max_retries => 0);

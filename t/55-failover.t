@@ -6,9 +6,9 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 16.1 (failover always on), 16.2 (writes never replayed unless never
-# sent): a client given a whole 3-member cluster keeps writing when the member
-# it uses is killed.
+# POD "RETRIES AND FAILOVER" (failover always on, writes never replayed unless
+# never sent): a client given a whole 3-member cluster keeps writing when the
+# member it uses is killed.
 #
 # 1. The member in use is a follower: the client alone must recover: writes go
 #    on through another member within 2 s, at most 5% of those issued in the

@@ -5,7 +5,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 10 and 16.5: with auth on, the token goes with the streams too
+# POD "AUTHENTICATION": with auth on, the token goes with the streams too
 # (watch, lease keepalives, observe), and a client with credentials keeps
 # its streams across a restart that invalidates every token.
 

@@ -6,11 +6,11 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 16.6: after fork the child creates and uses its own clients (put,
-# get, watch, EV::run returning by itself); objects inherited from the parent
-# croak with a clear message instead of hanging; the parent's clients and
-# watches keep working while and after children run, including children
-# that exit at once.
+# POD "THREADS AND FORK": after fork the child creates and uses its own
+# clients (put, get, watch, EV::run returning by itself); objects inherited
+# from the parent croak with a clear message instead of hanging; the parent's
+# clients and watches keep working while and after children run, including
+# children that exit at once.
 
 my @eps = EtcdTest::endpoints();
 my $P   = EtcdTest::prefix();

@@ -6,7 +6,7 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 8.1 and 16.1: destroying clients in every awkward place: inside its
+# POD "DESTRUCTION": destroying clients in every awkward place: inside its
 # own unary callback, inside a watch callback, with watches and other
 # streams outstanding, five together, and at global destruction of a
 # program that leaves clients and watches in globals. No crash, no

@@ -8,12 +8,14 @@ use Scalar::Util ();
 use Time::HiRes ();
 use File::Temp ();
 
-# API.md 3 (croaks, sizes, conversions), 5, 8: thousands of random argument
-# lists (seeded; set EV_ETCD_FUZZ_SEED / EV_ETCD_FUZZ_CALLS to vary) thrown
-# at every public method of EV::Etcd and EV::Etcd::Watch. Each call must
-# either croak (never with an internal error) or call back exactly once with
-# ($response, undef) or (undef, $error_hash); the process survives and the
-# client still works afterwards.
+# POD "CALLING CONVENTIONS" (croaks, sizes), "TIED AND OVERLOADED ARGUMENTS"
+# and "BYTES VERSUS CHARACTERS" (conversions), "ERRORS", "THE EVENT LOOP"
+# and "DESTRUCTION": thousands of random argument lists (seeded; set
+# EV_ETCD_FUZZ_SEED / EV_ETCD_FUZZ_CALLS to vary) thrown at every public
+# method of EV::Etcd and EV::Etcd::Watch. Each call must either croak (never
+# with an internal error) or call back exactly once with ($response, undef)
+# or (undef, $error_hash); the process survives and the client still works
+# afterwards.
 #
 # The member is private (EtcdTest->start): the random calls may write junk,
 # compact, defragment, raise alarms, add learners, create users and roles,
@@ -135,9 +137,9 @@ my @calls = EtcdTest::method_calls($P);
 my %calls_for;
 push @{ $calls_for{ $_->[0] } }, $_ for @calls;
 my @methods = sort keys %calls_for;
-# every public method of EV::Etcd (API.md 1.2 and whatever was added since)
-# is exercised: the list is read from the package itself (future, the
-# adapter constructor, takes no callback and is not a request)
+# every public method of EV::Etcd (those its POD documents and whatever was
+# added since) is exercised: the list is read from the package itself
+# (future, the adapter constructor, takes no callback and is not a request)
 my @expected = sort grep {
     !/^_/ && !/^(?:new|DESTROY|CLONE_SKIP|BEGIN|END|can|isa|import|bootstrap|dl_load_flags|future)$/ && defined &{"EV::Etcd::$_"}
 } keys %EV::Etcd::;
@@ -345,7 +347,8 @@ for (my $i = 0; $i < $CALLS; $i += $batch) {
         push @bad, "new: internal error: $@" if $@ =~ /internal error|panic/i;
     }
     my @unary = grep { !$_->{stream} } @records[ $mine_before[0] .. $#records ];
-    # timeout => 2 bounds every unary call (API.md 6.8), retries included
+    # timeout => 2 bounds every unary call (POD "new", option timeout),
+    # retries included
     EtcdTest::run_until(10, sub { !grep { $_->{issued} && !$_->{n} } @unary })
         or push @bad, map { "$_->{what}(" . describe($_->{args}) . ') not called back within 10 s' }
                       grep { $_->{issued} && !$_->{n} } @unary;

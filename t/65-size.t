@@ -5,11 +5,12 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# API.md 3.3 and 16.1 (large responses): 1 MiB values round-trip; a 20 MiB
-# range response arrives with the default settings; max_recv_size makes the
-# same read fail with an error that names the limit; a request over the
-# server's limit (etcd's --max-request-bytes, 1.5 MiB by default) fails
-# through the callback, not with a croak.
+# POD "CALLING CONVENTIONS" (size limits) and "new" (max_recv_size: large
+# responses): 1 MiB values round-trip; a 20 MiB range response arrives with
+# the default settings; max_recv_size makes the same read fail with an error
+# that names the limit; a request over the server's limit (etcd's
+# --max-request-bytes, 1.5 MiB by default) fails through the callback, not
+# with a croak.
 
 my $srv = EtcdTest->start;
 my $P   = EtcdTest::prefix();

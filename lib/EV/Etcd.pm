@@ -78,8 +78,9 @@ sub new {
     return $self;
 }
 
-# Health monitoring (API.md 9): one repeating timer per client on the
-# default loop. An active timer keeps EV::run alive, like any EV timer.
+# Health monitoring (POD "HEALTH MONITORING"): one repeating timer per
+# client on the default loop. An active timer keeps EV::run alive, like any
+# EV timer.
 # The closure holds a weak reference, so it never keeps the client alive;
 # DESTROY stops the timer (through _health_stop), and a timer inherited by a
 # forked child stops itself at its first tick.

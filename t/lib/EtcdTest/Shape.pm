@@ -1,6 +1,7 @@
 package EtcdTest::Shape;
 
-# Shape assertions for response and error hashes (API.md sections 4 and 5),
+# Shape assertions for response and error hashes (the POD of EV::Etcd,
+# sections "RESPONSES" and "ERRORS"),
 # and the synchronous-croak check, shared by the test files.
 
 use strict;
@@ -53,7 +54,7 @@ sub keys_are {
                           "$name: keys are exactly (@{[ sort @$expected ]})");
 }
 
-# The four-key header of API.md 4.1 with non-zero ids and a positive revision.
+# The four-key header of POD "RESPONSES" with non-zero ids and a positive revision.
 sub header_ok {
     my ($h, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -66,7 +67,7 @@ sub header_ok {
                    "$name: cluster_id and member_id are set");
 }
 
-# The six-key kv hash of API.md 4.2, then the expected values.
+# The six-key kv hash of POD "RESPONSES", then the expected values.
 sub kv_ok {
     my ($kv, $name, %want) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -76,7 +77,7 @@ sub kv_ok {
     Test::More::is($kv->{$_}, $want{$_}, "$name: $_") for sort keys %want;
 }
 
-# The leader-key hash of API.md 4.5, then the expected values.
+# The leader-key hash of POD "ELECTION METHODS", then the expected values.
 sub leader_key_ok {
     my ($lk, $name, %want) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -86,7 +87,7 @@ sub leader_key_ok {
     Test::More::is($lk->{$_}, $want{$_}, "$name: $_") for sort keys %want;
 }
 
-# The five-key error hash of API.md 5: code, status, source and retryable
+# The five-key error hash of POD "ERRORS": code, status, source and retryable
 # exactly; message equal to a string or matching a regex.
 my %RETRYABLE = map { $_ => 1 } 4, 8, 10, 13, 14;
 sub error_ok {
