@@ -1226,19 +1226,18 @@ Bad arguments are not reported this way: they croak at once.
 =head1 RETRIES AND FAILOVER
 
 Each request method belongs to a retry class. Reads (C<get>, C<status>,
-C<lease_time_to_live>, C<lease_leases>, C<election_leader>, and C<txn>
-with only range operations) are retried when the server is
-C<txn> with only range operations, C<member_list>, C<hash_kv>, C<alarm>
-with C<GET>, C<auth_status>, C<user_get>, C<user_list>, C<role_get> and
-C<role_list>) are retried when the server is
-unavailable, on the next endpoint, with a backoff that starts at 50 ms and
+C<lease_time_to_live>, C<lease_leases>, C<election_leader>, C<txn> with
+only range operations, C<member_list>, C<hash>, C<hash_kv>, C<alarm> with
+C<GET>, C<auth_status>, C<user_get>, C<user_list>, C<role_get> and
+C<role_list>) are retried when the server is unavailable, on the next
+endpoint, with a backoff that starts at 50 ms and
 doubles up to 2 s (with jitter), while retries remain (C<max_retries>)
 and the request's C<timeout> has not run out. Writes are retried only
 when they provably never left the client (no connection could be made),
 so a write that may have reached the server is never replayed behind your
 back. The same holds for C<lock> and C<election_campaign>: a lock or a
-candidacy is never requested twice. A request that cannot connect to one endpoint is tried on each of
-the others at least once. The error finally reported is the last one seen.
+candidacy is never requested twice. A request that cannot connect to one
+endpoint is tried on each of the others at least once. The error finally reported is the last one seen.
 
 A request that reaches a member which then dies is not retried if it
 may have been applied: writes in flight at that moment fail with
