@@ -12,6 +12,7 @@
 //!   outstanding callbacks, drain).
 //! - `etcd`: a pure async etcd client, testable without Perl.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 /// The engine's Rust allocations (never Perl's) come from mimalloc: its
 /// thread-local heaps take frees from the other thread without locks.

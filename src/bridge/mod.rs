@@ -249,7 +249,7 @@ pub fn set_client_tag(id: u64, tag: usize) {
 /// False when `id` names a live client whose object is another one (a
 /// forged `bless \$id, 'EV::Etcd'`); true otherwise.
 pub fn client_tag_ok(id: u64, tag: usize) -> bool {
-    with(|m| m.clients.get(&id).map_or(true, |c| c.tag == tag))
+    with(|m| m.clients.get(&id).is_none_or(|c| c.tag == tag))
 }
 
 /// Checks that `id` is a live client of this process.

@@ -215,7 +215,7 @@ impl Client {
                 return Err(self.error(&status));
             }
             // Each other endpoint is tried at once; a full round backs off.
-            if attempt as usize % self.endpoints.len().max(1) == 0 {
+            if (attempt as usize).is_multiple_of(self.endpoints.len().max(1)) {
                 let wake = Instant::now() + backoff.next_delay();
                 if wake >= deadline {
                     return Err(self.error(&status));

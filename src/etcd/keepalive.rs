@@ -297,7 +297,7 @@ impl Keeper {
         if let Some(q) = self.once.get_mut(&id) {
             if let Some(req) = q.pop_front() {
                 let result = if m.ttl > 0 {
-                    Ok(Reply::KeepAlive(m.clone()))
+                    Ok(Reply::KeepAlive(m))
                 } else {
                     Err(Error::internal("Lease expired"))
                 };
@@ -329,7 +329,7 @@ impl Keeper {
                 k.expires = now + ttl;
                 k.next = now + (ttl / 3).max(MIN_PERIOD);
             }
-            (self.sink)(req, Ok(Reply::KeepAlive(m.clone())), false);
+            (self.sink)(req, Ok(Reply::KeepAlive(m)), false);
         }
     }
 

@@ -116,6 +116,7 @@ const FATAL: &[Code] = &[
     Code::FailedPrecondition,
 ];
 
+#[derive(Default)]
 pub struct Reconnect {
     backoff: Backoff,
     refused: usize,
@@ -126,17 +127,6 @@ pub struct Reconnect {
     /// The generation of the token this stream renewed after a refusal: a
     /// refusal of that token is final.
     renewed_gen: Option<u64>,
-}
-
-impl Default for Reconnect {
-    fn default() -> Self {
-        Reconnect {
-            backoff: Backoff::new(),
-            refused: 0,
-            lost_gen: 0,
-            renewed_gen: None,
-        }
-    }
 }
 
 impl Reconnect {
@@ -368,8 +358,10 @@ mod tests {
         // Without credentials nothing is renewed.
         let plain = client(1);
         plain.auth.store("t").unwrap();
-        let mut rc = Reconnect::default();
-        rc.lost_gen = 99;
+        let rc = Reconnect {
+            lost_gen: 99,
+            ..Reconnect::default()
+        };
         assert!(!rc.renews(&plain, 1, &void) && !rc.renews(&plain, 1, &denied));
     }
 }

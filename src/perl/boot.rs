@@ -49,6 +49,10 @@ pub unsafe fn boot(pi: Pi, init: fn(&Perl)) {
 #[macro_export]
 macro_rules! perl_boot {
     ($sym:ident, $init:path) => {
+        /// The boot xsub.
+        ///
+        /// # Safety
+        /// Called by Perl (XSLoader) only.
         #[cfg(perl_multiplicity)]
         #[no_mangle]
         pub unsafe extern "C" fn $sym(pi: $crate::perl::ffi::Pi, _cv: *mut $crate::perl::ffi::CV) {
@@ -56,6 +60,10 @@ macro_rules! perl_boot {
             unsafe { $crate::perl::boot::boot(pi, $init) }
         }
 
+        /// The boot xsub.
+        ///
+        /// # Safety
+        /// Called by Perl (XSLoader) only.
         #[cfg(not(perl_multiplicity))]
         #[no_mangle]
         pub unsafe extern "C" fn $sym(_cv: *mut $crate::perl::ffi::CV) {

@@ -98,7 +98,9 @@ impl<'a> Perl<'a> {
         self.pi
     }
 
-    pub(crate) fn sv(&self, raw: *mut SV) -> Sv<'a> {
+    /// A handle on `raw`, which must be a live SV of this interpreter for
+    /// the rest of the call: only the binding makes handles from pointers.
+    pub(super) fn sv(&self, raw: *mut SV) -> Sv<'a> {
         Sv {
             raw,
             _l: PhantomData,
@@ -398,31 +400,26 @@ impl<'a> Perl<'a> {
 
     pub fn new_iv(&self, v: i64) -> NewSv {
         // SAFETY: allocation in this interpreter.
-        NewSv {
-            raw: unsafe { ffi::ev_etcd_new_iv(self.pi, v as isize) },
-        }
+        let raw = unsafe { ffi::ev_etcd_new_iv(self.pi, v as isize) };
+        NewSv { raw }
     }
 
     pub fn new_uv(&self, v: u64) -> NewSv {
         // SAFETY: allocation in this interpreter.
-        NewSv {
-            raw: unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) },
-        }
+        let raw = unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) };
+        NewSv { raw }
     }
 
     pub fn new_bytes(&self, b: &[u8]) -> NewSv {
         // SAFETY: copies `b.len()` bytes from a valid slice.
-        NewSv {
-            raw: unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) },
-        }
+        let raw = unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) };
+        NewSv { raw }
     }
 
     pub fn new_hash(&self) -> HashBuilder<'_, 'a> {
         // SAFETY: allocation in this interpreter.
-        HashBuilder {
-            p: self,
-            hv: unsafe { ffi::ev_etcd_new_hv(self.pi) },
-        }
+        let hv = unsafe { ffi::ev_etcd_new_hv(self.pi) };
+        HashBuilder { p: self, hv }
     }
 
     /// A reference to a new hash with `shape`'s keys and `vals` (in the
@@ -482,9 +479,8 @@ impl<'a> Perl<'a> {
             }
         }
         // SAFETY: the new RV takes over the hash's only count.
-        NewSv {
-            raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.pi, hv.cast()) },
-        }
+        let raw = unsafe { ffi::ev_etcd_new_rv_noinc(self.pi, hv.cast()) };
+        NewSv { raw }
     }
 
     /// Calls `f` with every entry of `hv`, bucket by bucket.
@@ -563,9 +559,14 @@ impl<'a> Perl<'a> {
         unsafe { ffi::ev_etcd_mortal(self.pi, v.raw) }
     }
 
-    pub fn undef_raw(&self) -> *mut SV {
+    fn undef_raw(&self) -> *mut SV {
         // SAFETY: the immortal undef.
         unsafe { ffi::ev_etcd_undef(self.pi) }
+    }
+
+    /// Perl's `undef` (the immortal one).
+    pub fn undef(&self) -> Sv<'a> {
+        self.sv(self.undef_raw())
     }
 
     // ---- calling ----
@@ -688,9 +689,8 @@ impl HashBuilder<'_, '_> {
     }
     pub fn finish(self) -> NewSv {
         // SAFETY: the new RV takes over the hash's only count.
-        NewSv {
-            raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.hv.cast()) },
-        }
+        let raw = unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.hv.cast()) };
+        NewSv { raw }
     }
 }
 
@@ -708,9 +708,8 @@ impl ArrayBuilder<'_, '_> {
     }
     pub fn finish(self) -> NewSv {
         // SAFETY: the new RV takes over the array's only count.
-        NewSv {
-            raw: unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.av.cast()) },
-        }
+        let raw = unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.av.cast()) };
+        NewSv { raw }
     }
 }
 

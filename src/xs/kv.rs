@@ -244,7 +244,7 @@ fn list<T>(p: &Perl, sv: Sv, each: impl Fn(&Perl, Sv) -> Res<T>) -> Res<Vec<T>> 
     (0..p.av_len(av))
         .map(|i| match p.av_get(av, i) {
             Some(v) => each(p, v),
-            None => each(p, p.sv(p.undef_raw())),
+            None => each(p, p.undef()),
         })
         .collect()
 }
