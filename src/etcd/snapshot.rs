@@ -4,12 +4,17 @@
 //! only when the whole stream arrived, so a failed snapshot never leaves a
 //! partial file under the requested name. The stream may take long: instead
 //! of one deadline, each message must arrive within the client's `timeout`.
-//! Runs on the runtime thread; knows nothing of Perl.
+//! Runs on the runtime thread, except the file's creation, writes, sync and
+//! rename, which run on tokio's blocking pool (`FileWriter`), so a large
+//! snapshot on a slow disk never stalls the other calls and keepalives;
+//! knows nothing of Perl.
 
+use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::call::Reply;
@@ -36,8 +41,88 @@ pub async fn snapshot(client: Arc<Client>, target: Target, sink: ReqSink) {
     sink(result.map(|d| Reply::Snapshot(Box::new(d))), true);
 }
 
-fn io_error(what: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::internal(format!("snapshot: cannot {what} {}: {e}", path.display()))
+}
+
+enum Piece {
+    Data(Vec<u8>),
+    /// Everything arrived: sync, close and rename into place.
+    Commit,
+}
+
+/// The snapshot file, written on tokio's blocking pool: chunks go through
+/// a bounded channel (the stream waits while the disk is behind), and the
+/// file is renamed into place only on `Commit`; otherwise the partial file
+/// is removed.
+struct FileWriter {
+    tx: mpsc::Sender<Piece>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl FileWriter {
+    /// Creates `path`.part (an error names it) and starts the writer.
+    async fn create(path: PathBuf) -> Result<FileWriter, Error> {
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".part");
+        let tmp = PathBuf::from(tmp);
+        let (file, tmp) = tokio::task::spawn_blocking(move || {
+            File::create(&tmp)
+                .map(|f| (f, tmp.clone()))
+                .map_err(|e| io_error("create", &tmp, e))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("snapshot: {e}")))??;
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::task::spawn_blocking(move || {
+            let r = write_out(file, &tmp, &path, rx);
+            if !matches!(r, Ok(true)) {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            r.map(|_| ())
+        });
+        Ok(FileWriter { tx, task })
+    }
+
+    /// Hands a chunk to the writer; false when it has stopped (an I/O
+    /// error, which `finish` reports).
+    async fn write(&self, blob: Vec<u8>) -> bool {
+        self.tx.send(Piece::Data(blob)).await.is_ok()
+    }
+
+    /// Commits the file (or, without `commit`, removes it) and reports the
+    /// writer's outcome.
+    async fn finish(self, commit: bool) -> Result<(), Error> {
+        if commit {
+            let _ = self.tx.send(Piece::Commit).await;
+        }
+        drop(self.tx);
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(format!("snapshot: {e}"))))
+    }
+}
+
+/// The writer's loop (blocking pool): true once the file is in place,
+/// false when the stream ended without a commit.
+fn write_out(
+    mut f: File,
+    tmp: &Path,
+    path: &Path,
+    mut rx: mpsc::Receiver<Piece>,
+) -> Result<bool, Error> {
+    while let Some(piece) = rx.blocking_recv() {
+        match piece {
+            Piece::Data(b) => f.write_all(&b).map_err(|e| io_error("write", tmp, e))?,
+            Piece::Commit => {
+                f.sync_all().map_err(|e| io_error("sync", tmp, e))?;
+                drop(f);
+                std::fs::rename(tmp, path).map_err(|e| io_error("rename into place", path, e))?;
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Error> {
@@ -49,14 +134,8 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Er
         .endpoints
         .channel(endpoint)
         .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
-    let mut out = match &target {
-        Target::File(path) => {
-            let mut tmp = path.clone().into_os_string();
-            tmp.push(".part");
-            let tmp = PathBuf::from(tmp);
-            let f = std::fs::File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
-            Some((f, tmp, path.clone()))
-        }
+    let out = match &target {
+        Target::File(path) => Some(FileWriter::create(path.clone()).await?),
         Target::Chunks => None,
     };
     let result = async {
@@ -88,12 +167,17 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Er
                 done.header = m.header;
             }
             done.size += m.blob.len() as u64;
-            match &mut out {
-                Some((f, tmp, _)) => f
-                    .write_all(&m.blob)
-                    .map_err(|e| io_error("write", tmp, e))?,
-                None if !m.blob.is_empty() => sink(Ok(Reply::SnapshotChunk(m.blob)), false),
-                None => {}
+            let taken = match &out {
+                Some(w) => w.write(m.blob).await,
+                None => {
+                    if !m.blob.is_empty() {
+                        sink(Ok(Reply::SnapshotChunk(m.blob)), false);
+                    }
+                    true
+                }
+            };
+            if !taken {
+                break; // the writer stopped: `finish` reports its error
             }
         }
         if done.size == 0 {
@@ -103,16 +187,16 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Er
     }
     .await;
     match (result, out) {
-        (Ok(mut done), Some((f, tmp, path))) => {
-            f.sync_all().map_err(|e| io_error("sync", &tmp, e))?;
-            drop(f);
-            std::fs::rename(&tmp, &path).map_err(|e| io_error("rename into place", &path, e))?;
-            done.file = Some(path);
+        (Ok(mut done), Some(w)) => {
+            w.finish(true).await?;
+            done.file = match target {
+                Target::File(path) => Some(path),
+                Target::Chunks => None,
+            };
             Ok(done)
         }
-        (Err(e), Some((f, tmp, _))) => {
-            drop(f);
-            let _ = std::fs::remove_file(&tmp);
+        (Err(e), Some(w)) => {
+            let _ = w.finish(false).await;
             Err(e)
         }
         (r, None) => r,
