@@ -19,6 +19,10 @@ use super::tls::Tls;
 /// `at` before the first attempt has chosen an endpoint.
 pub const NO_ENDPOINT: usize = usize::MAX;
 
+/// A retry after a backoff is started only when at least this much of the
+/// call's time is left after it.
+const LAST_TRY_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Settings decoded from the constructor options.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -217,7 +221,11 @@ impl Client {
             // Each other endpoint is tried at once; a full round backs off.
             if (attempt as usize).is_multiple_of(self.endpoints.len().max(1)) {
                 let wake = Instant::now() + backoff.next_delay();
-                if wake >= deadline {
+                // A retry that would start too close to the deadline could
+                // only end in DEADLINE_EXCEEDED (on a busy machine even a
+                // refused connection takes a while): the last error is the
+                // better answer.
+                if wake + LAST_TRY_MARGIN >= deadline {
                     return Err(self.error(&status));
                 }
                 tokio::time::sleep_until(wake).await;
