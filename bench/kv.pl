@@ -1,6 +1,6 @@
 #!/usr/bin/env perl
 # KV benchmark: EV::Etcd against a pure-Rust client on the same tonic stack
-# (examples/kv_baseline.rs), same etcd, same run.
+# (bench/kv_baseline.rs), same etcd, same run.
 #
 #   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5]
 #
