@@ -1,9 +1,9 @@
 use strict;
 use warnings;
 use Test::More;
-use B ();
 use lib 't/lib';
 use EtcdTest;
+use EtcdTest::Shape qw(int_ok bool_ok bytes_ok keys_are kv_ok);
 use EV::Etcd;
 
 # POD "KV METHODS", "RESPONSES" and "ERRORS": get / put / delete with every option,
@@ -20,36 +20,10 @@ my $client = EV::Etcd->new(endpoints => [@eps], timeout => 10);
 # exactly two callback arguments, every record checked for "exactly once" at the end
 my $caller = EtcdTest::Caller->new($client, timeout => 15);
 
-sub flags_of { B::svref_2object($_[0])->FLAGS }
+# int_ok, bool_ok, bytes_ok, keys_are, kv_ok: t/lib/EtcdTest/Shape.pm
 
-# $h->{$k} is a plain integer (IV, or UV for uint) -- checked before any numeric use
-sub int_ok {
-    my ($h, $k, $name, $unsigned) = @_;
-    unless (exists $h->{$k}) { fail("$name: $k present"); return }
-    my $v = $h->{$k};
-    my $is_int = !ref($v) && defined($v) && (flags_of(\$h->{$k}) & B::SVf_IOK);
-    ok($is_int, "$name: $k is a Perl integer") or diag("value: " . (defined $v ? $v : 'undef'));
-    like($v, $unsigned ? qr/^\d+\z/ : qr/^-?\d+\z/, "$name: $k stringifies as a decimal integer");
-}
-
-sub bool_ok {
-    my ($h, $k, $name) = @_;
-    unless (exists $h->{$k}) { fail("$name: $k present"); return }
-    ok(!ref($h->{$k}) && defined($h->{$k}) && (flags_of(\$h->{$k}) & B::SVf_IOK)
-       && ($h->{$k} eq '0' || $h->{$k} eq '1'), "$name: $k is the integer 0 or 1");
-}
-
-sub bytes_ok {
-    my ($h, $k, $name) = @_;
-    ok(exists $h->{$k} && defined $h->{$k} && !ref $h->{$k} && !utf8::is_utf8($h->{$k}),
-       "$name: $k is a byte string");
-}
-
-sub keys_are {
-    my ($h, $expected, $name) = @_;
-    is_deeply([ sort keys %{ $h || {} } ], [ sort @$expected ], "$name: keys are exactly (@{[ sort @$expected ]})");
-}
-
+# The header of POD "RESPONSES", and the same cluster (and member) in every
+# response of this file.
 my ($cluster_id, $member_id);
 sub header_ok {
     my ($h, $name) = @_;
@@ -65,16 +39,6 @@ sub header_ok {
     $member_id  //= $h->{member_id};
     is($h->{cluster_id}, $cluster_id, "$name: same cluster_id as before");
     is($h->{member_id},  $member_id,  "$name: same member_id as before") if @eps == 1;
-}
-
-sub kv_ok {
-    my ($kv, $name, %want) = @_;
-    keys_are($kv, [qw(key value create_revision mod_revision version lease)], $name);
-    bytes_ok($kv, $_, $name) for qw(key value);
-    int_ok($kv, $_, $name) for qw(create_revision mod_revision version lease);
-    for my $k (sort keys %want) {
-        is($kv->{$k}, $want{$k}, "$name: $k");
-    }
 }
 
 sub range_ok {

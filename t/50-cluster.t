@@ -1,9 +1,9 @@
 use strict;
 use warnings;
 use Test::More;
-use B ();
 use lib 't/lib';
 use EtcdTest;
+use EtcdTest::Shape qw(int_ok croaks);
 use EV::Etcd;
 
 # POD "CLUSTER METHODS" (member hashes, cluster membership) and "move_leader",
@@ -15,17 +15,9 @@ my %by_name = map { $_->name => $_ } @members;
 my $client  = EV::Etcd->new(endpoints => [ map { $_->endpoint } @members ], timeout => 10);
 my $caller  = EtcdTest::Caller->new($client, timeout => 20);
 
-sub uint_ok {
-    my ($h, $k, $name) = @_;
-    my $ok = exists $h->{$k} && defined $h->{$k} && !ref $h->{$k}
-        && (B::svref_2object(\$h->{$k})->FLAGS & B::SVf_IOK);
-    ok($ok, "$name: $k is a Perl integer");
-    like($h->{$k}, qr/^\d+\z/, "$name: $k is an unsigned decimal");
-}
-
 sub member_ok {
     my ($m, $name) = @_;
-    uint_ok($m, 'id', $name);
+    int_ok($m, 'id', $name, 1);
     ok(exists $m->{is_learner} && ($m->{is_learner} eq '0' || $m->{is_learner} eq '1'),
        "$name: is_learner is 0 or 1");
     is(ref $m->{peer_urls},   'ARRAY', "$name: peer_urls is an array");
@@ -39,7 +31,7 @@ sub ids_of { map { "$_->{id}" } @{ $_[0]{members} || [] } }
 my $list = $caller->ok_call('member_list', 'member_list');
 is_deeply([ sort keys %$list ], [qw(header members)], 'member_list keys');
 is(scalar @{ $list->{members} || [] }, 3, 'three members');
-uint_ok($list->{header}, $_, 'member_list header') for qw(cluster_id member_id raft_term);
+int_ok($list->{header}, $_, 'member_list header', 1) for qw(cluster_id member_id raft_term);
 is($list->{header}{revision}, 0, 'cluster header revision is 0');
 my %id_of;
 for my $m (@{ $list->{members} || [] }) {
@@ -133,41 +125,36 @@ for my $case (['member_remove'], ['member_update', ['http://127.0.0.1:1']], ['me
 # --- argument checks ----------------------------------------------------------
 
 my $cb = sub { };
-sub croaks_like {
-    my ($name, $code, $re) = @_;
-    eval { $code->(); 1 } and return fail("$name: croaks");
-    like($@, $re, $name);
-}
-croaks_like('member_add with a string', sub { $client->member_add('http://x', $cb) },
+croaks('member_add with a string', sub { $client->member_add('http://x', $cb) },
             qr/^peer_urls must be an array reference/);
-croaks_like('member_add with a hash', sub { $client->member_add({}, {}, $cb) },
+croaks('member_add with a hash', sub { $client->member_add({}, {}, $cb) },
             qr/^peer_urls must be an array reference/);
-croaks_like('member_update with a string', sub { $client->member_update(1, 'http://x', $cb) },
+croaks('member_update with a string', sub { $client->member_update(1, 'http://x', $cb) },
             qr/^peer_urls must be an array reference/);
-croaks_like('member_update with no URL (etcd 3.4 would crash)', sub { $client->member_update(1, [], $cb) },
+croaks('member_update with no URL (etcd 3.4 would crash)', sub { $client->member_update(1, [], $cb) },
             qr/^member_update: peer_urls must not be empty/);
-croaks_like('member_add URL too large', sub { $client->member_add(['x' x 2049], $cb) },
+croaks('member_add URL too large', sub { $client->member_add(['x' x 2049], $cb) },
             qr/^peer URL too large: 2049 bytes \(max 2048\)/);
-croaks_like('member_update URL too large', sub { $client->member_update(1, ['x' x 2049], $cb) },
+croaks('member_update URL too large', sub { $client->member_update(1, ['x' x 2049], $cb) },
             qr/^peer URL too large: 2049 bytes \(max 2048\)/);
-croaks_like('member_add: type checked before sizes', sub { $client->member_add('x' x 3000, $cb) },
+croaks('member_add: type checked before sizes', sub { $client->member_add('x' x 3000, $cb) },
             qr/^peer_urls must be an array reference/);
-croaks_like('member_add()', sub { $client->member_add() }, qr/^Usage: \$client->member_add\(/);
-croaks_like('member_add 4 args', sub { $client->member_add([], {}, $cb, $cb) }, qr/^Usage: \$client->member_add\(/);
-croaks_like('member_add bad callback', sub { $client->member_add([], {}) }, qr/^callback must be a code reference/);
-croaks_like('member_list(1, $cb)', sub { $client->member_list(1, $cb) },
+croaks('member_add()', sub { $client->member_add() }, qr/^Usage: \$client->member_add\(/);
+croaks('member_add 4 args', sub { $client->member_add([], {}, $cb, $cb) }, qr/^Usage: \$client->member_add\(/);
+croaks('member_add bad callback', sub { $client->member_add([], {}) }, qr/^callback must be a code reference/);
+croaks('member_list(1, $cb)', sub { $client->member_list(1, $cb) },
             qr/^Usage: EV::Etcd::member_list\(client, callback\)/);
-croaks_like('member_remove($cb)', sub { $client->member_remove($cb) },
+croaks('member_remove($cb)', sub { $client->member_remove($cb) },
             qr/^Usage: EV::Etcd::member_remove\(client, member_id, callback\)/);
-croaks_like('member_update(1, $cb)', sub { $client->member_update(1, $cb) },
+croaks('member_update(1, $cb)', sub { $client->member_update(1, $cb) },
             qr/^Usage: EV::Etcd::member_update\(client, member_id, peer_urls, callback\)/);
-croaks_like('member_promote()', sub { $client->member_promote() },
+croaks('member_promote()', sub { $client->member_promote() },
             qr/^Usage: EV::Etcd::member_promote\(client, member_id, callback\)/);
-croaks_like('member_remove bad callback', sub { $client->member_remove(1, 'x') },
+croaks('member_remove bad callback', sub { $client->member_remove(1, 'x') },
             qr/^callback must be a code reference/);
-croaks_like('move_leader()', sub { $client->move_leader($cb) },
+croaks('move_leader()', sub { $client->move_leader($cb) },
             qr/^Usage: EV::Etcd::move_leader\(client, target_id, callback\)/);
-croaks_like('member_list as a class method', sub { EV::Etcd->member_list($cb) },
+croaks('member_list as a class method', sub { EV::Etcd->member_list($cb) },
             qr/client is not of type EV::Etcd/);
 
 # --- move_leader ----------------------------------------------------------------

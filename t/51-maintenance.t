@@ -1,9 +1,9 @@
 use strict;
 use warnings;
 use Test::More;
-use B ();
 use lib 't/lib';
 use EtcdTest;
+use EtcdTest::Shape qw(int_ok croaks);
 use EV::Etcd;
 
 # POD "MAINTENANCE METHODS": alarm, defragment, hash_kv, auth_status. A
@@ -16,17 +16,7 @@ my $caller = EtcdTest::Caller->new($client, timeout => 15);
 my $P      = EtcdTest::prefix();
 my $cb     = sub { };
 
-sub int_ok {
-    my ($h, $k, $name) = @_;
-    ok(exists $h->{$k} && defined $h->{$k} && !ref $h->{$k}
-       && (B::svref_2object(\$h->{$k})->FLAGS & B::SVf_IOK), "$name: $k is a Perl integer");
-}
-
-sub croaks_like {
-    my ($name, $code, $re) = @_;
-    eval { $code->(); 1 } and return fail("$name: croaks");
-    like($@, $re, $name);
-}
+# int_ok, croaks: t/lib/EtcdTest/Shape.pm
 
 my $st = $caller->ok_call('status', 'status');
 my $me = "$st->{header}{member_id}";
@@ -62,20 +52,20 @@ my $clear = $caller->ok_call('alarm GET after deactivate', 'alarm', 'GET');
 is_deeply($clear->{alarms}, [], 'no alarms after deactivate');
 $caller->ok_call('put works again', 'put', "${P}nospace", 'x');
 
-croaks_like('alarm bad action', sub { $client->alarm('LIST', $cb) },
+croaks('alarm bad action', sub { $client->alarm('LIST', $cb) },
             qr/^Invalid alarm action: LIST \(expected GET, ACTIVATE, or DEACTIVATE\)/);
-croaks_like('alarm bad action with options', sub { $client->alarm('', {}, $cb) },
+croaks('alarm bad action with options', sub { $client->alarm('', {}, $cb) },
             qr/^Invalid alarm action:  \(expected GET, ACTIVATE, or DEACTIVATE\)/);
-croaks_like('alarm: callback checked first', sub { $client->alarm('LIST', 'nocb') },
+croaks('alarm: callback checked first', sub { $client->alarm('LIST', 'nocb') },
             qr/^callback must be a code reference/);
-croaks_like('alarm()', sub { $client->alarm($cb) }, qr/^Usage: \$client->alarm\(/);
-croaks_like('alarm 4 args', sub { $client->alarm('GET', {}, {}, $cb) }, qr/^Usage: \$client->alarm\(/);
+croaks('alarm()', sub { $client->alarm($cb) }, qr/^Usage: \$client->alarm\(/);
+croaks('alarm 4 args', sub { $client->alarm('GET', {}, {}, $cb) }, qr/^Usage: \$client->alarm\(/);
 
 # --- defragment -------------------------------------------------------------------
 
 my $defrag = $caller->ok_call('defragment', 'defragment');
 ok(!grep({ $_ ne 'header' } keys %$defrag), 'defragment: at most a header');
-croaks_like('defragment(1, $cb)', sub { $client->defragment(1, $cb) },
+croaks('defragment(1, $cb)', sub { $client->defragment(1, $cb) },
             qr/^Usage: EV::Etcd::defragment\(client, callback\)/);
 
 # --- hash -------------------------------------------------------------------------
@@ -86,7 +76,7 @@ int_ok($hb, 'hash', 'hash');
 like($hb->{hash}, qr/^\d+\z/, 'hash: an unsigned decimal');
 cmp_ok($hb->{hash}, '<=', 4294967295, 'hash: fits 32 bits');
 is("$hb->{header}{member_id}", $me, 'hash: header of this member');
-croaks_like('hash(1, $cb)', sub { $client->hash(1, $cb) },
+croaks('hash(1, $cb)', sub { $client->hash(1, $cb) },
             qr/^Usage: EV::Etcd::hash\(client, callback\)/);
 
 # --- hash_kv ----------------------------------------------------------------------
@@ -122,11 +112,11 @@ is($old->{source}, 'hash_kv', 'compacted: source');
 my $hc = $caller->ok_call('hash_kv after compaction', 'hash_kv');
 is($hc->{compact_revision}, $rev2, 'compact_revision is the compaction revision');
 
-croaks_like('hash_kv()', sub { $client->hash_kv() },
+croaks('hash_kv()', sub { $client->hash_kv() },
             qr/^Usage: \$client->hash_kv\(\[\$revision,\] \$callback\)/);
-croaks_like('hash_kv(1, 2, $cb)', sub { $client->hash_kv(1, 2, $cb) },
+croaks('hash_kv(1, 2, $cb)', sub { $client->hash_kv(1, 2, $cb) },
             qr/^Usage: \$client->hash_kv\(\[\$revision,\] \$callback\)/);
-croaks_like('hash_kv(1, "x")', sub { $client->hash_kv(1, 'x') }, qr/^callback must be a code reference/);
+croaks('hash_kv(1, "x")', sub { $client->hash_kv(1, 'x') }, qr/^callback must be a code reference/);
 
 # --- auth_status ------------------------------------------------------------------
 
@@ -136,7 +126,7 @@ is($as->{enabled}, 0, 'auth is off');
 int_ok($as, 'enabled', 'auth_status');
 int_ok($as, 'auth_revision', 'auth_status');
 is("$as->{header}{member_id}", $me, 'auth_status header is this member');
-croaks_like('auth_status(1, $cb)', sub { $client->auth_status(1, $cb) },
+croaks('auth_status(1, $cb)', sub { $client->auth_status(1, $cb) },
             qr/^Usage: EV::Etcd::auth_status\(client, callback\)/);
 
 $caller->ok_call('user_add root', 'user_add', 'root', 'rootpw');
