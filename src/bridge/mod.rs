@@ -21,7 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::etcd::call::Call;
 use crate::etcd::client::Config;
-use crate::etcd::endpoints::State;
+use crate::etcd::endpoints::EndpointStates;
 use crate::etcd::health::Monitor;
 use crate::etcd::keepalive::Cmd as KeepaliveCmd;
 use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
@@ -76,7 +76,7 @@ struct ClientEntry {
     timeout: Duration,
     namespaced: bool,
     endpoints: Vec<String>,
-    state: Arc<State>,
+    state: Arc<EndpointStates>,
     monitor: Monitor,
 }
 
@@ -118,7 +118,7 @@ impl std::hash::Hasher for IdHasher {
 type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 #[derive(Default)]
-struct Main {
+struct Registry {
     bridge: Option<Bridge>,
     clients: IdMap<ClientEntry>,
     pending: IdMap<Pending>,
@@ -136,11 +136,11 @@ struct Main {
 }
 
 thread_local! {
-    static MAIN: RefCell<Main> = RefCell::new(Main::default());
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
 }
 
-fn with<R>(f: impl FnOnce(&mut Main) -> R) -> R {
-    MAIN.with(|m| f(&mut m.borrow_mut()))
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    REGISTRY.with(|m| f(&mut m.borrow_mut()))
 }
 
 /// What a forked child inherited from its parent's bridge and must neither
@@ -257,7 +257,7 @@ pub fn check_client(id: u64) -> Result<(), String> {
     with(|m| live_client(m, id).map(|_| ()))
 }
 
-fn live_client(m: &Main, id: u64) -> Result<&ClientEntry, String> {
+fn live_client(m: &Registry, id: u64) -> Result<&ClientEntry, String> {
     match m.clients.get(&id) {
         None => Err("EV::Etcd: client has been destroyed".to_owned()),
         Some(c) if c.pid != crate::sys::process::pid() => Err(format!(
@@ -565,7 +565,7 @@ fn sync_keepalive(p: &Perl) {
 }
 
 /// Sends `job` now, or with the batch when a drain is running.
-fn queue(m: &mut Main, job: Job) -> Result<(), String> {
+fn queue(m: &mut Registry, job: Job) -> Result<(), String> {
     if m.draining > 0 {
         m.outbox.push(job);
         Ok(())

@@ -81,7 +81,7 @@ pub struct Completion {
     pub last: bool,
 }
 
-struct Live {
+struct ClientTasks {
     client: Arc<Client>,
     closed: watch::Sender<bool>,
     /// The watch engine, started by the first watch.
@@ -94,18 +94,18 @@ struct Live {
 }
 
 /// A sink that turns engine results into completions.
-fn sink(done: &Done) -> stream::Sink {
+fn sink(done: &Completions) -> stream::Sink {
     let done = done.clone();
     Arc::new(move |req, result, last| done.send(Completion { req, result, last }))
 }
 
 /// The same for a task that serves request `req` alone.
-fn req_sink(done: &Done, req: u64) -> stream::ReqSink {
+fn req_sink(done: &Completions, req: u64) -> stream::ReqSink {
     let done = done.clone();
     Box::new(move |result, last| done.send(Completion { req, result, last }))
 }
 
-impl Live {
+impl ClientTasks {
     /// Runs `work` until it ends or the client goes away.
     fn spawn_until_closed(&self, work: impl Future<Output = ()> + Send + 'static) {
         let mut closed = self.closed.subscribe();
@@ -118,7 +118,7 @@ impl Live {
         });
     }
 
-    fn keeper(&mut self, done: &Done) -> &mpsc::UnboundedSender<ka::Cmd> {
+    fn keeper(&mut self, done: &Completions) -> &mpsc::UnboundedSender<ka::Cmd> {
         let client = &self.client;
         self.keeper.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -127,7 +127,7 @@ impl Live {
         })
     }
 
-    fn watch_engine(&mut self, done: &Done) -> &mpsc::UnboundedSender<w::Cmd> {
+    fn watch_engine(&mut self, done: &Completions) -> &mpsc::UnboundedSender<w::Cmd> {
         let (client, barrier) = (&self.client, &self.barrier);
         self.watches.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -160,12 +160,12 @@ pub fn spawn(
 /// the Perl thread: the flusher task runs after the tasks woken in the same
 /// turn, so one burst of replies costs one write on the notify fd.
 #[derive(Clone)]
-struct Done {
+struct Completions {
     tx: crossbeam_channel::Sender<Completion>,
     flush: Arc<tokio::sync::Notify>,
 }
 
-impl Done {
+impl Completions {
     fn send(&self, c: Completion) {
         if self.tx.send(c).is_ok() {
             self.flush.notify_one();
@@ -188,8 +188,8 @@ async fn serve(
 ) {
     let flush = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(flusher(flush.clone(), notify));
-    let done = Done { tx: done, flush };
-    let mut clients: IdMap<Live> = IdMap::default();
+    let done = Completions { tx: done, flush };
+    let mut clients: IdMap<ClientTasks> = IdMap::default();
     let mut batch = Vec::with_capacity(256);
     let mut groups = Groups::default();
     while rx.recv_many(&mut batch, 256).await > 0 {
@@ -216,7 +216,14 @@ struct Group {
 }
 
 impl Groups {
-    fn add(&mut self, live: &Live, id: u64, req: u64, call: Call, deadline: std::time::Instant) {
+    fn add(
+        &mut self,
+        live: &ClientTasks,
+        id: u64,
+        req: u64,
+        call: Call,
+        deadline: std::time::Instant,
+    ) {
         let at = match self.0.iter().position(|g| g.id == id) {
             Some(i) => i,
             None => {
@@ -234,7 +241,7 @@ impl Groups {
         g.deadline = g.deadline.max(deadline);
     }
 
-    fn start(&mut self, done: &Done) {
+    fn start(&mut self, done: &Completions) {
         for g in self.0.drain(..) {
             tokio::spawn(run_group(g, done.clone()));
         }
@@ -244,7 +251,7 @@ impl Groups {
 /// Runs a group's calls concurrently, reporting each as it ends; whatever
 /// is still running at the deadline is dropped (its streams reset) and
 /// reported as DEADLINE_EXCEEDED, as `Client::send` does for one call.
-async fn run_group(g: Group, done: Done) {
+async fn run_group(g: Group, done: Completions) {
     use futures_util::stream::{FuturesUnordered, StreamExt};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let Group {
@@ -298,7 +305,7 @@ async fn run_group(g: Group, done: Done) {
     }
 }
 
-fn handle(job: Job, clients: &mut IdMap<Live>, done: &Done, groups: &mut Groups) {
+fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups: &mut Groups) {
     match job {
         Job::Batch(jobs) => {
             for j in jobs {
@@ -309,7 +316,7 @@ fn handle(job: Job, clients: &mut IdMap<Live>, done: &Done, groups: &mut Groups)
             let (closed, _) = watch::channel(false);
             clients.insert(
                 id,
-                Live {
+                ClientTasks {
                     client: Arc::new(Client::new(cfg)),
                     closed,
                     watches: None,

@@ -44,7 +44,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 #[derive(Default)]
-struct State {
+struct TokenState {
     token: Option<AsciiMetadataValue>,
     /// Bumped on every change of `token`: tells a failed request whether the
     /// token it used has been replaced meanwhile.
@@ -56,7 +56,7 @@ struct State {
 
 /// The token state of one client.
 pub struct Auth {
-    state: RwLock<State>,
+    state: RwLock<TokenState>,
     /// Credentials to (re-)authenticate with; `None` for a client without
     /// them and for one given a fixed `auth_token`.
     creds: Option<Credentials>,
@@ -70,20 +70,20 @@ impl Auth {
         // A token given by the caller is used as is and never refreshed.
         let creds = if token.is_some() { None } else { creds };
         Auth {
-            state: RwLock::new(State {
+            state: RwLock::new(TokenState {
                 token,
-                ..State::default()
+                ..TokenState::default()
             }),
             creds,
             flight: Mutex::new(()),
         }
     }
 
-    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+    fn read<R>(&self, f: impl FnOnce(&TokenState) -> R) -> R {
         f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+    fn write<R>(&self, f: impl FnOnce(&mut TokenState) -> R) -> R {
         f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
     }
 

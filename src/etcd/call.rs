@@ -46,7 +46,7 @@ macro_rules! unary_rpcs {
             /// A piece of a snapshot streamed to the caller.
             SnapshotChunk(Vec<u8>),
             /// The end of a snapshot.
-            Snapshot(Box<super::snapshot::Done>),
+            Snapshot(Box<super::snapshot::Finished>),
         }
 
         impl Call {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
-use super::endpoints::{Conn, Endpoints, State};
+use super::endpoints::{Conn, EndpointStates, Endpoints};
 use super::error::{self, Error};
 use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
@@ -41,7 +41,7 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Current endpoint and transport states, shared with the Perl
     /// thread's health monitor.
-    pub state: Arc<State>,
+    pub state: Arc<EndpointStates>,
 }
 
 #[cfg(test)]
@@ -60,7 +60,7 @@ impl Config {
             max_recv_size: 0,
             namespace: Vec::new(),
             tls: None,
-            state: State::new(endpoints),
+            state: EndpointStates::new(endpoints),
         }
     }
 }

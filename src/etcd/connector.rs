@@ -1,7 +1,7 @@
 //! The TCP dialer behind every endpoint's tonic channel. It connects as
 //! tonic's own would (TCP_NODELAY; tonic adds the connect timeout and the
 //! TLS layer on top) and reports each connection's life to the endpoint's
-//! transport `State`: up when the connection is made, down when the attempt
+//! transport `EndpointStates`: up when the connection is made, down when the attempt
 //! fails or when an open connection is lost (the server closed it, or reading
 //! or writing failed). So the health monitor sees a member die even while no
 //! request is running. Runtime thread only.
@@ -18,12 +18,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::codegen::Service;
 
-use super::endpoints::{Conn, State};
+use super::endpoints::{Conn, EndpointStates};
 
 /// Dials endpoint `idx` of a client.
 #[derive(Clone)]
 pub struct Dialer {
-    pub state: Arc<State>,
+    pub state: Arc<EndpointStates>,
     pub idx: usize,
 }
 
@@ -66,7 +66,7 @@ impl Service<Uri> for Dialer {
 /// A TCP connection that marks its endpoint down when it is lost.
 pub struct Watched {
     tcp: TcpStream,
-    state: Arc<State>,
+    state: Arc<EndpointStates>,
     idx: usize,
 }
 
@@ -139,7 +139,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn records_connect_and_loss() {
         use tokio::io::AsyncReadExt;
-        let state = State::new(1);
+        let state = EndpointStates::new(1);
         let mut d = Dialer {
             state: state.clone(),
             idx: 0,

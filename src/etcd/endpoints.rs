@@ -2,9 +2,9 @@
 //! endpoint (TLS when the client has TLS settings; TCP through connector.rs,
 //! which reports each connection's life), the "current" endpoint
 //! that calls use until it fails (then the next one, round-robin), and what
-//! is known of each endpoint's transport (`State`), shared with the health
+//! is known of each endpoint's transport (`EndpointStates`), shared with the health
 //! monitor on the Perl thread. Channels are created on the runtime thread;
-//! `State` is plain atomics, readable from any thread.
+//! `EndpointStates` is plain atomics, readable from any thread.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,15 +32,15 @@ pub enum Conn {
 /// between the runtime thread (which records outcomes) and the Perl
 /// thread's health monitor (which reads them and may fail over).
 #[derive(Debug)]
-pub struct State {
+pub struct EndpointStates {
     current: AtomicUsize,
     failovers: AtomicU64,
     conn: Vec<AtomicU8>,
 }
 
-impl State {
-    pub fn new(n: usize) -> Arc<State> {
-        Arc::new(State {
+impl EndpointStates {
+    pub fn new(n: usize) -> Arc<EndpointStates> {
+        Arc::new(EndpointStates {
             current: AtomicUsize::new(0),
             failovers: AtomicU64::new(0),
             conn: (0..n.max(1)).map(|_| AtomicU8::new(0)).collect(),
@@ -98,7 +98,7 @@ impl State {
 pub struct Endpoints {
     names: Vec<String>,
     channels: Mutex<Vec<Option<Channel>>>,
-    state: Arc<State>,
+    state: Arc<EndpointStates>,
     connect_timeout: Duration,
     /// Set when the client speaks TLS (POD "TLS").
     tls: Option<Tls>,
@@ -109,7 +109,7 @@ impl Endpoints {
         names: Vec<String>,
         connect_timeout: Duration,
         tls: Option<Tls>,
-        state: Arc<State>,
+        state: Arc<EndpointStates>,
     ) -> Endpoints {
         let n = names.len();
         Endpoints {
@@ -133,7 +133,7 @@ impl Endpoints {
         self.state.current()
     }
 
-    pub fn state(&self) -> &State {
+    pub fn state(&self) -> &EndpointStates {
         &self.state
     }
 
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn failover_is_round_robin_and_only_from_current() {
-        let s = State::new(3);
+        let s = EndpointStates::new(3);
         assert_eq!(s.current(), 0);
         s.failover(0);
         assert_eq!(s.current(), 1);
@@ -198,14 +198,14 @@ mod tests {
         s.failover(2);
         assert_eq!(s.current(), 0);
         assert_eq!(s.failovers(), 3);
-        let one = State::new(1);
+        let one = EndpointStates::new(1);
         one.failover(0);
         assert_eq!((one.current(), one.failovers()), (0, 0));
     }
 
     #[test]
     fn conn_states() {
-        let s = State::new(2);
+        let s = EndpointStates::new(2);
         assert_eq!(s.conn(1), Conn::Idle);
         s.set_conn(1, Conn::Down);
         assert_eq!(s.conn(1), Conn::Down);

@@ -1,10 +1,10 @@
 //! The health monitor's decision on each tick (POD "HEALTH MONITORING"): pure logic over
-//! the endpoints' shared `State`, run on the Perl thread by the timer the
+//! the endpoints' shared `EndpointStates`, run on the Perl thread by the timer the
 //! .pm starts for `health_interval`. It never opens a connection itself; it
 //! may ask for a probe of an endpoint already known to be down, so that
 //! recovery is noticed even while no request is being made.
 
-use super::endpoints::{Conn, State};
+use super::endpoints::{Conn, EndpointStates};
 
 /// What one tick found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(s: &State) -> Monitor {
+    pub fn new(s: &EndpointStates) -> Monitor {
         Monitor {
             healthy: true,
             seen_failovers: s.failovers(),
@@ -38,7 +38,7 @@ impl Monitor {
     /// endpoint makes the client move to the next one (with more than one
     /// configured), as the reference does, and the change is reported with
     /// the endpoint moved to.
-    pub fn tick(&mut self, s: &State) -> Tick {
+    pub fn tick(&mut self, s: &EndpointStates) -> Tick {
         let mut cur = s.current();
         let moved = s.failovers() != self.seen_failovers;
         let down = s.conn(cur) == Conn::Down;
@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn single_endpoint_reports_down_then_up() {
-        let s = State::new(1);
+        let s = EndpointStates::new(1);
         let mut m = Monitor::new(&s);
         assert_eq!(m.tick(&s), t(None, 0, false));
         s.set_conn(0, Conn::Up);
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn down_endpoint_moves_to_the_next() {
-        let s = State::new(3);
+        let s = EndpointStates::new(3);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
         assert_eq!(m.tick(&s), t(Some(false), 1, false));
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn failover_by_requests_is_reported_as_a_dip() {
-        let s = State::new(2);
+        let s = EndpointStates::new(2);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
         s.failover(0); // a request moved on
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn all_down_stays_unhealthy_and_probes() {
-        let s = State::new(2);
+        let s = EndpointStates::new(2);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
         s.set_conn(1, Conn::Down);

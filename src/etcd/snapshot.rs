@@ -30,7 +30,7 @@ pub enum Target {
 
 /// The end of a snapshot: what the final callback reports.
 #[derive(Debug, Clone)]
-pub struct Done {
+pub struct Finished {
     pub header: Option<rpc::ResponseHeader>,
     pub size: u64,
     pub file: Option<PathBuf>,
@@ -125,7 +125,7 @@ fn write_out(
     Ok(false)
 }
 
-async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Error> {
+async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished, Error> {
     use rpc::maintenance_client::MaintenanceClient;
     let idle = client.cfg.timeout;
     let (opts, _) = client.call_opts(Instant::now() + idle).await?;
@@ -151,7 +151,7 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Done, Er
             }
             Ok(Ok(r)) => r.into_inner(),
         };
-        let mut done = Done {
+        let mut done = Finished {
             header: None,
             size: 0,
             file: None,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::bridge;
 use crate::etcd::auth::Credentials;
 use crate::etcd::client::Config;
-use crate::etcd::endpoints::State;
+use crate::etcd::endpoints::EndpointStates;
 use crate::etcd::tls::{self, Tls, TlsPaths};
 use crate::perl::{Perl, Sv, XsResult};
 
@@ -66,7 +66,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     }
     let namespace = o.key("namespace")?.unwrap_or_default();
     let tls = tls_option(p, &o, &endpoints).map_err(|m| format!("EV::Etcd->new: {m}"))?;
-    let state = State::new(endpoints.len());
+    let state = EndpointStates::new(endpoints.len());
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
