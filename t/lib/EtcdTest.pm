@@ -19,6 +19,22 @@ use Time::HiRes ();
 
 our $VERSION = '0.01';
 
+# The helper's parts: event-loop waits, TLS certificates, the eg/ scripts'
+# support, the catalogue of calls, one-callback calls. Their functions are
+# called as EtcdTest::NAME, as before.
+use EtcdTest::Loop ();
+use EtcdTest::PKI ();
+use EtcdTest::Examples ();
+use EtcdTest::Calls ();
+use EtcdTest::Caller ();
+BEGIN {
+    no strict 'refs';
+    *{"EtcdTest::$_"} = \&{"EtcdTest::Loop::$_"} for qw(run_until run_loop);
+    *{"EtcdTest::$_"} = \&{"EtcdTest::PKI::$_"} for qw(openssl_binary need_openssl make_pki);
+    *{"EtcdTest::$_"} = \&{"EtcdTest::Examples::$_"} for qw(example_ok example_failed example_deadline);
+    *{"EtcdTest::$_"} = \&{"EtcdTest::Calls::$_"} for qw(method_calls call_method);
+}
+
 # etcd pid => pid of the process that started it.  Only that process may
 # signal or reap it; a forked test child that exits must leave it alone.
 my %RUNNING;
@@ -584,66 +600,6 @@ sub DESTROY {
 }
 
 # ---------------------------------------------------------------------------
-# Certificates for TLS tests
-
-sub openssl_binary { _find_program('openssl') }
-
-# Like need_etcd, for the openssl command.
-sub need_openssl {
-    return 1 if defined openssl_binary();
-    require Test::More;
-    Test::More::BAIL_OUT('openssl not found (CI is set): install openssl') if _ci();
-    my $why = 'openssl not available';
-    my $tb  = Test::More->builder;
-    die "$why\n" if $tb->has_plan || $tb->current_test;
-    Test::More::plan(skip_all => $why);
-}
-
-# Creates in $dir (default: a temporary directory living as long as the
-# process) a test CA, a server certificate for 127.0.0.1 and localhost, a
-# client certificate, and a second CA unrelated to the first.  Returns a
-# hash of file names: ca, ca_key, server_cert, server_key, client_cert,
-# client_key, other_ca.
-my @PKI_DIRS;
-sub make_pki {
-    my ($dir) = @_;
-    my $openssl = openssl_binary() // croak 'EtcdTest: openssl not found';
-    unless (defined $dir) {
-        push @PKI_DIRS, File::Temp->newdir('ev-etcd-pki-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-        $dir = "$PKI_DIRS[-1]";
-    }
-    my %f = map { $_ => File::Spec->catfile($dir, "$_.pem") }
-        qw(ca ca_key server_cert server_key server_csr client_cert client_key client_csr
-           other_ca other_ca_key);
-    my $ext = File::Spec->catfile($dir, 'ext.cnf');
-    open my $fh, '>', $ext or croak "EtcdTest: $ext: $!";
-    print {$fh} "[server]\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n"
-              . "extendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n"
-              . "[client]\nextendedKeyUsage = clientAuth\nbasicConstraints = CA:FALSE\n";
-    close $fh;
-    my @key = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes');
-    my $run = sub {
-        my $out = _capture($openssl, @_);
-        croak "EtcdTest: openssl @_[0..1] failed: $out" if $?;
-    };
-    for my $ca ([ 'ca', 'EV-Etcd test CA' ], [ 'other_ca', 'EV-Etcd unrelated CA' ]) {
-        my ($n, $cn) = @$ca;
-        $run->('req', '-x509', @key, '-days', 30, '-subj', "/CN=$cn",
-               '-keyout', $f{"${n}_key"}, '-out', $f{$n});
-    }
-    for my $leaf ([ 'server', 'etcd test server' ], [ 'client', 'ev-etcd test client' ]) {
-        my ($n, $cn) = @$leaf;
-        $run->('req', '-new', @key, '-subj', "/CN=$cn",
-               '-keyout', $f{"${n}_key"}, '-out', $f{"${n}_csr"});
-        $run->('x509', '-req', '-in', $f{"${n}_csr"}, '-CA', $f{ca}, '-CAkey', $f{ca_key},
-               '-CAcreateserial', '-days', 30, '-extfile', $ext, '-extensions', $n,
-               '-out', $f{"${n}_cert"});
-    }
-    delete @f{qw(server_csr client_csr other_ca_key)};
-    return \%f;
-}
-
-# ---------------------------------------------------------------------------
 # Shared server, endpoints, key prefix
 
 sub _external_endpoints {
@@ -684,73 +640,8 @@ sub example_endpoints {
     return ($SHARED->endpoint);
 }
 
-# For the eg/ scripts: true when $err is empty; otherwise reports it on
-# STDERR, marks the run failed (example_failed) and stops the loop.
-my $EXAMPLE_FAILED = 0;
-sub example_ok {
-    my ($what, $err) = @_;
-    return 1 unless $err;
-    print STDERR "$what failed: ", ($err->{status} // 'ERROR'), ": $err->{message}\n";
-    $EXAMPLE_FAILED = 1;
-    require EV;
-    EV::break();
-    return 0;
-}
-
-sub example_failed { $EXAMPLE_FAILED }
-
-# For the eg/ scripts: a timer that fails the run after $seconds.
-sub example_deadline {
-    my ($seconds) = @_;
-    require EV;
-    return EV::timer($seconds, 0, sub {
-        example_ok(wait => { status => 'TIMEOUT', message => "no end within $seconds s" });
-    });
-}
-
 sub prefix {
     $PREFIX{$$} //= sprintf '/ev-etcd-test/%d-%x%04x/', $$, time, int rand 0x10000;
-}
-
-# One well-formed argument list (without the callback) for every request
-# method of EV::Etcd, keys under $prefix: [method, args...].  Methods that
-# only exist on newer builds are included when EV::Etcd->can them.
-sub method_calls {
-    my ($p) = @_;
-    my @calls = (
-        [ get => "${p}k" ], [ put => "${p}k", 'v' ], [ delete => "${p}k" ],
-        [ compact => 1 ], [ txn => [], [], [] ], [ watch => "${p}w" ],
-        [ lease_grant => 5 ], [ lease_revoke => 1 ], [ lease_time_to_live => 1 ],
-        [ lease_leases => () ], [ lease_keepalive => 1 ], [ lease_keepalive_start => 1 ],
-        [ lock => "${p}l", 0 ], [ unlock => "${p}l" ],
-        [ election_campaign => "${p}e", 1, 'v' ],
-        [ election_proclaim => { name => "${p}e", key => "${p}e/1", rev => 1, lease => 1 }, 'v' ],
-        [ election_leader => "${p}e" ], [ election_observe => "${p}e" ],
-        [ election_resign => { name => "${p}e", key => "${p}e/1", rev => 1, lease => 1 } ],
-        [ member_list => () ], [ member_add => ['http://127.0.0.1:1'] ],
-        [ member_remove => 1 ], [ member_update => 1, ['http://127.0.0.1:1'] ],
-        [ member_promote => 1 ], [ status => () ], [ alarm => 'GET' ],
-        [ defragment => () ], [ hash => () ], [ hash_kv => () ], [ move_leader => 1 ],
-        [ auth_status => () ], [ authenticate => 'u', 'p' ],
-        [ auth_enable => () ], [ auth_disable => () ],
-        [ user_add => 'u', 'p' ], [ user_delete => 'u' ],
-        [ user_change_password => 'u', 'p' ], [ user_get => 'u' ], [ user_list => () ],
-        [ user_grant_role => 'u', 'r' ], [ user_revoke_role => 'u', 'r' ],
-        [ role_add => 'r' ], [ role_delete => 'r' ], [ role_get => 'r' ], [ role_list => () ],
-        [ role_grant_permission => 'r', 'READ', "${p}k", undef ],
-        [ role_revoke_permission => 'r', "${p}k", undef ],
-        [ snapshot => sub { } ],
-    );
-    require EV::Etcd;
-    return grep { EV::Etcd->can($_->[0]) } @calls;
-}
-
-# Calls $client->$method(@args, $cb) for one method_calls entry; returns
-# what the method returns (a handle for watch and the streaming methods).
-sub call_method {
-    my ($client, $call, $cb) = @_;
-    my ($method, @args) = @$call;
-    return $client->$method(@args, $cb);
 }
 
 # Seeds rand from $ENV{$var} (default $default), says so (so a failing run
@@ -790,34 +681,6 @@ sub cleanup {
 }
 
 # ---------------------------------------------------------------------------
-# Event loop helpers
-
-sub run_until {
-    my ($timeout, $done) = @_;
-    require EV;
-    return 1 if $done->();
-    EV::now_update();    # the cached loop time may be stale after blocking work
-    my $expired = 0;
-    my $timer = EV::timer($timeout, 0, sub { $expired = 1 });
-    until ($done->()) {
-        return 0 if $expired;
-        EV::run(EV::RUN_ONCE());
-    }
-    return 1;
-}
-
-sub run_loop {
-    my ($timeout) = @_;
-    require EV;
-    EV::now_update();
-    my $fired = 0;
-    my $timer = EV::timer($timeout, 0, sub { $fired = 1; EV::break() });
-    $timer->keepalive(0);    # the loop may still end by itself
-    EV::run();
-    return $fired ? 0 : 1;
-}
-
-# ---------------------------------------------------------------------------
 
 END {
     local ($?, $!, $@);
@@ -831,113 +694,6 @@ END {
         delete $RUNNING{$pid};
     }
     undef $SHARED if $SHARED_OWNER && $SHARED_OWNER == $me;
-}
-
-# ---------------------------------------------------------------------------
-# One-callback calls for the test files: EtcdTest::Caller
-
-package EtcdTest::Caller;
-
-use Carp qw(croak);
-
-# EtcdTest::Caller->new($client, timeout => $seconds, check_argc => 0|1)
-# timeout: how long call() waits for the callback (default 15 s); check_argc:
-# fail unless the callback got exactly two arguments (default 1).
-sub new {
-    my ($class, $client, %opt) = @_;
-    croak 'EtcdTest::Caller->new: client required' unless $client;
-    return bless {
-        client     => $client,
-        timeout    => $opt{timeout} // 15,
-        check_argc => $opt{check_argc} // 1,
-        records    => [],
-    }, $class;
-}
-
-# Every callback record so far ({ what, n, argc, resp, err }), for the
-# "every callback was called exactly once" check at the end of a file.
-sub records { @{ $_[0]{records} } }
-
-# Issues $client->$method(@args, $cb) without waiting, for calls that must
-# overlap (a lock waiting for another holder).  Returns the record, which the
-# callback fills in: n, argc, resp, err, and at (Time::HiRes time of the call).
-sub start {
-    my ($self, $method, @args) = @_;
-    require Time::HiRes;
-    my $rec = { n => 0, what => $method };
-    push @{ $self->{records} }, $rec;
-    $self->{client}->$method(@args, sub {
-        $rec->{n}++;
-        return if $rec->{n} > 1;
-        $rec->{argc} = scalar @_;
-        ($rec->{resp}, $rec->{err}) = @_;
-        $rec->{at} = Time::HiRes::time();
-    });
-    return $rec;
-}
-
-# EtcdTest::Caller->exactly_once(@callers): lets late duplicates arrive (0.3 s
-# of loop), then checks that every record of every caller was called back once.
-sub exactly_once {
-    my ($class, @callers) = @_;
-    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
-    require Test::More;
-    EtcdTest::run_until(0.3, sub { 0 });
-    Test::More::is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } map { $_->records } @callers ],
-                          [], 'every callback was called exactly once');
-}
-
-# Grants a lease that must succeed; returns its id (0 on failure) and keeps it
-# for revoke_leases, which revokes every lease granted so far (at the end of a file).
-sub lease {
-    my ($self, $ttl) = @_;
-    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
-    my $g = $self->ok_call("lease_grant $ttl", 'lease_grant', $ttl);
-    push @{ $self->{leases} }, $g->{id} if $g->{id};
-    return $g->{id} // 0;
-}
-
-sub revoke_leases {
-    my ($self) = @_;
-    $self->call('lease_revoke', $_) for splice @{ $self->{leases} || [] };
-}
-
-# Calls $client->$method(@args, $cb) and runs the loop until $cb ran (fails a
-# test and returns the empty list on timeout).  Returns ($resp, $err, $rec).
-sub call {
-    my ($self, $method, @args) = @_;
-    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
-    require Test::More;
-    my $rec = $self->start($method, @args);
-    my $timeout = $self->{timeout};
-    unless (EtcdTest::run_until($timeout, sub { $rec->{n} })) {
-        Test::More::fail("$method: callback within $timeout s");
-        return;
-    }
-    Test::More::is($rec->{argc}, 2, "$method: callback got exactly two arguments")
-        if $self->{check_argc} && $rec->{argc} != 2;
-    return ($rec->{resp}, $rec->{err}, $rec);
-}
-
-# A call that must succeed; returns the response (or {} so that later tests
-# fail cleanly).
-sub ok_call {
-    my ($self, $name, $method, @args) = @_;
-    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
-    my ($resp, $err) = $self->call($method, @args);
-    my $good = Test::More::ok(ref $resp eq 'HASH' && !defined $err, $name);
-    Test::More::diag(Test::More::explain($err)) if !$good && $err;
-    return ref $resp eq 'HASH' ? $resp : {};
-}
-
-# A call that must fail; returns the error hash (or {}).
-sub err_call {
-    my ($self, $name, $method, @args) = @_;
-    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
-    my ($resp, $err) = $self->call($method, @args);
-    Test::More::ok(!defined $resp && ref $err eq 'HASH', $name)
-        or Test::More::diag(Test::More::explain($resp));
-    return ref $err eq 'HASH' ? $err : {};
 }
 
 1;
@@ -985,6 +741,13 @@ skipping.
 =back
 
 =head1 FUNCTIONS
+
+All are called as C<EtcdTest::NAME>. The member's life, ports, binaries and
+the shared member live in EtcdTest.pm; the event-loop waits in
+EtcdTest/Loop.pm, the certificates in EtcdTest/PKI.pm, the eg/ scripts'
+support in EtcdTest/Examples.pm, the catalogue of calls in EtcdTest/Calls.pm,
+the one-callback calls in EtcdTest/Caller.pm and the shape assertions in
+EtcdTest/Shape.pm.
 
 C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
 when etcd is missing), C<need_modules(@names)> (the same for Perl modules), C<endpoints>, C<example_endpoints>, C<example_ok($what, $err)>, C<example_failed>, C<example_deadline($seconds)> (for the eg/
