@@ -66,10 +66,9 @@ impl FileWriter {
         let mut tmp = path.clone().into_os_string();
         tmp.push(".part");
         let tmp = PathBuf::from(tmp);
-        let (file, tmp) = tokio::task::spawn_blocking(move || {
-            File::create(&tmp)
-                .map(|f| (f, tmp.clone()))
-                .map_err(|e| io_error("create", &tmp, e))
+        let (file, tmp) = tokio::task::spawn_blocking(move || match File::create(&tmp) {
+            Ok(f) => Ok((f, tmp)),
+            Err(e) => Err(io_error("create", &tmp, e)),
         })
         .await
         .map_err(|e| Error::internal(format!("snapshot: {e}")))??;

@@ -12,6 +12,9 @@ use super::{auth, client, cluster, election, kv, lease, lock, maintenance, watch
 enum Kind {
     /// A client method whose callback is called once.
     Unary,
+    /// The body of a unary client method that the .pm defines as a
+    /// wrapper: the method's name is the sub's without its leading `_`.
+    WrappedUnary,
     /// A client method that streams (its callback runs many times) or
     /// returns a handle.
     Stream,
@@ -42,7 +45,7 @@ surface! {
     Unary "put" => kv::put;
     Unary "delete" => kv::delete;
     Unary "compact" => kv::compact;
-    Internal "_txn" => kv::txn;
+    WrappedUnary "_txn" => kv::txn;
     Unary "status" => maintenance::status;
     Unary "lease_keepalive" => lease::keepalive;
     Stream "lease_keepalive_start" => lease::keepalive_start;
@@ -93,14 +96,14 @@ surface! {
 }
 
 /// `EV::Etcd::_unary_methods()`: the client methods that answer once, in
-/// table order; `txn` is one of them (its body is the .pm's `_txn`).
+/// table order.
 fn unary_methods<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
     let names: Vec<&str> = KINDS
         .iter()
-        .filter_map(|&(n, k)| match (n, k) {
-            ("_txn", _) => Some("txn"),
-            (n, Kind::Unary) => Some(n),
-            _ => None,
+        .filter_map(|&(n, k)| match k {
+            Kind::Unary => Some(n),
+            Kind::WrappedUnary => n.strip_prefix('_'),
+            Kind::Stream | Kind::Internal => None,
         })
         .collect();
     let mut av = p.new_array(names.len());
