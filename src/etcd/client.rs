@@ -173,6 +173,17 @@ impl Client {
         }
     }
 
+    /// After `status` from endpoint `idx`: a request that never reached it,
+    /// or an unavailable member, sends what follows to the next endpoint.
+    /// True when the request never left (a retry cannot apply it twice).
+    pub fn fail_over_if_unreachable(&self, idx: usize, status: &tonic::Status) -> bool {
+        let never_sent = error::never_sent(status);
+        if never_sent || status.code() == error::UNAVAILABLE {
+            self.endpoints.failover(idx);
+        }
+        never_sent
+    }
+
     /// The attempts of `send`, with no deadline of their own (`deadline`
     /// only bounds the backoff). Each attempt's endpoint is stored in `at`.
     async fn attempts(
@@ -202,11 +213,8 @@ impl Client {
                 Err(status) => status,
             };
             self.record(idx, &status);
-            let never_sent = error::never_sent(&status);
+            let never_sent = self.fail_over_if_unreachable(idx, &status);
             let code = status.code();
-            if never_sent || code == error::UNAVAILABLE {
-                self.endpoints.failover(idx);
-            }
             if verdict(
                 class,
                 code,

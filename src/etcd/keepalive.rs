@@ -23,7 +23,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
-use super::stream::{self, Ended, Next, Reconnect, Sink};
+use super::stream::{self, Opened, Opening, Session, Sink};
 
 pub enum Cmd {
     /// One request, one answer (`lease_keepalive`).
@@ -78,131 +78,9 @@ impl Keeper {
         }
     }
 
-    fn idle(&self) -> bool {
-        self.once.is_empty() && self.managed.is_empty()
-    }
-
-    pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
-        let mut rc = Reconnect::default();
-        loop {
-            while self.idle() {
-                match cmds.recv().await {
-                    Some(c) => self.command(c),
-                    None => return,
-                }
-            }
-            let lost = match self.session(&mut cmds).await {
-                Ended::Closed => return,
-                Ended::Idle => continue,
-                Ended::Lost(l) => l,
-            };
-            self.tx = None;
-            if self.live {
-                rc.answered();
-            }
-            match rc.after(&self.client, &lost).await {
-                Next::Renewed | Next::NextEndpoint => continue,
-                Next::Fail(e) => {
-                    self.fail_all(e);
-                    continue;
-                }
-                // One-shots fail at once when no stream can be opened.
-                Next::Refused => {
-                    for req in self.once.drain().flat_map(|(_, q)| q).collect::<Vec<_>>() {
-                        (self.sink)(
-                            req,
-                            Err(Error::new(error::INTERNAL, "Keepalive setup failed")),
-                            true,
-                        );
-                    }
-                }
-                Next::Later => {}
-            }
-            if self.idle() {
-                continue;
-            }
-            let wake = Instant::now() + rc.delay();
-            loop {
-                self.reap();
-                if self.idle() {
-                    break;
-                }
-                let at = self.next_expiry().map_or(wake, |e| e.min(wake));
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at) => {
-                        if Instant::now() >= wake {
-                            break;
-                        }
-                    }
-                    c = cmds.recv() => match c {
-                        Some(c) => self.command(c),
-                        None => return,
-                    },
-                }
-            }
-        }
-    }
-
-    async fn session(&mut self, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Ended {
-        use rpc::lease_client::LeaseClient;
-        let o = match stream::open(&self.client).await {
-            Ok(o) => o,
-            Err(ended) => return ended,
-        };
-        let lost = |status, stream| o.lost(status, stream);
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.tx = Some(tx);
-        self.live = false;
-        // (Re)send what is waiting: each one-shot once, each managed lease now.
-        let ids: Vec<i64> = self
-            .once
-            .iter()
-            .flat_map(|(id, q)| std::iter::repeat_n(*id, q.len()))
-            .collect();
-        for id in ids {
-            self.send(id);
-        }
-        let now = Instant::now();
-        for m in self.managed.values_mut() {
-            m.next = now;
-        }
-        self.renew_due();
-        let mut lc = LeaseClient::new(o.ch.clone());
-        let call = lc.lease_keep_alive(o.opts.request(UnboundedReceiverStream::new(rx)));
-        tokio::pin!(call);
-        let mut inbound = loop {
-            let at = self.next_timer();
-            tokio::select! {
-                r = &mut call => match r {
-                    Ok(resp) => break resp.into_inner(),
-                    Err(s) => return lost(s, false),
-                },
-                c = cmds.recv() => match c {
-                    Some(c) => self.command(c),
-                    None => return Ended::Closed,
-                },
-                _ = sleep_until(at) => self.tick(),
-            }
-        };
-        loop {
-            if self.idle() {
-                self.tx = None;
-                return Ended::Idle;
-            }
-            let at = self.next_timer();
-            tokio::select! {
-                m = inbound.message() => match m {
-                    Ok(Some(m)) => self.on_answer(m),
-                    Ok(None) => return lost(Status::unavailable("keepalive stream closed by the server"), true),
-                    Err(s) => return lost(s, true),
-                },
-                c = cmds.recv() => match c {
-                    Some(c) => self.command(c),
-                    None => return Ended::Closed,
-                },
-                _ = sleep_until(at) => self.tick(),
-            }
-        }
+    /// Serves commands until the client goes away (`stream::supervise`).
+    pub async fn run(self, cmds: mpsc::UnboundedReceiver<Cmd>) {
+        stream::supervise(self, cmds).await
     }
 
     fn send(&self, id: i64) {
@@ -233,11 +111,6 @@ impl Keeper {
                 self.managed.remove(&req);
             }
         }
-    }
-
-    fn tick(&mut self) {
-        self.reap();
-        self.renew_due();
     }
 
     /// Sends the renewals that are due (one request per lease id).
@@ -283,14 +156,6 @@ impl Keeper {
         }
     }
 
-    fn next_expiry(&self) -> Option<Instant> {
-        self.managed.values().map(|m| m.expires).min()
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        self.managed.values().map(|m| m.next.min(m.expires)).min()
-    }
-
     fn on_answer(&mut self, m: rpc::LeaseKeepAliveResponse) {
         self.live = true;
         let id = m.id;
@@ -332,6 +197,72 @@ impl Keeper {
             (self.sink)(req, Ok(Reply::KeepAlive(m)), false);
         }
     }
+}
+
+impl stream::Engine for Keeper {
+    type Cmd = Cmd;
+    type Message = rpc::LeaseKeepAliveResponse;
+    const NAME: &'static str = "keepalive";
+
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn idle(&self) -> bool {
+        self.once.is_empty() && self.managed.is_empty()
+    }
+
+    fn command(&mut self, c: Cmd) {
+        Keeper::command(self, c)
+    }
+
+    fn open(&mut self, o: &Opening) -> Opened<Self::Message> {
+        use rpc::lease_client::LeaseClient;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx = Some(tx);
+        self.live = false;
+        // (Re)send what is waiting: each one-shot once, each managed lease now.
+        let ids: Vec<i64> = self
+            .once
+            .iter()
+            .flat_map(|(id, q)| std::iter::repeat_n(*id, q.len()))
+            .collect();
+        for id in ids {
+            self.send(id);
+        }
+        let now = Instant::now();
+        for m in self.managed.values_mut() {
+            m.next = now;
+        }
+        self.renew_due();
+        let mut lc = LeaseClient::new(o.ch.clone());
+        let req = o.opts.request(UnboundedReceiverStream::new(rx));
+        Box::pin(async move { lc.lease_keep_alive(req).await })
+    }
+
+    fn message(&mut self, m: Self::Message, _: &Session<'_>) -> Option<Status> {
+        self.on_answer(m);
+        None
+    }
+
+    /// Renewals due, or (without a stream) the first lease to run out.
+    fn timer(&self) -> Option<Instant> {
+        let due = |m: &Managed| match self.tx {
+            Some(_) => m.next.min(m.expires),
+            None => m.expires,
+        };
+        self.managed.values().map(due).min()
+    }
+
+    fn tick(&mut self) {
+        self.reap();
+        self.renew_due();
+    }
+
+    fn closed(&mut self) -> bool {
+        self.tx = None;
+        std::mem::take(&mut self.live)
+    }
 
     fn fail_all(&mut self, e: Error) {
         let reqs: Vec<u64> = self
@@ -344,11 +275,19 @@ impl Keeper {
             (self.sink)(req, Err(e.clone()), true);
         }
     }
-}
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+    /// One-shots fail at once when no stream can be opened; managed leases
+    /// wait for the stream (or their reaper).
+    fn give_up(&mut self, refused: bool) {
+        if !refused {
+            return;
+        }
+        for req in self.once.drain().flat_map(|(_, q)| q).collect::<Vec<_>>() {
+            (self.sink)(
+                req,
+                Err(Error::new(error::INTERNAL, "Keepalive setup failed")),
+                true,
+            );
+        }
     }
 }

@@ -15,13 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::call::Reply;
 use super::client::Client;
-use super::error::{self, Error};
+use super::error::Error;
 use super::pb::etcdserverpb as rpc;
-use super::stream::ReqSink;
+use super::stream::{self, ReqSink};
 
 pub enum Target {
     File(PathBuf),
@@ -127,25 +126,20 @@ fn write_out(
 async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished, Error> {
     use rpc::maintenance_client::MaintenanceClient;
     let idle = client.cfg.timeout;
-    let (opts, _) = client.call_opts(Instant::now() + idle).await?;
-    let endpoint = client.endpoints.current();
-    let ch = client
-        .endpoints
-        .channel(endpoint)
-        .map_err(|m| Error::new(error::UNAVAILABLE, m))?;
+    let o = stream::open(client)
+        .await
+        .map_err(|l| Error::from_status(&l.status))?;
     let out = match &target {
         Target::File(path) => Some(FileWriter::create(path.clone()).await?),
         Target::Chunks => None,
     };
     let result = async {
-        let mut mc = MaintenanceClient::new(ch).max_decoding_message_size(usize::MAX);
-        let call = mc.snapshot(opts.request(rpc::SnapshotRequest {}));
+        let mut mc = MaintenanceClient::new(o.ch).max_decoding_message_size(usize::MAX);
+        let call = mc.snapshot(o.opts.request(rpc::SnapshotRequest {}));
         let mut stream = match tokio::time::timeout(idle, call).await {
             Err(_) => return Err(Error::deadline()),
             Ok(Err(s)) => {
-                if error::never_sent(&s) || s.code() == tonic::Code::Unavailable {
-                    client.endpoints.failover(endpoint);
-                }
+                client.fail_over_if_unreachable(o.endpoint, &s);
                 return Err(Error::from_status(&s));
             }
             Ok(Ok(r)) => r.into_inner(),

@@ -1,15 +1,21 @@
-//! What the long-lived streams (watch engine, lease keeper, observe) share:
-//! opening a stream with the client's token on the current endpoint, and
-//! the one reconnect policy after a stream ends - failover, token renewal,
-//! errors no reconnection can fix, one try per endpoint before a round
-//! counts as refused, and backoff (floor 50 ms, doubling, cap 2 s, jitter).
+//! The long-lived streams (watch engine, lease keeper, observe) and what
+//! they share: one supervisor (`supervise`) that runs every stream engine
+//! through its sessions - open with the client's token on the current
+//! endpoint, carry the engine's traffic, and after a loss the one reconnect
+//! policy (`Reconnect`): failover, token renewal, errors no reconnection can
+//! fix, one try per endpoint before a round counts as refused, and backoff
+//! (floor 50 ms, doubling, cap 2 s, jitter). An engine says only what its
+//! stream carries (`Engine`). One-shot streams (snapshot) open with `open`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::{Code, Status, Streaming};
 
 use super::call::{CallOpts, Reply};
 use super::client::Client;
@@ -64,16 +70,14 @@ impl Opening {
 
 /// Logs in if needed and takes the current endpoint's channel; a failure is
 /// a loss before any stream existed.
-pub async fn open(client: &Client) -> Result<Opening, Ended> {
+pub async fn open(client: &Client) -> Result<Opening, Lost> {
     let endpoint = client.endpoints.current();
     let deadline = Instant::now() + client.cfg.timeout;
-    let lost = |status, token| {
-        Ended::Lost(Lost {
-            endpoint,
-            status,
-            stream: false,
-            token,
-        })
+    let lost = |status, token| Lost {
+        endpoint,
+        status,
+        stream: false,
+        token,
     };
     let (opts, token) = match client.call_opts(deadline).await {
         Ok(o) => o,
@@ -87,6 +91,189 @@ pub async fn open(client: &Client) -> Result<Opening, Ended> {
             ch,
         }),
         Err(m) => Err(lost(Status::unavailable(m), token)),
+    }
+}
+
+/// The stream RPC on its way: resolves to the server's messages.
+pub type Opened<M> =
+    Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<M>>, Status>> + Send>>;
+
+/// What a stream carries, for `supervise`: commands from the Perl thread,
+/// requests on the stream, messages from the server, timers, and what ends
+/// when the stream cannot be carried on. Runs on the runtime thread.
+pub trait Engine: Send {
+    /// What the Perl thread asks of it.
+    type Cmd: Send;
+    /// What the server sends on the stream.
+    type Message: Send + 'static;
+    /// Names the stream in the loss of a stream the server closed.
+    const NAME: &'static str;
+
+    fn client(&self) -> &Client;
+    /// Nothing to carry: no stream is kept open until a command comes.
+    fn idle(&self) -> bool;
+    /// Everything it served has ended: the engine stops.
+    fn finished(&self) -> bool {
+        false
+    }
+    fn command(&mut self, c: Self::Cmd);
+    /// Starts the stream RPC on `o` and (re)sends what is waiting.
+    fn open(&mut self, o: &Opening) -> Opened<Self::Message>;
+    /// The server took the stream.
+    fn accepted(&mut self) {}
+    /// A message from the server; `Some(status)` ends the stream as lost
+    /// with that status (to be reopened, as after any loss).
+    fn message(&mut self, m: Self::Message, s: &Session<'_>) -> Option<Status>;
+    /// When `tick` is due next, with or without a stream.
+    fn timer(&self) -> Option<Instant> {
+        None
+    }
+    fn tick(&mut self) {}
+    /// The stream is gone: forget what belonged to it. True when the server
+    /// answered on it (the next loss starts the backoff afresh).
+    fn closed(&mut self) -> bool;
+    /// An error no reconnection fixes: end everything with it.
+    fn fail_all(&mut self, e: Error);
+    /// The stream was lost and is reopened after a backoff: end what is not
+    /// to wait for that. `refused`: no endpoint took a stream in this round.
+    fn give_up(&mut self, refused: bool);
+}
+
+/// The current stream, as its message handler sees it.
+pub struct Session<'a> {
+    rc: &'a Reconnect,
+    /// The generation of the token the stream was opened with.
+    pub token: u64,
+}
+
+impl Session<'_> {
+    /// Whether a refusal `err` of something sent on this stream is answered
+    /// by renewing the token and reopening (`Reconnect::renews`).
+    pub fn renews(&self, client: &Client, err: &Error) -> bool {
+        self.rc.renews(client, self.token, err)
+    }
+}
+
+/// Runs `e` until its commands end (the client is gone) or it finishes:
+/// a stream while it has something to carry, reopened after every loss as
+/// `Reconnect` decides.
+pub async fn supervise<E: Engine>(mut e: E, mut cmds: mpsc::UnboundedReceiver<E::Cmd>) {
+    let mut rc = Reconnect::default();
+    loop {
+        while e.idle() && !e.finished() {
+            match cmds.recv().await {
+                Some(c) => e.command(c),
+                None => return,
+            }
+        }
+        if e.finished() {
+            return;
+        }
+        let ended = session(&mut e, &mut cmds, &rc).await;
+        let lost = match ended {
+            Ended::Closed => return,
+            Ended::Idle => {
+                e.closed();
+                continue;
+            }
+            Ended::Lost(l) => l,
+        };
+        if e.closed() {
+            rc.answered();
+        }
+        match rc.after(e.client(), &lost).await {
+            Next::Renewed | Next::NextEndpoint => continue,
+            Next::Fail(err) => {
+                e.fail_all(err);
+                continue;
+            }
+            Next::Refused => e.give_up(true),
+            Next::Later => e.give_up(false),
+        }
+        // The backoff, serving commands and timers meanwhile.
+        let wake = Instant::now() + rc.delay();
+        loop {
+            e.tick();
+            if e.idle() || e.finished() {
+                break;
+            }
+            let at = e.timer().map_or(wake, |t| t.min(wake));
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {
+                    if Instant::now() >= wake {
+                        break;
+                    }
+                }
+                c = cmds.recv() => match c {
+                    Some(c) => e.command(c),
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+/// One stream of `e`, from opening to its end.
+async fn session<E: Engine>(
+    e: &mut E,
+    cmds: &mut mpsc::UnboundedReceiver<E::Cmd>,
+    rc: &Reconnect,
+) -> Ended {
+    let o = match open(e.client()).await {
+        Ok(o) => o,
+        Err(l) => return Ended::Lost(l),
+    };
+    let s = Session { rc, token: o.token };
+    let mut call = e.open(&o);
+    let mut inbound = loop {
+        let at = e.timer();
+        tokio::select! {
+            r = &mut call => match r {
+                Ok(resp) => break resp.into_inner(),
+                Err(status) => return o.lost(status, false),
+            },
+            c = cmds.recv() => match c {
+                Some(c) => e.command(c),
+                None => return Ended::Closed,
+            },
+            _ = sleep_until(at) => e.tick(),
+        }
+    };
+    e.accepted();
+    loop {
+        if e.idle() {
+            return Ended::Idle;
+        }
+        if e.finished() {
+            return Ended::Closed;
+        }
+        let at = e.timer();
+        tokio::select! {
+            m = inbound.message() => match m {
+                Ok(Some(m)) => {
+                    if let Some(status) = e.message(m, &s) {
+                        return o.lost(status, true);
+                    }
+                }
+                Ok(None) => {
+                    let closed = format!("{} stream closed by the server", E::NAME);
+                    return o.lost(Status::unavailable(closed), true);
+                }
+                Err(status) => return o.lost(status, true),
+            },
+            c = cmds.recv() => match c {
+                Some(c) => e.command(c),
+                None => return Ended::Closed,
+            },
+            _ = sleep_until(at) => e.tick(),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -161,7 +348,9 @@ impl Reconnect {
     /// Decides what follows the loss `l`.
     pub async fn after(&mut self, client: &Client, l: &Lost) -> Next {
         let code = l.status.code();
-        if error::never_sent(&l.status) || code == Code::Unavailable || !l.stream {
+        client.fail_over_if_unreachable(l.endpoint, &l.status);
+        if !l.stream {
+            // Never opened there: the next try goes to the next endpoint.
             client.endpoints.failover(l.endpoint);
         }
         let err = Error::from_status(&l.status);

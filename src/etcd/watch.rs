@@ -18,7 +18,7 @@ use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
-use super::stream::{self, Ended, Next, Reconnect, Sink};
+use super::stream::{self, Opened, Opening, Session, Sink};
 
 use rpc::watch_request::RequestUnion;
 
@@ -147,12 +147,6 @@ pub struct Engine {
     tx: Option<mpsc::UnboundedSender<rpc::WatchRequest>>,
     /// Some watch got its `created` reply on the current stream.
     live: bool,
-    rc: Reconnect,
-    /// The generation of the token the current stream carries.
-    token: u64,
-    /// A creation refused for a token to be renewed: the stream is to be
-    /// reopened with a new one (`Reconnect::renews`).
-    refusal: Option<Error>,
 }
 
 impl Engine {
@@ -167,143 +161,12 @@ impl Engine {
             progress: VecDeque::new(),
             tx: None,
             live: false,
-            rc: Reconnect::default(),
-            token: 0,
-            refusal: None,
         }
     }
 
-    /// Serves commands until the client goes away.
-    pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
-        loop {
-            while self.watches.is_empty() {
-                match cmds.recv().await {
-                    Some(c) => self.command(c),
-                    None => return,
-                }
-            }
-            let lost = match self.session(&mut cmds).await {
-                Ended::Closed => return,
-                Ended::Idle => continue,
-                Ended::Lost(l) => l,
-            };
-            if self.live {
-                self.rc.answered();
-            }
-            self.reset_stream();
-            match self.rc.after(&self.client, &lost).await {
-                Next::Renewed | Next::NextEndpoint => continue,
-                Next::Fail(e) => {
-                    self.fail_all(e);
-                    continue;
-                }
-                // No endpoint took a stream: watches that never existed
-                // fail (the reference's setup error).
-                Next::Refused => {
-                    let never: Vec<u64> = self
-                        .watches
-                        .iter()
-                        .filter(|(_, w)| !w.established)
-                        .map(|(r, _)| *r)
-                        .collect();
-                    for req in never {
-                        self.finish(req, Error::new(error::INTERNAL, "Watch setup failed"));
-                    }
-                }
-                Next::Later => {}
-            }
-            let give_up: Vec<u64> = self
-                .watches
-                .iter()
-                .filter(|(_, w)| {
-                    w.established && (!w.spec.auto_reconnect || self.client.cfg.max_retries == 0)
-                })
-                .map(|(r, _)| *r)
-                .collect();
-            for req in give_up {
-                self.finish(req, Error::new(error::UNAVAILABLE, "Watch stream ended"));
-            }
-            if self.watches.is_empty() {
-                continue;
-            }
-            let wake = tokio::time::Instant::now() + self.rc.delay();
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(wake) => break,
-                    c = cmds.recv() => match c {
-                        Some(c) => self.command(c),
-                        None => return,
-                    },
-                }
-            }
-        }
-    }
-
-    fn fail_all(&mut self, e: Error) {
-        for req in self.watches.keys().copied().collect::<Vec<_>>() {
-            self.finish(req, e.clone());
-        }
-    }
-
-    /// One Watch stream, from opening to loss.
-    async fn session(&mut self, cmds: &mut mpsc::UnboundedReceiver<Cmd>) -> Ended {
-        use rpc::watch_client::WatchClient;
-        let o = match stream::open(&self.client).await {
-            Ok(o) => o,
-            Err(ended) => return ended,
-        };
-        let lost = |status, stream| o.lost(status, stream);
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.tx = Some(tx);
-        self.live = false;
-        self.token = o.token;
-        for req in self.watches.keys().copied().collect::<Vec<_>>() {
-            self.send_create(req);
-        }
-        let max = if o.opts.max_recv == 0 {
-            usize::MAX
-        } else {
-            o.opts.max_recv
-        };
-        let mut wc = WatchClient::new(o.ch.clone()).max_decoding_message_size(max);
-        let call = wc.watch(o.opts.request(UnboundedReceiverStream::new(rx)));
-        tokio::pin!(call);
-        let mut inbound = loop {
-            tokio::select! {
-                r = &mut call => match r {
-                    Ok(resp) => break resp.into_inner(),
-                    Err(s) => return lost(s, false),
-                },
-                c = cmds.recv() => match c {
-                    Some(c) => self.command(c),
-                    None => return Ended::Closed,
-                },
-            }
-        };
-        loop {
-            tokio::select! {
-                m = inbound.message() => match m {
-                    Ok(Some(m)) => {
-                        self.on_response(m);
-                        if let Some(e) = self.refusal.take() {
-                            // Every watch is re-created on a stream with a
-                            // renewed token, from where its delivery stopped.
-                            return lost(Status::unauthenticated(e.message), true);
-                        }
-                    }
-                    Ok(None) => return lost(Status::unavailable("watch stream closed by the server"), true),
-                    Err(s) => return lost(s, true),
-                },
-                c = cmds.recv() => match c {
-                    Some(c) => self.command(c),
-                    None => return Ended::Closed,
-                },
-            }
-            if self.watches.is_empty() {
-                self.reset_stream();
-                return Ended::Idle;
-            }
-        }
+    /// Serves commands until the client goes away (`stream::supervise`).
+    pub async fn run(self, cmds: mpsc::UnboundedReceiver<Cmd>) {
+        stream::supervise(self, cmds).await
     }
 
     fn reset_stream(&mut self) {
@@ -402,10 +265,17 @@ impl Engine {
         }
     }
 
-    fn on_response(&mut self, m: rpc::WatchResponse) {
+    /// A message of the stream; `Some` when the stream is to be reopened
+    /// with a renewed token.
+    fn on_response(&mut self, m: rpc::WatchResponse, s: &Session<'_>) -> Option<Status> {
         if m.created {
-            return self.on_created(m);
+            return self.on_created(m, s);
         }
+        self.on_events(m);
+        None
+    }
+
+    fn on_events(&mut self, m: rpc::WatchResponse) {
         if m.watch_id == -1 {
             // The answer to a progress request (etcd sends it for the whole
             // stream): it goes to the watch that asked.
@@ -456,10 +326,8 @@ impl Engine {
         self.deliver(req, m);
     }
 
-    fn on_created(&mut self, m: rpc::WatchResponse) {
-        let Some(req) = self.creating.pop_front() else {
-            return;
-        };
+    fn on_created(&mut self, m: rpc::WatchResponse, s: &Session<'_>) -> Option<Status> {
+        let req = self.creating.pop_front()?;
         let Some(w) = self.watches.get_mut(&req) else {
             // Cancelled while its creation was on the way.
             if !m.canceled {
@@ -467,17 +335,18 @@ impl Engine {
                     watch_id: m.watch_id,
                 }));
             }
-            return;
+            return None;
         };
         if m.canceled {
             let e = cancelled(&m);
-            if self.rc.renews(&self.client, self.token, &e) {
+            if s.renews(&self.client, &e) {
                 // Refused for a token that a restart or an auth change may
-                // have voided: kept, and created again with a new token.
-                self.refusal = Some(e);
-                return;
+                // have voided: kept, and every watch is created again, from
+                // where its delivery stopped, on a stream with a new token.
+                return Some(Status::unauthenticated(e.message));
             }
-            return self.finish(req, e);
+            self.finish(req, e);
+            return None;
         }
         self.live = true;
         w.established = true;
@@ -492,6 +361,81 @@ impl Engine {
         w.server_id = Some(m.watch_id);
         self.by_id.insert(m.watch_id, req);
         self.deliver(req, m);
+        None
+    }
+}
+
+impl stream::Engine for Engine {
+    type Cmd = Cmd;
+    type Message = rpc::WatchResponse;
+    const NAME: &'static str = "watch";
+
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn idle(&self) -> bool {
+        self.watches.is_empty()
+    }
+
+    fn command(&mut self, c: Cmd) {
+        Engine::command(self, c)
+    }
+
+    fn open(&mut self, o: &Opening) -> Opened<Self::Message> {
+        use rpc::watch_client::WatchClient;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx = Some(tx);
+        self.live = false;
+        for req in self.watches.keys().copied().collect::<Vec<_>>() {
+            self.send_create(req);
+        }
+        let max = if o.opts.max_recv == 0 {
+            usize::MAX
+        } else {
+            o.opts.max_recv
+        };
+        let mut wc = WatchClient::new(o.ch.clone()).max_decoding_message_size(max);
+        let req = o.opts.request(UnboundedReceiverStream::new(rx));
+        Box::pin(async move { wc.watch(req).await })
+    }
+
+    fn message(&mut self, m: Self::Message, s: &Session<'_>) -> Option<Status> {
+        self.on_response(m, s)
+    }
+
+    fn closed(&mut self) -> bool {
+        self.reset_stream();
+        std::mem::take(&mut self.live)
+    }
+
+    fn fail_all(&mut self, e: Error) {
+        for req in self.watches.keys().copied().collect::<Vec<_>>() {
+            self.finish(req, e.clone());
+        }
+    }
+
+    /// After a loss: with `refused` (no endpoint took a stream) the watches
+    /// that never existed fail with the setup error; established watches
+    /// that are not to reconnect end.
+    fn give_up(&mut self, refused: bool) {
+        let max_retries = self.client.cfg.max_retries;
+        let ended: Vec<(u64, Error)> = self
+            .watches
+            .iter()
+            .filter_map(|(&req, w)| {
+                if !w.established {
+                    let setup = Error::new(error::INTERNAL, "Watch setup failed");
+                    return refused.then_some((req, setup));
+                }
+                let stays = w.spec.auto_reconnect && max_retries != 0;
+                let gone = Error::new(error::UNAVAILABLE, "Watch stream ended");
+                (!stays).then_some((req, gone))
+            })
+            .collect();
+        for (req, e) in ended {
+            self.finish(req, e);
+        }
     }
 }
 
