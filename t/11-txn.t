@@ -20,75 +20,12 @@ my $client = EV::Etcd->new(endpoints => [@eps], timeout => 10);
 # ---------------------------------------------------------------------------------
 # helpers
 
-my @records;
-
-# start a call; returns the record that the callback fills
-sub start_call {
-    my ($method, @args) = @_;
-    my $rec = { n => 0, what => $method };
-    push @records, $rec;
-    $client->$method(@args, sub {
-        $rec->{n}++;
-        return if $rec->{n} > 1;
-        $rec->{argc} = scalar @_;
-        ($rec->{resp}, $rec->{err}) = @_;
-    });
-    return $rec;
-}
-
-sub wait_for {
-    my ($name, @recs) = @_;
-    my $ok = EtcdTest::run_until(20, sub { !grep { !$_->{n} } @recs });
-    fail("$name: callback within 20 s") unless $ok;
-    return $ok;
-}
-
-# a fresh callback record (see txn_cb)
-sub new_rec {
-    my ($name) = @_;
-    my $rec = { n => 0, what => $name };
-    push @records, $rec;
-    return $rec;
-}
-
-sub txn_cb {
-    my ($rec) = @_;
-    return sub {
-        $rec->{n}++;
-        return if $rec->{n} > 1;
-        $rec->{argc} = scalar @_;
-        ($rec->{resp}, $rec->{err}) = @_;
-    };
-}
-
-sub ok_rec {
-    my ($name, $rec) = @_;
-    wait_for($name, $rec) or return {};
-    is($rec->{argc}, 2, "$name: two callback arguments") unless $rec->{argc} == 2;
-    my $good = ok(ref $rec->{resp} eq 'HASH' && !defined $rec->{err}, $name);
-    diag(explain($rec->{err})) if !$good && $rec->{err};
-    return ref $rec->{resp} eq 'HASH' ? $rec->{resp} : {};
-}
-
-sub err_rec {
-    my ($name, $rec) = @_;
-    wait_for($name, $rec) or return {};
-    ok(!defined $rec->{resp} && ref $rec->{err} eq 'HASH', $name) or diag(explain($rec->{resp}));
-    return ref $rec->{err} eq 'HASH' ? $rec->{err} : {};
-}
-
-# positional txn, waiting for the result
-sub txn_ok {
-    my ($name, $cmp, $succ, $fail) = @_;
-    my $rec = new_rec($name);
-    $client->txn($cmp, $succ, $fail, txn_cb($rec));
-    return ok_rec($name, $rec);
-}
-
-sub kv_call {
-    my ($name, $method, @args) = @_;
-    return ok_rec($name, start_call($method, @args));
-}
+# call / ok_call / err_call / start: t/lib/EtcdTest/Caller.pm (EtcdTest::Caller);
+# 20 s per callback, exactly two callback arguments, every record checked for
+# "exactly once" at the end; EtcdTest::Caller::CB marks where a callback that is
+# not the last argument goes (txn(callback => $cb, ...))
+my $caller = EtcdTest::Caller->new($client, timeout => 20);
+my $CB     = EtcdTest::Caller::CB;
 
 sub flags_of { B::svref_2object($_[0])->FLAGS }
 sub int_ok {
@@ -137,7 +74,7 @@ sub kv_ok {
 
 sub value_of {
     my ($key) = @_;
-    my $r = kv_call("get $key", 'get', $key);
+    my $r = $caller->ok_call("get $key", 'get', $key);
     return @{ $r->{kvs} || [] } ? $r->{kvs}[0]{value} : undef;
 }
 
@@ -145,16 +82,16 @@ sub value_of {
 # fixture: X has version 2, value 'm', lease 0
 
 my $X = "${P}t/x";
-my $r = kv_call('put X', 'put', $X, 'first');
+my $r = $caller->ok_call('put X', 'put', $X, 'first');
 my $x_create = $r->{header}{revision};
-$r = kv_call('put X again', 'put', $X, 'm');
+$r = $caller->ok_call('put X again', 'put', $X, 'm');
 my $x_mod = $r->{header}{revision};
-kv_call('put Z', 'put', "${P}t/z", 'zz');
+$caller->ok_call('put Z', 'put', "${P}t/z", 'zz');
 
 # ---------------------------------------------------------------------------------
 # positional form, success branch, every op type, response shapes
 
-$r = txn_ok('positional txn, success branch',
+$r = $caller->ok_call('positional txn, success branch', 'txn',
     [ { key => $X, target => 'value', result => '=', value => 'm' } ],
     [ { request_put => { key => "${P}t/y", value => 'y1' } },
       { request_range => { key => $X } },
@@ -196,8 +133,8 @@ is(value_of("${P}t/y"), 'y1', 'txn put was applied');
 is(value_of("${P}t/z"), undef, 'txn delete was applied');
 
 # failure branch, op aliases, put with lease 0, range_end inside ops
-kv_call("put t/r/$_", 'put', "${P}t/r/$_", "r$_") for qw(a b c d);
-$r = txn_ok('positional txn, failure branch with aliases',
+$caller->ok_call("put t/r/$_", 'put', "${P}t/r/$_", "r$_") for qw(a b c d);
+$r = $caller->ok_call('positional txn, failure branch with aliases', 'txn',
     [ { key => $X, target => 'value', value => 'not m' } ],
     [ { put => { key => "${P}t/y", value => 'should not happen' } } ],
     [ { range  => { key => "${P}t/r/a", range_end => "${P}t/r/c" } },
@@ -222,24 +159,24 @@ is_deeply([ map { join ',', keys %$_ } @{ $r->{responses} || [] } ],
     is($d2->{deleted}, 0, 'delete of nothing inside txn: deleted 0');
     is_deeply($d2->{prev_kvs}, [], 'delete of nothing inside txn: prev_kvs []');
 }
-$r = kv_call('get y', 'get', "${P}t/y");
+$r = $caller->ok_call('get y', 'get', "${P}t/y");
 kv_ok($r->{kvs}[0], 'y after failure branch', value => 'y2', version => 2, lease => 0);
-$r = kv_call('get t/r', 'get', "${P}t/r/", { prefix => 1 });
+$r = $caller->ok_call('get t/r', 'get', "${P}t/r/", { prefix => 1 });
 is_deeply([ map { $_->{key} } @{ $r->{kvs} } ], [ "${P}t/r/a", "${P}t/r/b" ], 'txn range delete removed c and d');
 
 # a read-only txn: the range sub-response carries the txn revision
-$r = txn_ok('read-only txn', [], [ { request_range => { key => $X } } ], []);
+$r = $caller->ok_call('read-only txn', 'txn', [], [ { request_range => { key => $X } } ], []);
 is($r->{succeeded}, 1, 'empty compare list: succeeded 1');
 is($r->{responses}[0]{response_range}{header}{revision}, $r->{header}{revision},
    'read-only txn: range header revision equals the txn revision');
 
 # a writing txn raises the revision
 {
-    my $before = kv_call('get X for revision', 'get', $X)->{header}{revision};
-    $r = txn_ok('writing txn', [], [ { request_put => { key => "${P}t/w", value => 'w' } } ], []);
+    my $before = $caller->ok_call('get X for revision', 'get', $X)->{header}{revision};
+    $r = $caller->ok_call('writing txn', 'txn', [], [ { request_put => { key => "${P}t/w", value => 'w' } } ], []);
     cmp_ok($r->{header}{revision}, '>', $before, 'a writing txn increases the revision');
     is($r->{responses}[0]{response_put}{header}{revision}, $r->{header}{revision}, 'put sub-response revision');
-    $r = kv_call('get w', 'get', "${P}t/w");
+    $r = $caller->ok_call('get w', 'get', "${P}t/w");
     kv_ok($r->{kvs}[0], 'txn-written key', value => 'w', version => 1, lease => 0);
 }
 
@@ -247,84 +184,69 @@ is($r->{responses}[0]{response_range}{header}{revision}, $r->{header}{revision},
 # the other call forms
 
 {
-    my $rec = new_rec('named form, trailing callback');
-    $client->txn(compare => [ { key => $X, target => 'version', version => 2 } ],
-                 success => [ { request_range => { key => $X } } ],
-                 failure => [],
-                 txn_cb($rec));
-    $r = ok_rec('named form with trailing callback', $rec);
+    $r = $caller->ok_call('named form with trailing callback', 'txn',
+                          compare => [ { key => $X, target => 'version', version => 2 } ],
+                          success => [ { request_range => { key => $X } } ],
+                          failure => []);
     top_ok($r, 'named form');
     is($r->{succeeded}, 1, 'named form: succeeded');
     is($r->{responses}[0]{response_range}{kvs}[0]{value}, 'm', 'named form: success op ran');
 
-    $rec = new_rec('named form, callback =>');
-    $client->txn(compare  => [ { key => $X, target => 'version', version => 3 } ],
-                 success  => [],
-                 failure  => [ { request_range => { key => $X } } ],
-                 callback => txn_cb($rec));
-    $r = ok_rec('named form with callback => $cb', $rec);
+    $r = $caller->ok_call('named form with callback => $cb', 'txn',
+                          compare  => [ { key => $X, target => 'version', version => 3 } ],
+                          success  => [],
+                          failure  => [ { request_range => { key => $X } } ],
+                          callback => $CB);
     top_ok($r, 'named form, callback =>');
     is($r->{succeeded}, 0, 'callback => form: compare failed');
     is($r->{responses}[0]{response_range}{kvs}[0]{value}, 'm', 'callback => form: failure op ran');
 
     # key order does not matter in the named form
-    $rec = new_rec('named form, other order');
-    $client->txn(failure => [ { range => { key => $X } } ], callback => txn_cb($rec),
-                 compare => [ { key => $X, value => 'nope' } ]);
-    $r = ok_rec('named form, keys in another order', $rec);
+    $r = $caller->ok_call('named form, keys in another order', 'txn',
+                          failure => [ { range => { key => $X } } ], callback => $CB,
+                          compare => [ { key => $X, value => 'nope' } ]);
     is($r->{succeeded}, 0, 'named form, other order: compare failed');
     is(scalar @{ $r->{responses} || [] }, 1, 'named form, other order: failure op ran');
 
     # a trailing code ref wins over callback =>
     my $loser = { n => 0 };
-    $rec = new_rec('trailing callback wins');
-    $client->txn(compare => [], callback => sub { $loser->{n}++ }, txn_cb($rec));
-    $r = ok_rec('trailing code ref and callback =>', $rec);
+    $r = $caller->ok_call('trailing code ref and callback =>', 'txn',
+                          compare => [], callback => sub { $loser->{n}++ });
     is($r->{succeeded}, 1, 'trailing callback got the result');
     EtcdTest::run_until(0.3, sub { 0 });
     is($loser->{n}, 0, 'the callback => value was not called');
 
     # missing lists default to empty
-    $rec = new_rec('only a callback');
-    $client->txn(txn_cb($rec));
-    $r = ok_rec('txn($cb)', $rec);
+    $r = $caller->ok_call('txn($cb)', 'txn');
     top_ok($r, 'txn($cb)');
     is($r->{succeeded}, 1, 'txn($cb): empty txn succeeds');
     is_deeply($r->{responses}, [], 'txn($cb): no responses');
 
-    $rec = new_rec('only callback =>');
-    $client->txn(callback => txn_cb($rec));
-    $r = ok_rec('txn(callback => $cb)', $rec);
+    $r = $caller->ok_call('txn(callback => $cb)', 'txn', callback => $CB);
     is($r->{succeeded}, 1, 'txn(callback => $cb): empty txn succeeds');
 
-    $rec = new_rec('empty positional');
-    $client->txn([], [], [], txn_cb($rec));
-    $r = ok_rec('txn([], [], [], $cb)', $rec);
+    $r = $caller->ok_call('txn([], [], [], $cb)', 'txn', [], [], []);
     top_ok($r, 'empty positional txn');
     is($r->{succeeded}, 1, 'empty positional txn succeeds');
     is_deeply($r->{responses}, [], 'empty positional txn: no responses');
 
     # ill-formed: neither form; runs an empty txn
-    $rec = new_rec('ill-formed');
-    $client->txn([ { key => $X, value => 'nope' } ], [ { request_put => { key => "${P}t/ill", value => 'x' } } ], txn_cb($rec));
-    $r = ok_rec('txn([...], [...], $cb) runs an empty txn', $rec);
+    $r = $caller->ok_call('txn([...], [...], $cb) runs an empty txn', 'txn',
+                          [ { key => $X, value => 'nope' } ], [ { request_put => { key => "${P}t/ill", value => 'x' } } ]);
     is($r->{succeeded}, 1, 'ill-formed call: empty txn succeeded');
     is_deeply($r->{responses}, [], 'ill-formed call: no ops ran');
     is(value_of("${P}t/ill"), undef, 'ill-formed call: the put in the junk list did not run');
 
     # lists that are not array refs are empty
-    $rec = new_rec('non-array lists');
-    $client->txn(compare => { key => $X, value => 'nope' }, success => 'junk',
-                 failure => { request_put => { key => "${P}t/ill", value => 'x' } }, txn_cb($rec));
-    $r = ok_rec('non-array-ref lists are treated as empty', $rec);
+    $r = $caller->ok_call('non-array-ref lists are treated as empty', 'txn',
+                          compare => { key => $X, value => 'nope' }, success => 'junk',
+                          failure => { request_put => { key => "${P}t/ill", value => 'x' } });
     is($r->{succeeded}, 1, 'non-array compare list: no compare, succeeded');
     is_deeply($r->{responses}, [], 'non-array op lists: no ops');
     is(value_of("${P}t/ill"), undef, 'non-array failure list did not run');
 
     # positional form with undef lists
-    $rec = new_rec('positional with undef lists');
-    $client->txn([], undef, undef, txn_cb($rec));
-    $r = ok_rec('txn([], undef, undef, $cb)', $rec);
+    $r = $caller->ok_call('txn([], undef, undef, $cb)', 'txn', [], undef, undef);
     is($r->{succeeded}, 1, 'positional form with undef lists succeeds');
 }
 
@@ -352,14 +274,14 @@ for my $target (sort keys %actual) {
         my $cmp = $target eq 'value' ? ($actual{$target} cmp $operand) : ($actual{$target} <=> $operand);
         for my $op (sort keys %holds) {
             my $spelled = $op =~ /^[A-Z]/ ? uc $target : $target;
-            my $rec = new_rec("$target $op $operand");
-            $client->txn([ { key => $X, target => $spelled, result => $op, $field{$target} => $operand } ], [], [],
-                         txn_cb($rec));
+            my $rec = $caller->start('txn', [ { key => $X, target => $spelled, result => $op, $field{$target} => $operand } ],
+                                     [], []);
             push @matrix, [ $rec, $holds{$op}->($cmp) ? 1 : 0, "compare $spelled: actual $actual{$target} $op $operand" ];
         }
     }
 }
-wait_for('compare matrix', map { $_->[0] } @matrix);
+EtcdTest::run_until(20, sub { !grep { !$_->[0]{n} } @matrix })
+    or fail('compare matrix: callback within 20 s');
 for my $m (@matrix) {
     my ($rec, $expect, $name) = @$m;
     if ($rec->{err} || !$rec->{resp}) { fail("$name: error") ; diag(explain($rec->{err})); next }
@@ -378,7 +300,7 @@ for my $m (@matrix) {
     );
     for my $c (@cases) {
         my ($cmp, $expect, $name) = @$c;
-        $r = txn_ok($name, [$cmp], [], []);
+        $r = $caller->ok_call($name, 'txn', [$cmp], [], []);
         is($r->{succeeded}, $expect, "$name => $expect");
     }
 }
@@ -408,31 +330,24 @@ for my $m (@matrix) {
     );
     for my $c (@cases) {
         my ($cmp, $expect, $name) = @$c;
-        $r = txn_ok($name, [$cmp], [], []);
+        $r = $caller->ok_call($name, 'txn', [$cmp], [], []);
         is($r->{succeeded}, $expect, "$name => $expect");
     }
 }
 
 # several compares: all must hold
-$r = txn_ok('two compares, both hold',
+$r = $caller->ok_call('two compares, both hold', 'txn',
     [ { key => $X, target => 'version', version => 2 }, { key => $X, target => 'value', value => 'm' } ], [], []);
 is($r->{succeeded}, 1, 'two true compares: succeeded');
-$r = txn_ok('two compares, one fails',
+$r = $caller->ok_call('two compares, one fails', 'txn',
     [ { key => $X, target => 'version', version => 2 }, { key => $X, target => 'value', value => 'x' } ], [], []);
 is($r->{succeeded}, 0, 'one false compare: failed');
 
 # ---------------------------------------------------------------------------------
 # errors
 
-sub txn_err {
-    my ($name, @lists) = @_;
-    my $rec = new_rec($name);
-    $client->txn(@lists, txn_cb($rec));
-    return err_rec($name, $rec);
-}
-
 {
-    my $e = txn_err('duplicate key in one txn', [],
+    my $e = $caller->err_call('duplicate key in one txn', 'txn', [],
         [ { request_put => { key => "${P}t/dup", value => 1 } }, { request_put => { key => "${P}t/dup", value => 2 } } ], []);
     keys_are($e, [qw(code status message source retryable)], 'error hash');
     int_ok($e, 'code', 'error hash');
@@ -448,8 +363,8 @@ sub txn_err {
                  [ 'an empty op hash',   {} ],
                  [ 'a non-hash op',      'junk' ]) {
         my ($what, $op) = @$bad;
-        $e = txn_err("txn with $what", [],
-                     [ { request_put => { key => "${P}t/never", value => 'x' } }, $op ], []);
+        $e = $caller->err_call("txn with $what", 'txn', [],
+                               [ { request_put => { key => "${P}t/never", value => 'x' } }, $op ], []);
         is($e->{code},    3,                           "$what: INVALID_ARGUMENT");
         is($e->{status},  'INVALID_ARGUMENT',          "$what: status");
         is($e->{message}, 'etcdserver: key not found', "$what: message");
@@ -461,9 +376,8 @@ sub txn_err {
 # ---------------------------------------------------------------------------------
 # cleanup; every callback exactly once; no warnings
 
-kv_call('cleanup', 'delete', $P, { prefix => 1 });
-EtcdTest::run_until(0.3, sub { 0 });
-is_deeply([ map { "$_->{what}:$_->{n}" } grep { $_->{n} != 1 } @records ], [], 'every callback was called exactly once');
+$caller->ok_call('cleanup', 'delete', $P, { prefix => 1 });
+EtcdTest::Caller->exactly_once($caller);
 is_deeply(\@warnings, [], 'no warnings at all (no "Odd number of elements" either)');
 
 done_testing;

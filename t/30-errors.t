@@ -1,10 +1,10 @@
 use strict;
 use warnings;
 use Test::More;
-use B ();
 use Time::HiRes ();
 use lib 't/lib';
 use EtcdTest;
+use EtcdTest::Shape qw(int_ok bool_ok error_ok);
 use EV::Etcd;
 
 # POD "ERRORS" (error hash), "new" (timeout), "RETRIES AND FAILOVER" (timeouts,
@@ -49,28 +49,23 @@ sub timed {
     return $rec;
 }
 
-sub int_sv { my ($h, $k) = @_; exists $h->{$k} && defined $h->{$k} && !ref $h->{$k}
-                                 && (B::svref_2object(\$h->{$k})->FLAGS & B::SVf_IOK) ? 1 : 0 }
+# int_ok, bool_ok, error_ok: t/lib/EtcdTest/Shape.pm
 
-# the full shape of an error hash, plus expected values
-sub error_ok {
+# a call that failed: two callback arguments, no response, and the error hash of
+# POD "ERRORS" (integer code, integer 0/1 retryable, exactly the five keys,
+# the expected code, status and source, retryable as the code says, a string
+# message)
+sub failed_ok {
     my ($rec, $name, %want) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
     my $err = $rec->{err};
     is($rec->{argc}, 2, "$name: callback got two arguments");
     ok(!defined $rec->{resp}, "$name: response is undef");
     unless (ref $err eq 'HASH') { fail("$name: error is a hash"); diag(explain($rec->{resp})); return }
-    my $code_int  = int_sv($err, 'code');
-    my $retry_int = int_sv($err, 'retryable');
-    is_deeply([ sort keys %$err ], [qw(code message retryable source status)],
-              "$name: error keys are exactly code status message source retryable");
-    ok($code_int,  "$name: code is a Perl integer");
-    ok($retry_int, "$name: retryable is a Perl integer");
-    for my $k (qw(status message source)) {
-        ok(defined $err->{$k} && !ref $err->{$k}, "$name: $k is a string");
-    }
-    for my $k (sort keys %want) {
-        is($err->{$k}, $want{$k}, "$name: $k is $want{$k}");
-    }
+    int_ok($err, 'code', $name);
+    bool_ok($err, 'retryable', $name);
+    error_ok($err, $name, %want);
+    ok(defined $err->{message} && !ref $err->{message}, "$name: message is a string");
 }
 
 sub ok_resp {
@@ -80,7 +75,7 @@ sub ok_resp {
     return ref $rec->{resp} eq 'HASH' ? $rec->{resp} : {};
 }
 
-my %unavailable = (code => 14, status => 'UNAVAILABLE', retryable => 1);
+my %unavailable = (code => 14, status => 'UNAVAILABLE');    # retryable 1: error_ok checks it against the code
 
 # ---------------------------------------------------------------------------------
 # nothing listening: every method fails promptly with UNAVAILABLE and its source label
@@ -98,7 +93,7 @@ my %unavailable = (code => 14, status => 'UNAVAILABLE', retryable => 1);
     for my $source (sort keys %calls) {
         my ($method, @args) = @{ $calls{$source} };
         my $rec = timed($dead, $method, @args);
-        error_ok($rec, "$method against a closed port", %unavailable, source => $source);
+        failed_ok($rec, "$method against a closed port", %unavailable, source => $source);
         ok(length($rec->{err}{message} // ''), "$method against a closed port: message is not empty");
         cmp_ok($rec->{elapsed}, '<', 1, "$method against a closed port: error within 1 s");
     }
@@ -112,7 +107,7 @@ my %unavailable = (code => 14, status => 'UNAVAILABLE', retryable => 1);
 
     # the client keeps answering later calls the same way
     my $rec = timed($dead, 'get', "${P}k");
-    error_ok($rec, 'a later get on the same dead client', %unavailable, source => 'range');
+    failed_ok($rec, 'a later get on the same dead client', %unavailable, source => 'range');
 }
 
 # with short timeouts (and retries configured) the error still arrives in time
@@ -132,10 +127,10 @@ for my $case ([ 1, 3, 3 ], [ 1, 3, 10 ], [ 2, 5, 3 ]) {
 {
     my $dead2 = EV::Etcd->new(endpoints => [ $CLOSED, '127.0.0.1:' . EtcdTest::closed_port() ]);
     my $rec = timed($dead2, 'get', "${P}k");
-    error_ok($rec, 'get with two closed endpoints', %unavailable, source => 'range');
+    failed_ok($rec, 'get with two closed endpoints', %unavailable, source => 'range');
     cmp_ok($rec->{elapsed}, '<', 3, 'two closed endpoints: error within 3 s');
     $rec = timed($dead2, 'put', "${P}k", 'v');
-    error_ok($rec, 'put with two closed endpoints', %unavailable, source => 'put');
+    failed_ok($rec, 'put with two closed endpoints', %unavailable, source => 'put');
 }
 
 # ---------------------------------------------------------------------------------
@@ -224,8 +219,7 @@ SKIP: {
     finish('requests to a paused member', 10, map { $_->[0] } @recs);
     for my $r (@recs) {
         my ($rec, $source, $name) = @$r;
-        error_ok($rec, "$name to a paused member", code => 4, status => 'DEADLINE_EXCEEDED', retryable => 1,
-                 source => $source);
+        failed_ok($rec, "$name to a paused member", code => 4, status => 'DEADLINE_EXCEEDED', source => $source);
         my $t = $rec->{elapsed} // 99;
         ok($t >= 0.9 && $t <= 3, "$name to a paused member: deadline after 0.9-3 s (took " . sprintf('%.2f', $t) . ' s)');
     }

@@ -7,6 +7,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Scalar::Util qw(refaddr);
 
 # EtcdTest::Caller->new($client, timeout => $seconds, check_argc => 0|1)
 # timeout: how long call() waits for the callback (default 15 s); check_argc:
@@ -26,6 +27,14 @@ sub new {
 # "every callback was called exactly once" check at the end of a file.
 sub records { @{ $_[0]{records} } }
 
+# EtcdTest::Caller::CB stands for the callback among the arguments of start,
+# call, ok_call and err_call, for a call whose callback is not its last
+# argument (txn(callback => $cb, compare => [...])): the callback takes its
+# place there instead of being appended.
+my $CB = \'EtcdTest::Caller::CB';
+sub CB () { $CB }
+sub _is_cb { ref $_[0] && refaddr($_[0]) == refaddr($CB) }
+
 # Issues $client->$method(@args, $cb) without waiting, for calls that must
 # overlap (a lock waiting for another holder).  Returns the record, which the
 # callback fills in: n, argc, resp, err, and at (Time::HiRes time of the call).
@@ -34,13 +43,15 @@ sub start {
     require Time::HiRes;
     my $rec = { n => 0, what => $method };
     push @{ $self->{records} }, $rec;
-    $self->{client}->$method(@args, sub {
+    my $cb = sub {
         $rec->{n}++;
         return if $rec->{n} > 1;
         $rec->{argc} = scalar @_;
         ($rec->{resp}, $rec->{err}) = @_;
         $rec->{at} = Time::HiRes::time();
-    });
+    };
+    my $placed = grep { _is_cb($_) } @args;
+    $self->{client}->$method((map { _is_cb($_) ? $cb : $_ } @args), $placed ? () : $cb);
     return $rec;
 }
 
