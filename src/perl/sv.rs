@@ -74,9 +74,33 @@ pub struct SvBox {
 }
 
 /// A freshly built scalar that nothing owns yet: it is either handed to a
-/// container (which takes the count) or made mortal.
+/// container (which takes the count) or made mortal (`claim`). One that is
+/// dropped unclaimed is freed.
+#[must_use = "a new value is stored, passed to Perl or made mortal; dropped, it is freed"]
 pub struct NewSv {
+    /// Null for the "no value" argument (`NewSv::undef`).
     raw: *mut SV,
+    pi: Pi,
+}
+
+impl NewSv {
+    /// Takes the value's count out of the handle, for the one call that
+    /// hands it on (a store, a push, the temps stack).
+    fn claim(self) -> *mut SV {
+        let raw = self.raw;
+        std::mem::forget(self);
+        raw
+    }
+}
+
+impl Drop for NewSv {
+    fn drop(&mut self) {
+        if !self.raw.is_null() && PERL_ALIVE.with(Cell::get) {
+            // SAFETY: NewSv is !Send, so this runs on the interpreter thread,
+            // which is still alive; nothing took the count this handle owns.
+            unsafe { ffi::ev_etcd_refcnt_dec(self.pi, self.raw) };
+        }
+    }
 }
 
 fn klen(k: &str) -> i32 {

@@ -11,19 +11,19 @@ impl<'a> Perl<'a> {
     pub fn new_iv(&self, v: i64) -> NewSv {
         // SAFETY: allocation in this interpreter.
         let raw = unsafe { ffi::ev_etcd_new_iv(self.pi, v as isize) };
-        NewSv { raw }
+        NewSv { raw, pi: self.pi }
     }
 
     pub fn new_uv(&self, v: u64) -> NewSv {
         // SAFETY: allocation in this interpreter.
         let raw = unsafe { ffi::ev_etcd_new_uv(self.pi, v as usize) };
-        NewSv { raw }
+        NewSv { raw, pi: self.pi }
     }
 
     pub fn new_bytes(&self, b: &[u8]) -> NewSv {
         // SAFETY: copies `b.len()` bytes from a valid slice.
         let raw = unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) };
-        NewSv { raw }
+        NewSv { raw, pi: self.pi }
     }
 
     pub fn new_hash(&self) -> HashBuilder<'_, 'a> {
@@ -52,6 +52,7 @@ impl<'a> Perl<'a> {
             let rv = ffi::ev_etcd_new_rv_noinc(self.pi, inner);
             let obj = NewSv {
                 raw: ffi::ev_etcd_bless(self.pi, rv, c.as_ptr()),
+                pi: self.pi,
             };
             (obj, inner as usize)
         }
@@ -59,7 +60,7 @@ impl<'a> Perl<'a> {
 
     pub fn mortal(&self, v: NewSv) -> *mut SV {
         // SAFETY: hands the fresh count to the temps stack.
-        unsafe { ffi::ev_etcd_mortal(self.pi, v.raw) }
+        unsafe { ffi::ev_etcd_mortal(self.pi, v.claim()) }
     }
 
     fn undef_raw(&self) -> *mut SV {
@@ -76,7 +77,10 @@ impl<'a> Perl<'a> {
 impl NewSv {
     /// The "no value" argument: becomes undef when passed to Perl.
     pub fn undef() -> NewSv {
-        NewSv { raw: null_mut() }
+        NewSv {
+            raw: null_mut(),
+            pi: null_mut(),
+        }
     }
 }
 
@@ -95,7 +99,7 @@ impl HashBuilder<'_, '_> {
                 self.hv,
                 k.as_ptr().cast::<c_char>(),
                 klen(k),
-                v.raw,
+                v.claim(),
             )
         };
         self
@@ -118,7 +122,7 @@ impl HashBuilder<'_, '_> {
     pub fn finish(self) -> NewSv {
         // SAFETY: the new RV takes over the hash's only count.
         let raw = unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.hv.cast()) };
-        NewSv { raw }
+        NewSv { raw, pi: self.p.pi }
     }
 }
 
@@ -131,12 +135,12 @@ pub struct ArrayBuilder<'p, 'a> {
 impl ArrayBuilder<'_, '_> {
     pub fn push(&mut self, v: NewSv) -> &mut Self {
         // SAFETY: av is ours; av_push takes over v's count.
-        unsafe { ffi::ev_etcd_av_push(self.p.pi, self.av, v.raw) };
+        unsafe { ffi::ev_etcd_av_push(self.p.pi, self.av, v.claim()) };
         self
     }
     pub fn finish(self) -> NewSv {
         // SAFETY: the new RV takes over the array's only count.
         let raw = unsafe { ffi::ev_etcd_new_rv_noinc(self.p.pi, self.av.cast()) };
-        NewSv { raw }
+        NewSv { raw, pi: self.p.pi }
     }
 }

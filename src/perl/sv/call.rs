@@ -18,10 +18,11 @@ impl<'a> Perl<'a> {
             ffi::ev_etcd_savetmps(pi);
             ffi::ev_etcd_pushmark(pi);
             for a in args {
-                let raw = if a.raw.is_null() {
+                let raw = a.claim();
+                let raw = if raw.is_null() {
                     ffi::ev_etcd_undef(pi)
                 } else {
-                    ffi::ev_etcd_mortal(pi, a.raw)
+                    ffi::ev_etcd_mortal(pi, raw)
                 };
                 ffi::ev_etcd_xpush(pi, raw);
             }

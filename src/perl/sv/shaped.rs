@@ -19,7 +19,7 @@ impl<'a> Perl<'a> {
         let at = shape as *const Shape<N> as usize;
         // What is still to be done with each key: `Some(v)` store v,
         // `None` leave the key out; an entry that took its value is done.
-        let mut todo = vals.map(|v| Some(v.map(|v| v.raw)));
+        let mut todo = vals.map(|v| Some(v.map(NewSv::claim)));
         let hv = TEMPLATES.with(|t| {
             let mut t = t.borrow_mut();
             let i = match t.iter().position(|(a, _)| *a == at) {
@@ -66,7 +66,7 @@ impl<'a> Perl<'a> {
         }
         // SAFETY: the new RV takes over the hash's only count.
         let raw = unsafe { ffi::ev_etcd_new_rv_noinc(self.pi, hv.cast()) };
-        NewSv { raw }
+        NewSv { raw, pi: self.pi }
     }
 
     /// Calls `f` with every entry of `hv`, bucket by bucket.
