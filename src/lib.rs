@@ -2,15 +2,19 @@
 //!
 //! Module map (docs/ARCHITECTURE.md has the whole picture):
 //! - `perl`: the Perl binding, the only place with the Perl API (C shim
-//!   declarations, value handles, the xsub wrapper and entry point, boot,
-//!   response conversions).
+//!   declarations, value handles, the xsub wrapper and entry point, boot).
+//!   It knows nothing of etcd.
 //! - `sys`: the operating-system corner (eventfd, fork hook, SIGPIPE,
 //!   allocator tuning). With `perl`, the only modules with `unsafe`.
-//! - `xs`: the per-service XS surface (decode arguments, submit, return) and
-//!   the table of every Perl sub (surface.rs).
-//! - `bridge`: the thread boundary (runtime thread, notify fd, registry of
-//!   outstanding callbacks, drain).
+//! - `xs`: the module's surface: the per-service subs (decode arguments,
+//!   submit, return), the table of every Perl sub (surface.rs), the Perl
+//!   thread's registry of callbacks and its drain (callbacks/), and the
+//!   response shapes (convert/).
+//! - `bridge`: the thread boundary (runtime thread, notify fd, job and
+//!   completion queues); no Perl in it.
 //! - `etcd`: a pure async etcd client, testable without Perl.
+//!
+//! Dependencies: `etcd <- bridge <- xs -> perl`, with `sys` below them all.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

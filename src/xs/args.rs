@@ -18,7 +18,7 @@ pub fn client<'a>(p: &Perl<'a>, sv: Sv<'a>) -> Res<u64> {
         return Err("client is not of type EV::Etcd".into());
     }
     match p.object_id(sv) {
-        Some((id, tag)) if crate::bridge::client_tag_ok(id, tag) => Ok(id),
+        Some((id, tag)) if super::callbacks::client_tag_ok(id, tag) => Ok(id),
         _ => Err("client is not of type EV::Etcd".into()),
     }
 }

@@ -4,7 +4,7 @@
 //! token an authenticate returns is stored on the runtime side
 //! (src/etcd/auth.rs).
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::authpb::{self, permission::Type as PermType};
 use crate::etcd::pb::etcdserverpb as rpc;
@@ -13,7 +13,7 @@ use crate::perl::{Perl, Sv, SvBox, XsResult};
 use super::args::{self, Res};
 
 fn submit(p: &Perl, id: u64, call: Call, cb: SvBox) -> XsResult {
-    bridge::submit(p, id, call, cb)?;
+    callbacks::submit(p, id, call, cb)?;
     Ok(None)
 }
 
@@ -38,7 +38,7 @@ pub fn authenticate<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         name: args::name_text(p, a[1])?,
         password: args::password_text(p, a[2])?,
     };
-    bridge::submit(p, id, Call::Authenticate(r), cb)?;
+    callbacks::submit(p, id, Call::Authenticate(r), cb)?;
     Ok(None)
 }
 

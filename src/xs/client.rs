@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::auth::Credentials;
 use crate::etcd::client::Config;
 use crate::etcd::endpoints::EndpointStates;
@@ -79,9 +79,9 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         state,
     };
     p.check()?;
-    let id = bridge::new_client(cfg)?;
+    let id = callbacks::new_client(cfg)?;
     let (obj, tag) = p.new_object(id, "EV::Etcd");
-    bridge::set_client_tag(id, tag);
+    callbacks::set_client_tag(id, tag);
     Ok(Some(obj))
 }
 
@@ -116,8 +116,8 @@ fn tls_option(p: &Perl, o: &Opts, endpoints: &[String]) -> Result<Option<Tls>, S
 pub fn destroy<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     // A forged object holding a live client's id must not destroy it.
     let id = a.first().and_then(|s| p.object_id(*s));
-    if let Some(id) = id.and_then(|(id, tag)| bridge::client_tag_ok(id, tag).then_some(id)) {
-        bridge::drop_client(p, id);
+    if let Some(id) = id.and_then(|(id, tag)| callbacks::client_tag_ok(id, tag).then_some(id)) {
+        callbacks::drop_client(p, id);
         if crate::perl::sv::perl_alive() {
             p.call_named(c"EV::Etcd::_health_stop", id as i64);
         }
@@ -131,7 +131,7 @@ pub fn health_tick<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     args::fixed(a, 2, "_health_tick(client, interval)")?;
     let id = args::client(p, a[0])?;
     let limit = Duration::from_secs(p.iv(a[1]).clamp(1, 5) as u64);
-    Ok(bridge::health_tick(id, limit).map(|(healthy, ep)| {
+    Ok(callbacks::health_tick(id, limit).map(|(healthy, ep)| {
         let mut av = p.new_array(2);
         av.push(p.new_iv(i64::from(healthy)))
             .push(p.new_bytes(ep.as_bytes()));
@@ -141,24 +141,24 @@ pub fn health_tick<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 /// `_fd()`: the notify fd (starts the runtime thread on first use).
 pub fn fd<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
-    let fd = bridge::notify_fd()?;
+    let fd = callbacks::notify_fd()?;
     Ok(Some(p.new_iv(i64::from(fd))))
 }
 
 /// `_drain()`: runs the callbacks of everything that completed.
 pub fn drain<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
-    bridge::drain(p);
+    callbacks::drain(p);
     Ok(None)
 }
 
 /// `_flush()`: sends requests buffered by callbacks (prepare watcher).
 pub fn flush<'a>(_p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
-    bridge::flush();
+    callbacks::flush();
     Ok(None)
 }
 
 /// `_shutdown()`: END-time teardown.
 pub fn shutdown<'a>(_p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
-    bridge::shutdown();
+    callbacks::shutdown();
     Ok(None)
 }

@@ -1,7 +1,7 @@
 //! Cluster methods (POD "CLUSTER METHODS"): member_list, member_add, member_remove,
 //! member_update, member_promote. Member ids are unsigned 64-bit integers.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::perl::{Perl, Sv, XsResult};
@@ -11,7 +11,7 @@ use super::args::{self, Opts};
 pub fn member_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "member_list(client, callback)")?;
     let call = Call::MemberList(rpc::MemberListRequest::default());
-    bridge::submit(p, id, call, cb)?;
+    callbacks::submit(p, id, call, cb)?;
     Ok(None)
 }
 
@@ -23,14 +23,14 @@ pub fn member_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         peer_ur_ls: args::url_list(p, a[1])?,
         is_learner: Opts::new(p, opts).flag("is_learner"),
     };
-    bridge::submit(p, id, Call::MemberAdd(r), cb)?;
+    callbacks::submit(p, id, Call::MemberAdd(r), cb)?;
     Ok(None)
 }
 
 pub fn member_remove<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 3, "member_remove(client, member_id, callback)")?;
     let r = rpc::MemberRemoveRequest { id: p.uv(a[1]) };
-    bridge::submit(p, id, Call::MemberRemove(r), cb)?;
+    callbacks::submit(p, id, Call::MemberRemove(r), cb)?;
     Ok(None)
 }
 
@@ -50,13 +50,13 @@ pub fn member_update<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         id: p.uv(a[1]),
         peer_ur_ls: urls,
     };
-    bridge::submit(p, id, Call::MemberUpdate(r), cb)?;
+    callbacks::submit(p, id, Call::MemberUpdate(r), cb)?;
     Ok(None)
 }
 
 pub fn member_promote<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 3, "member_promote(client, member_id, callback)")?;
     let r = rpc::MemberPromoteRequest { id: p.uv(a[1]) };
-    bridge::submit(p, id, Call::MemberPromote(r), cb)?;
+    callbacks::submit(p, id, Call::MemberPromote(r), cb)?;
     Ok(None)
 }

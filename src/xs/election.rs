@@ -1,7 +1,7 @@
 //! Election methods, unary parts (POD "ELECTION METHODS"): election_campaign,
 //! election_proclaim, election_leader and election_resign. Perl thread only.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::v3electionpb as pb;
 use crate::perl::{Perl, Sv, XsResult};
@@ -39,7 +39,7 @@ pub fn campaign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         lease: p.iv(a[2]),
         value: args::value(p, a[3])?,
     };
-    bridge::submit(p, id, Call::Campaign(r), cb)?;
+    callbacks::submit(p, id, Call::Campaign(r), cb)?;
     Ok(None)
 }
 
@@ -56,7 +56,7 @@ pub fn proclaim<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         leader: Some(leader_key(p, a[1])?),
         value,
     };
-    bridge::submit(p, id, Call::Proclaim(r), cb)?;
+    callbacks::submit(p, id, Call::Proclaim(r), cb)?;
     Ok(None)
 }
 
@@ -65,7 +65,7 @@ pub fn leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = pb::LeaderRequest {
         name: args::key(p, a[1])?,
     };
-    bridge::submit(p, id, Call::Leader(r), cb)?;
+    callbacks::submit(p, id, Call::Leader(r), cb)?;
     Ok(None)
 }
 
@@ -74,7 +74,7 @@ pub fn resign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = pb::ResignRequest {
         leader: Some(leader_key(p, a[1])?),
     };
-    bridge::submit(p, id, Call::Resign(r), cb)?;
+    callbacks::submit(p, id, Call::Resign(r), cb)?;
     Ok(None)
 }
 
@@ -91,7 +91,7 @@ pub fn observe<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let cb = args::callback(p, a[2])?;
     let o = super::args::Opts::new(p, a.get(3).copied());
     let auto_reconnect = !o.exists("auto_reconnect") || o.flag("auto_reconnect");
-    let req = bridge::observe(p, client, name, auto_reconnect, cb)?;
+    let req = callbacks::observe(p, client, name, auto_reconnect, cb)?;
     Ok(Some(p.new_object(req, OBSERVE).0))
 }
 
@@ -102,6 +102,6 @@ pub fn observe_cancel<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     }
     let req = args::handle(p, a[0], OBSERVE, "observe")?;
     let cb = args::callback(p, a[1])?;
-    bridge::cancel_observe(p, req, cb)?;
+    callbacks::cancel_observe(p, req, cb)?;
     Ok(None)
 }

@@ -2,7 +2,7 @@
 //! `_txn` behind the .pm's `txn` wrapper. Decodes Perl arguments into plain
 //! prost requests and submits them; croaks on bad arguments.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::kv::prefix_range_end;
 use crate::etcd::pb::etcdserverpb::{self as rpc, compare, range_request, request_op};
@@ -21,7 +21,7 @@ pub fn range_end(o: &Opts, key: &[u8], id: u64) -> Res<Vec<u8>> {
         if !key.is_empty() {
             return Ok(prefix_range_end(key));
         }
-        if bridge::namespaced(id) {
+        if callbacks::namespaced(id) {
             return Ok(vec![0]);
         }
     }
@@ -59,7 +59,7 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     r.max_mod_revision = o.int("max_mod_revision").unwrap_or(0);
     r.min_create_revision = o.int("min_create_revision").unwrap_or(0);
     r.max_create_revision = o.int("max_create_revision").unwrap_or(0);
-    bridge::submit(p, id, Call::Range(r), cb)?;
+    callbacks::submit(p, id, Call::Range(r), cb)?;
     Ok(None)
 }
 
@@ -75,7 +75,7 @@ pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         ignore_value: o.flag("ignore_value"),
         ignore_lease: o.flag("ignore_lease"),
     };
-    bridge::submit(p, id, Call::Put(r), cb)?;
+    callbacks::submit(p, id, Call::Put(r), cb)?;
     Ok(None)
 }
 
@@ -89,7 +89,7 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         key,
         prev_kv: o.flag("prev_kv"),
     };
-    bridge::submit(p, id, Call::DeleteRange(r), cb)?;
+    callbacks::submit(p, id, Call::DeleteRange(r), cb)?;
     Ok(None)
 }
 
@@ -101,7 +101,7 @@ pub fn compact<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         revision: p.iv(a[1]),
         physical: o.flag("physical"),
     };
-    bridge::submit(p, id, Call::Compact(r), cb)?;
+    callbacks::submit(p, id, Call::Compact(r), cb)?;
     Ok(None)
 }
 
@@ -259,6 +259,6 @@ pub fn txn<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         success: list(p, a[2], request_op)?,
         failure: list(p, a[3], request_op)?,
     };
-    bridge::submit(p, id, Call::Txn(r), cb)?;
+    callbacks::submit(p, id, Call::Txn(r), cb)?;
     Ok(None)
 }

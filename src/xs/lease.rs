@@ -2,7 +2,7 @@
 //! and lease_leases. Decodes Perl arguments into plain requests and submits
 //! them; croaks on bad arguments. Perl thread only.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::perl::{Perl, Sv, XsResult};
@@ -15,14 +15,14 @@ pub fn grant<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         ttl: p.iv(a[1]),
         id: 0,
     };
-    bridge::submit(p, id, Call::LeaseGrant(r), cb)?;
+    callbacks::submit(p, id, Call::LeaseGrant(r), cb)?;
     Ok(None)
 }
 
 pub fn revoke<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 3, "lease_revoke(client, lease_id, callback)")?;
     let r = rpc::LeaseRevokeRequest { id: p.iv(a[1]) };
-    bridge::submit(p, id, Call::LeaseRevoke(r), cb)?;
+    callbacks::submit(p, id, Call::LeaseRevoke(r), cb)?;
     Ok(None)
 }
 
@@ -38,21 +38,21 @@ pub fn time_to_live<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         id: p.iv(a[1]),
         keys: Opts::new(p, opts).flag("keys"),
     };
-    bridge::submit(p, id, Call::LeaseTimeToLive(r), cb)?;
+    callbacks::submit(p, id, Call::LeaseTimeToLive(r), cb)?;
     Ok(None)
 }
 
 pub fn leases<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "lease_leases(client, callback)")?;
     let r = rpc::LeaseLeasesRequest {};
-    bridge::submit(p, id, Call::LeaseLeases(r), cb)?;
+    callbacks::submit(p, id, Call::LeaseLeases(r), cb)?;
     Ok(None)
 }
 
 /// `lease_keepalive($lease_id, $cb)`: one request, one callback (POD "lease_keepalive").
 pub fn keepalive<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 3, "lease_keepalive(client, lease_id, callback)")?;
-    bridge::lease_keepalive(p, id, p.iv(a[1]), cb)?;
+    callbacks::lease_keepalive(p, id, p.iv(a[1]), cb)?;
     Ok(None)
 }
 
@@ -94,7 +94,7 @@ pub fn keepalive_start<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         Some(v) if p.is_code_ref(v) => Some(p.keep(v)),
         Some(_) => return Err("lease_keepalive_start: on_lost must be a code reference".into()),
     };
-    let req = bridge::keepalive_start(p, client, p.iv(a[1]), cb, on_lost)?;
+    let req = callbacks::keepalive_start(p, client, p.iv(a[1]), cb, on_lost)?;
     Ok(Some(p.new_object(req, KEEPALIVE).0))
 }
 
@@ -104,6 +104,6 @@ pub fn keepalive_stop<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         return Err("Usage: EV::Etcd::Keepalive::stop(keepalive)".into());
     }
     let req = args::handle(p, a[0], KEEPALIVE, "keepalive")?;
-    bridge::stop_keepalive(p, req)?;
+    callbacks::stop_keepalive(p, req)?;
     Ok(None)
 }

@@ -3,7 +3,7 @@
 //! call, and is never retried once it may have reached the server. Perl
 //! thread only.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::v3lockpb as pb;
 use crate::perl::{Perl, Sv, XsResult};
@@ -16,7 +16,7 @@ pub fn lock<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         name: args::key(p, a[1])?,
         lease: p.iv(a[2]),
     };
-    bridge::submit(p, id, Call::Lock(r), cb)?;
+    callbacks::submit(p, id, Call::Lock(r), cb)?;
     Ok(None)
 }
 
@@ -25,6 +25,6 @@ pub fn unlock<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = pb::UnlockRequest {
         key: args::key(p, a[1])?,
     };
-    bridge::submit(p, id, Call::Unlock(r), cb)?;
+    callbacks::submit(p, id, Call::Unlock(r), cb)?;
     Ok(None)
 }

@@ -1,7 +1,7 @@
 //! Maintenance methods (POD "MAINTENANCE METHODS"): status, alarm, defragment, hash, hash_kv,
 //! move_leader, auth_status, snapshot.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::etcdserverpb::{self as rpc, alarm_request::AlarmAction, AlarmType};
 use crate::perl::{Perl, Sv, XsResult};
@@ -10,7 +10,7 @@ use super::args::{self, Opts};
 
 pub fn status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "status(client, callback)")?;
-    bridge::submit(p, id, Call::Status(rpc::StatusRequest {}), cb)?;
+    callbacks::submit(p, id, Call::Status(rpc::StatusRequest {}), cb)?;
     Ok(None)
 }
 
@@ -39,21 +39,21 @@ pub fn alarm<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         member_id: o.uint("member_id").unwrap_or(0),
         alarm: alarm as i32,
     };
-    bridge::submit(p, id, Call::Alarm(r), cb)?;
+    callbacks::submit(p, id, Call::Alarm(r), cb)?;
     Ok(None)
 }
 
 pub fn defragment<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "defragment(client, callback)")?;
     let call = Call::Defragment(rpc::DefragmentRequest {});
-    bridge::submit(p, id, call, cb)?;
+    callbacks::submit(p, id, call, cb)?;
     Ok(None)
 }
 
 /// `hash($cb)`: the hash of the member's whole backend database.
 pub fn hash<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "hash(client, callback)")?;
-    bridge::submit(p, id, Call::Hash(rpc::HashRequest {}), cb)?;
+    callbacks::submit(p, id, Call::Hash(rpc::HashRequest {}), cb)?;
     Ok(None)
 }
 
@@ -64,7 +64,7 @@ pub fn hash_kv<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = rpc::HashKvRequest {
         revision: rev.map(|v| p.iv(v)).unwrap_or(0),
     };
-    bridge::submit(p, id, Call::HashKv(r), cb)?;
+    callbacks::submit(p, id, Call::HashKv(r), cb)?;
     Ok(None)
 }
 
@@ -73,7 +73,7 @@ pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let r = rpc::MoveLeaderRequest {
         target_id: p.uv(a[1]),
     };
-    bridge::submit(p, id, Call::MoveLeader(r), cb)?;
+    callbacks::submit(p, id, Call::MoveLeader(r), cb)?;
     Ok(None)
 }
 
@@ -82,7 +82,7 @@ pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, cb) = args::fixed_form(p, a, 2, "auth_status(client, callback)")?;
     let call = Call::AuthStatus(rpc::AuthStatusRequest {});
-    bridge::submit(p, id, call, cb)?;
+    callbacks::submit(p, id, call, cb)?;
     Ok(None)
 }
 
@@ -104,6 +104,6 @@ pub fn snapshot<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     } else {
         return Err("snapshot: target must be a file name or a code reference".into());
     };
-    bridge::snapshot(p, id, target, on_chunk, cb)?;
+    callbacks::snapshot(p, id, target, on_chunk, cb)?;
     Ok(None)
 }

@@ -1,7 +1,7 @@
 //! Watch methods (POD "WATCHES"): `watch` and the `EV::Etcd::Watch`
 //! handle's `cancel` and `request_progress`.
 
-use crate::bridge;
+use super::callbacks;
 use crate::etcd::pb::etcdserverpb::watch_create_request::FilterType;
 use crate::etcd::watch::WatchSpec;
 use crate::perl::{Perl, Sv, XsResult};
@@ -28,7 +28,7 @@ pub fn watch<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         // Presence decides: an existing key (even undef) is taken for its truth.
         auto_reconnect: !o.exists("auto_reconnect") || o.flag("auto_reconnect"),
     };
-    let req = bridge::watch(p, id, spec, cb)?;
+    let req = callbacks::watch(p, id, spec, cb)?;
     Ok(Some(p.new_object(req, HANDLE).0))
 }
 
@@ -68,7 +68,7 @@ pub fn cancel<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     }
     let req = handle(p, a[0])?;
     let cb = args::callback(p, a[1])?;
-    bridge::cancel_watch(p, req, cb)?;
+    callbacks::cancel_watch(p, req, cb)?;
     Ok(None)
 }
 
@@ -79,7 +79,7 @@ pub fn request_progress<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         return Err("Usage: EV::Etcd::Watch::request_progress(watch)".into());
     }
     let req = handle(p, a[0])?;
-    bridge::check_stream(req)?;
-    bridge::watch_progress(req);
+    callbacks::check_stream(req)?;
+    callbacks::watch_progress(req);
     Ok(None)
 }

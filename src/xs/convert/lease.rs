@@ -5,8 +5,8 @@
 use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::{v3electionpb as election, v3lockpb as lock};
 
-use super::convert::{kv, to_perl_by, with_header, ToPerl};
-use super::sv::{NewSv, Perl};
+use super::{kv, to_perl_by, with_header, ToPerl};
+use crate::perl::{NewSv, Perl};
 
 pub fn grant(p: &Perl, r: &rpc::LeaseGrantResponse) -> NewSv {
     let mut hv = with_header(p, &r.header);

@@ -8,7 +8,11 @@ use crate::etcd::pb::etcdserverpb as rpc;
 use crate::etcd::pb::mvccpb;
 use crate::etcd::pb::{v3electionpb as election, v3lockpb as lock};
 
-use super::sv::{NewSv, Perl, Shape};
+use crate::perl::sv::Shape;
+
+mod lease;
+mod ops;
+use crate::perl::{NewSv, Perl};
 
 static HEADER: Shape<4> = Shape(["cluster_id", "member_id", "revision", "raft_term"]);
 
@@ -59,7 +63,7 @@ pub fn kv_list(p: &Perl, kvs: &[mvccpb::KeyValue]) -> NewSv {
 pub(super) fn with_header<'p, 'a>(
     p: &'p Perl<'a>,
     h: &Option<rpc::ResponseHeader>,
-) -> super::sv::HashBuilder<'p, 'a> {
+) -> crate::perl::sv::HashBuilder<'p, 'a> {
     let mut hv = p.new_hash();
     if let Some(h) = header_of(p, h) {
         hv.put("header", h);

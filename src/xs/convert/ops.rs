@@ -6,8 +6,8 @@
 use crate::etcd::pb::authpb::{self, permission::Type as PermType};
 use crate::etcd::pb::etcdserverpb::{self as rpc, AlarmType};
 
-use super::convert::{to_perl_by, with_header, ToPerl};
-use super::sv::{NewSv, Perl};
+use super::{to_perl_by, with_header, ToPerl};
+use crate::perl::{NewSv, Perl};
 
 fn strings(p: &Perl, list: &[String]) -> NewSv {
     let mut av = p.new_array(list.len());

@@ -1,0 +1,137 @@
+//! The drain: on the Perl thread, from the `EV::io` watcher on the notify
+//! fd, each completion that arrived becomes a call of its request's
+//! callback, with the response or error built as Perl values.
+
+use std::rc::Rc;
+
+use crate::bridge::{Completion, Job};
+use crate::etcd::call::Reply;
+use crate::etcd::error::Error;
+use crate::perl::{NewSv, Perl, SvBox};
+use crate::xs::convert;
+
+use super::registry::{sync_keepalive, with, Delivery, Kind, Pending};
+
+/// Completions handled per drain before yielding back to the loop.
+const MAX_BATCH: usize = 4096;
+
+/// Requests issued by callbacks go out at least this often during a long
+/// drain, so the first ones do not wait for the whole batch.
+const FLUSH_EVERY: usize = 32;
+
+/// Sends the jobs buffered during a drain. Also called by the .pm's prepare
+/// watcher, so a callback that runs a nested loop never waits on its own
+/// unsent request.
+pub fn flush() {
+    with(|m| {
+        if !m.outbox.is_empty() {
+            let batch = std::mem::take(&mut m.outbox);
+            if let Some(b) = &m.bridge {
+                let _ = b.send(Job::Batch(batch));
+            }
+        }
+    });
+}
+
+/// Runs the callbacks of every completion that has arrived (called by the
+/// `EV::io` watcher on the notify fd).
+pub fn drain(p: &Perl) {
+    with(|m| m.draining += 1);
+    run_deferred(p);
+    drain_batch(p);
+    run_deferred(p);
+    with(|m| m.draining -= 1);
+    flush();
+    sync_keepalive(p);
+}
+
+fn run_deferred(p: &Perl) {
+    while let Some(cb) = with(|m| m.deferred.pop_front()) {
+        p.call_cb(&cb, vec![p.new_hash().finish(), NewSv::undef()]);
+    }
+}
+
+/// The callback a completion goes to, and its arguments.
+fn arguments(
+    p: &Perl,
+    done: &Completion,
+    kind: Kind,
+    delivery: Delivery,
+) -> Option<(Rc<SvBox>, Vec<NewSv>)> {
+    let error = |e: &Error| convert::error(p, e, kind.source());
+    let pair = |cb, result: &Result<Reply, Error>| match result {
+        Ok(reply) => (cb, vec![convert::reply(p, reply), NewSv::undef()]),
+        Err(e) => (cb, vec![NewSv::undef(), error(e)]),
+    };
+    Some(match (delivery, &done.result) {
+        (Delivery::Callback(cb), r) => pair(cb, r),
+        (
+            Delivery::Keepalive {
+                on_lost: Some(f), ..
+            },
+            Err(e),
+        ) => (f, vec![error(e)]),
+        (Delivery::Keepalive { cb, .. }, r) => pair(cb?, r),
+        (
+            Delivery::Snapshot {
+                on_chunk: Some(f), ..
+            },
+            Ok(chunk),
+        ) if !done.last => (f, vec![convert::reply(p, chunk)]),
+        (Delivery::Snapshot { cb, .. }, r) => pair(cb, r),
+    })
+}
+
+fn drain_batch(p: &Perl) {
+    let ours = with(|m| match &m.bridge {
+        Some(b) if b.ours() => {
+            b.rearm();
+            true
+        }
+        _ => false,
+    });
+    if !ours {
+        return;
+    }
+    for i in 0..MAX_BATCH {
+        if i % FLUSH_EVERY == FLUSH_EVERY - 1 {
+            flush();
+        }
+        let next = with(|m| {
+            let done = m.bridge.as_ref()?.next()?;
+            let entry = if done.last {
+                m.pending.remove(&done.req).map(|pd| (pd.kind, pd.delivery))
+            } else {
+                m.pending
+                    .get(&done.req)
+                    .map(|pd| (pd.kind, pd.delivery.clone()))
+            };
+            Some((done, entry))
+        });
+        let Some((done, entry)) = next else { return };
+        let Some((kind, delivery)) = entry else {
+            continue;
+        };
+        let call = arguments(p, &done, kind, delivery);
+        drop(done);
+        if let Some((cb, args)) = call {
+            p.call_cb(&cb, args);
+        }
+    }
+    // Work left behind: make the fd readable again so the loop comes back.
+    with(|m| {
+        if let Some(b) = &m.bridge {
+            b.wake_again();
+        }
+    });
+}
+
+/// END-time teardown: releases every stored callback while the interpreter
+/// is still whole; later drops leak instead of touching a dying interpreter.
+pub fn shutdown() {
+    let pending: Vec<Pending> = with(|m| m.pending.drain().map(|(_, v)| v).collect());
+    let deferred: Vec<SvBox> = with(|m| m.deferred.drain(..).collect());
+    drop(pending);
+    drop(deferred);
+    crate::perl::mark_perl_dead();
+}
