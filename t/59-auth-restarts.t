@@ -41,7 +41,8 @@ sub scenario {
     my $c = EV::Etcd->new(endpoints => [$ep], timeout => 2, user => 'app', password => 'apppw');
     my $kv = EtcdTest::Caller->new($c);
 
-    my $rec = EtcdTest::watch_recorder($c, $app, { prefix => 1 }, sub { $_[0]{kv}{value} });
+    my $rec = EtcdTest::watch_recorder($c, $app, { prefix => 1 },
+        sub { $_[0]{kv}{key} eq "${app}k" ? $_[0]{kv}{value} : () });
     ok(EtcdTest::run_until(5, sub { $rec->{created} }), "$label: watch created");
 
     my $lease = $kv->ok_call("$label: lease_grant 6", 'lease_grant', 6)->{id};
