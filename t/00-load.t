@@ -177,6 +177,22 @@ SKIP: {
     isa_ok($c, 'EV::Etcd', 'out-of-range option values are clamped/ignored');
 }
 
+# POD "new": require_leader, keepalive_time, keepalive_timeout, keepalive_while_idle
+{
+    for my $k (qw(keepalive_time keepalive_timeout)) {
+        for my $bad (0, -1, 0.5) {
+            my $c = eval { EV::Etcd->new(endpoints => ['127.0.0.1:1'], $k => $bad) };
+            ok(!$c, "$k => $bad: no client");
+            like($@, qr/^\QEV::Etcd->new: $k must be a whole number of seconds, at least 1\E at \Q${\ __FILE__}\E line \d+/,
+                 "$k => $bad croaks naming the option and the caller");
+        }
+    }
+    my $c = eval { EV::Etcd->new(endpoints => ['127.0.0.1:1'], require_leader => 0, keepalive_time => 30,
+                                 keepalive_timeout => 1, keepalive_while_idle => 1) };
+    is($@, '', 'liveness and require_leader options: no croak');
+    isa_ok($c, 'EV::Etcd', 'liveness and require_leader options accepted');
+}
+
 # methods called on something that is not a client croak (POD "ERRORS": bad
 # arguments croak at once)
 {

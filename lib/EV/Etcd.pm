@@ -278,6 +278,36 @@ See L</HEALTH MONITORING>.
 Called when the health state changes. Ignored unless it is a code
 reference.
 
+=item require_leader => 0 | 1
+
+Default 1: watches, lease keepalives, election observations and the calls
+of the KV, lease, lock, election and auth methods ask the member to refuse
+them when it has no leader, so that a member cut off from the rest of the
+cluster sends the client elsewhere instead of serving stale data or
+holding requests. The maintenance and cluster methods (C<status>,
+C<member_list>, ...) always answer for the member itself. With 0 a
+leaderless member keeps serving what it can (serializable reads, watches
+of its own, possibly stale, data). See L</PARTITIONS AND LEADER LOSS>.
+
+=item keepalive_time => $seconds, keepalive_timeout => $seconds
+
+The liveness check of each connection to a member: after
+C<keepalive_time> seconds (default 10) without traffic the client sends an
+HTTP/2 ping, and closes the connection when no answer comes within
+C<keepalive_timeout> seconds (default 5); its calls and streams then fail
+over like after any lost connection. Whole seconds, at least 1; anything
+else croaks with C<EV::Etcd-E<gt>new: keepalive_time must be a whole number
+of seconds, at least 1> (or C<keepalive_timeout>). etcd answers pings more
+frequent than its C<--grpc-keepalive-min-time> (default 5 s) by closing the
+connection, so keep C<keepalive_time> at or above that setting.
+
+=item keepalive_while_idle => 0 | 1
+
+Default 0: pings only while a call or stream is open on the connection.
+With 1 idle connections are pinged too (etcd counts pings without an open
+stream against the client and closes such connections from time to time;
+they are reopened on the next request).
+
 =back
 
 =head2 future
@@ -1233,9 +1263,10 @@ C<role_list>) are retried when the server is unavailable, on the next
 endpoint, with a backoff that starts at 50 ms and
 doubles up to 2 s (with jitter), while retries remain (C<max_retries>)
 and the request's C<timeout> has not run out. Writes are retried only
-when they provably never left the client (no connection could be made),
-so a write that may have reached the server is never replayed behind your
-back. The same holds for C<lock> and C<election_campaign>: a lock or a
+when they provably never left the client (no connection could be made)
+or the member refused them before they entered the cluster's log (no
+leader, overload: see L</PARTITIONS AND LEADER LOSS>), so a write that may
+have been applied is never replayed behind your back. The same holds for C<lock> and C<election_campaign>: a lock or a
 candidacy is never requested twice. A request that cannot connect to one
 endpoint is tried on each of the others at least once. The error finally reported is the last one seen.
 
@@ -1255,6 +1286,53 @@ A member that stops answering without closing its connection (a stopped
 process, a network partition) is noticed when a request to it runs out
 of its C<timeout>: that request fails with C<DEADLINE_EXCEEDED>, and the
 client moves to the next endpoint for the requests that follow.
+
+=head1 PARTITIONS AND LEADER LOSS
+
+A member can be up, with its client port answering, and yet cut off from
+its leader: a network partition, a member whose peers all went away. Such
+a member still has a connection to the client, so transport checks see
+nothing wrong; with C<require_leader> (the default) the client still
+leaves it:
+
+=over 4
+
+=item *
+
+Calls that need a leader (KV, lease, lock, election and auth methods) are
+refused by a member that knows it has no leader (from about one election
+timeout, by default 1 s, after the loss) with C<etcdserver: no leader>,
+before anything happens; the client tries the next endpoint at once, and
+keeps trying the endpoints (backing off after each round) for as long as
+the request's C<timeout> allows, whatever C<max_retries> says. Writes are tried again too: etcd refused them before
+they entered the cluster's log. The same holds for C<etcdserver: too many
+requests> (an overloaded member) and C<raft proposal dropped> (a member
+without a leader, or a leader handing over leadership, refused the
+write).
+
+=item *
+
+A request already on its way to the member when it lost its leader may
+have been passed to the old leader: a write is not replayed (it may have
+been applied) and fails with C<DEADLINE_EXCEEDED> when its C<timeout>
+runs out; the requests after it go to the next endpoint.
+
+=item *
+
+Watches, lease keepalives and election observations: etcd ends every such
+stream of a member that has had no leader for three election timeouts
+(about 4 s after the loss with etcd's default 1 s election timeout), and
+refuses new ones at once. The client then reopens the stream on the next
+endpoint, and watches resume exactly where their delivery stopped
+(L</Resuming after a lost stream>); a managed keepalive renews through the
+new member, so a lease of a TTL above that delay survives.
+
+=back
+
+With C<require_leader =E<gt> 0> none of this happens: a leaderless member
+keeps its watches open (they deliver nothing until the partition heals),
+answers serializable reads with data that may be stale, and holds
+linearizable requests until their C<timeout>.
 
 =head1 TLS
 

@@ -223,6 +223,7 @@ impl Client {
             CallOpts {
                 token,
                 max_recv: self.cfg.max_recv_size,
+                require_leader: self.cfg.require_leader,
             },
             gen,
         )
@@ -299,6 +300,7 @@ impl Client {
         let plain = CallOpts {
             token: None,
             max_recv: self.cfg.max_recv_size,
+            require_leader: self.cfg.require_leader,
         };
         match self.send(call, &plain, deadline).await {
             Ok(Reply::Authenticate(r)) if !r.token.is_empty() => self.auth.store(&r.token),
@@ -329,6 +331,7 @@ impl Client {
         let plain = CallOpts {
             token: None,
             max_recv: self.cfg.max_recv_size,
+            require_leader: self.cfg.require_leader,
         };
         let enabled = match known {
             Some(on) => on,

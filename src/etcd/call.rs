@@ -64,6 +64,14 @@ macro_rules! unary_rpcs {
                 }
             }
 
+            /// Whether the member must have a leader to take it (the
+            /// row's service, `Service::NEEDS_LEADER`).
+            pub fn needs_leader(&self) -> bool {
+                match self {
+                    $(Call::$v(_) => <$svc<Channel> as Service>::NEEDS_LEADER,)*
+                }
+            }
+
             /// Sends the call once over `ch`.
             pub async fn exec(self, ch: Channel, o: &CallOpts) -> Result<Reply, Status> {
                 let max = if o.max_recv == 0 {
@@ -71,17 +79,47 @@ macro_rules! unary_rpcs {
                 } else {
                     o.max_recv
                 };
+                let leader = self.needs_leader();
                 match self {
                     $(Call::$v(r) => $svc::new(ch)
                         .max_decoding_message_size(max)
                         .max_encoding_message_size(usize::MAX)
-                        .$m(o.request(r))
+                        .$m(o.request_for(r, leader))
                         .await
                         .map(|r| Reply::$v(r.into_inner())),)*
                 }
             }
         }
     };
+}
+
+/// An etcd service, by its gRPC client: whether its calls need a member
+/// with a leader. With `require_leader` (POD "PARTITIONS AND LEADER LOSS")
+/// they carry etcd's `hasleader` metadata, so a member cut off from its
+/// leader refuses them at once ("etcdserver: no leader", before anything
+/// enters raft) instead of holding them; the maintenance and cluster
+/// services answer for the member itself and carry none.
+pub trait Service {
+    const NEEDS_LEADER: bool;
+}
+
+/// Each service's `NEEDS_LEADER`.
+macro_rules! services {
+    ($($svc:ident: $needs:literal,)*) => {
+        $(impl<T> Service for $svc<T> {
+            const NEEDS_LEADER: bool = $needs;
+        })*
+    };
+}
+
+services! {
+    KvClient: true,
+    LeaseClient: true,
+    LockClient: true,
+    ElectionClient: true,
+    AuthClient: true,
+    MaintenanceClient: false,
+    ClusterClient: false,
 }
 
 /// Retry classes of the rows: R (a read, repeatable), W (a write, at most once).
@@ -160,15 +198,35 @@ impl Reply {
 pub struct CallOpts {
     pub token: Option<AsciiMetadataValue>,
     pub max_recv: usize,
+    /// Calls and streams that need a leader say so (`Service`).
+    pub require_leader: bool,
 }
 
+/// etcd's metadata for "refuse this unless you have a leader"
+/// (`rpctypes.MetadataRequireLeaderKey` / `MetadataHasLeader`): the server
+/// checks it before a unary call or a stream starts, and cancels such a
+/// stream with "etcdserver: no leader" once the member has had no leader
+/// for three election timeouts.
+const REQUIRE_LEADER: (&str, &str) = ("hasleader", "true");
+
 impl CallOpts {
-    /// A request carrying the token (if any) as `authorization` metadata;
-    /// streams build their opening request with it too.
+    /// A request of a leader-bound service (the streams: watch, keepalive,
+    /// observe) carrying the token (if any) as `authorization` metadata.
     pub fn request<T>(&self, msg: T) -> Request<T> {
+        self.request_for(msg, true)
+    }
+
+    /// A request carrying the token, and the require-leader metadata when
+    /// `needs_leader` and the client requires a leader.
+    pub fn request_for<T>(&self, msg: T, needs_leader: bool) -> Request<T> {
         let mut r = Request::new(msg);
         if let Some(t) = &self.token {
             r.metadata_mut().insert("authorization", t.clone());
+        }
+        if needs_leader && self.require_leader {
+            let (k, v) = REQUIRE_LEADER;
+            r.metadata_mut()
+                .insert(k, AsciiMetadataValue::from_static(v));
         }
         r
     }

@@ -42,6 +42,32 @@ pub struct Config {
     /// Current endpoint and transport states, shared with the Perl
     /// thread's health monitor.
     pub state: Arc<EndpointStates>,
+    /// Streams and leader-bound calls carry etcd's require-leader
+    /// metadata (`call::Service`).
+    pub require_leader: bool,
+    /// HTTP/2 keepalive pings of the connections.
+    pub liveness: Liveness,
+}
+
+/// HTTP/2 keepalive of the connections to the members (POD "new",
+/// `keepalive_time`): a ping after `time` without traffic, the connection
+/// closed when no answer comes within `timeout`; without `while_idle` only
+/// while a call or stream is open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Liveness {
+    pub time: Duration,
+    pub timeout: Duration,
+    pub while_idle: bool,
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness {
+            time: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            while_idle: false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -61,6 +87,8 @@ impl Config {
             namespace: Vec::new(),
             tls: None,
             state: EndpointStates::new(endpoints),
+            require_leader: true,
+            liveness: Liveness::default(),
         }
     }
 }
@@ -77,6 +105,7 @@ impl Client {
         let endpoints = Endpoints::new(
             cfg.endpoints.clone(),
             cfg.timeout.min(Duration::from_secs(5)),
+            cfg.liveness,
             cfg.tls.clone(),
             cfg.state.clone(),
         );
@@ -174,14 +203,16 @@ impl Client {
     }
 
     /// After `status` from endpoint `idx`: a request that never reached it,
+    /// one the member refused before it entered raft (no leader, overload),
     /// or an unavailable member, sends what follows to the next endpoint.
-    /// True when the request never left (a retry cannot apply it twice).
+    /// True when the request was certainly not applied (a retry cannot
+    /// apply it twice).
     pub fn fail_over_if_unreachable(&self, idx: usize, status: &tonic::Status) -> bool {
-        let never_sent = error::never_sent(status);
-        if never_sent || status.code() == error::UNAVAILABLE {
+        let not_applied = error::never_sent(status) || error::before_raft(status);
+        if not_applied || status.code() == error::UNAVAILABLE {
             self.endpoints.failover(idx);
         }
-        never_sent
+        not_applied
     }
 
     /// The attempts of `send`, with no deadline of their own (`deadline`
@@ -213,16 +244,20 @@ impl Client {
                 Err(status) => status,
             };
             self.record(idx, &status);
-            let never_sent = self.fail_over_if_unreachable(idx, &status);
+            let not_applied = self.fail_over_if_unreachable(idx, &status);
             let code = status.code();
-            if verdict(
-                class,
-                code,
-                never_sent,
-                attempt,
-                self.cfg.max_retries,
-                self.endpoints.len(),
-            ) == Verdict::Fail
+            // A refusal before raft (no leader, overload) is tried again,
+            // on the next endpoint, until the deadline: an election takes
+            // longer than a few quick retries.
+            if !error::before_raft(&status)
+                && verdict(
+                    class,
+                    code,
+                    not_applied,
+                    attempt,
+                    self.cfg.max_retries,
+                    self.endpoints.len(),
+                ) == Verdict::Fail
             {
                 return Err(self.error(&status));
             }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
+use super::client::Liveness;
 use super::connector::Dialer;
 use super::tls::{self, Tls};
 
@@ -100,6 +101,7 @@ pub struct Endpoints {
     channels: Mutex<Vec<Option<Channel>>>,
     state: Arc<EndpointStates>,
     connect_timeout: Duration,
+    liveness: Liveness,
     /// Set when the client speaks TLS (POD "TLS").
     tls: Option<Tls>,
 }
@@ -108,6 +110,7 @@ impl Endpoints {
     pub fn new(
         names: Vec<String>,
         connect_timeout: Duration,
+        liveness: Liveness,
         tls: Option<Tls>,
         state: Arc<EndpointStates>,
     ) -> Endpoints {
@@ -117,6 +120,7 @@ impl Endpoints {
             channels: Mutex::new(vec![None; n]),
             state,
             connect_timeout,
+            liveness,
             tls,
         }
     }
@@ -156,9 +160,9 @@ impl Endpoints {
         let mut ep = Endpoint::from_shared(uri)
             .map_err(|e| format!("invalid endpoint {}: {e}", self.names[i]))?
             .connect_timeout(self.connect_timeout)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(false);
+            .http2_keep_alive_interval(self.liveness.time)
+            .keep_alive_timeout(self.liveness.timeout)
+            .keep_alive_while_idle(self.liveness.while_idle);
         if let Some(t) = &self.tls {
             ep = ep
                 .tls_config(t.client_config())

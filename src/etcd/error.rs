@@ -226,6 +226,35 @@ fn transport_cause(s: &Status) -> Option<String> {
     last
 }
 
+/// What etcd answers before a request entered raft, so that even a write
+/// was not applied and may go to another member (POD "PARTITIONS AND
+/// LEADER LOSS"), from etcd's server (3.4 to 3.6):
+/// - "etcdserver: no leader" (UNAVAILABLE): the require-leader check of
+///   the unary interceptor (`api/v3rpc/interceptor.go`), before the
+///   handler runs; elsewhere only from lease lookups that wait for a
+///   leader (`waitLeader`), never after a proposal;
+/// - "etcdserver: too many requests" (RESOURCE_EXHAUSTED): the
+///   applied/committed gap check at the top of
+///   `processInternalRaftRequestOnce`, before the proposal;
+/// - "raft proposal dropped" (UNKNOWN): raft refused the proposal (a
+///   follower without a leader, a leader transferring leadership), so it
+///   was never appended to the log.
+///
+/// "etcdserver: leader changed" is not among them: it comes from the
+/// linearizable read path, and reads are retried anyway.
+const BEFORE_RAFT: &[(Code, &str)] = &[
+    (Code::Unavailable, "etcdserver: no leader"),
+    (Code::ResourceExhausted, "etcdserver: too many requests"),
+    (Code::Unknown, "raft proposal dropped"),
+];
+
+/// True when etcd refused the request before it entered raft.
+pub fn before_raft(s: &Status) -> bool {
+    BEFORE_RAFT
+        .iter()
+        .any(|(code, text)| s.code() == *code && s.message() == *text)
+}
+
 /// True when the status proves the request never left the client: no
 /// connection could be made, so even a write may safely go elsewhere.
 pub fn never_sent(s: &Status) -> bool {
@@ -386,5 +415,21 @@ mod tests {
             "etcdserver: leader changed"
         )));
         assert!(!never_sent(&Status::internal("boom")));
+    }
+
+    #[test]
+    fn refusals_before_raft() {
+        for (code, text) in BEFORE_RAFT {
+            assert!(before_raft(&Status::new(*code, *text)), "{text}");
+        }
+        // Same text, other code; and what may follow a proposal.
+        assert!(!before_raft(&Status::unknown("etcdserver: no leader")));
+        for text in [
+            "etcdserver: request timed out",
+            "etcdserver: leader changed",
+            "etcdserver: request timed out, possibly due to previous leader failure",
+        ] {
+            assert!(!before_raft(&Status::unavailable(text)), "{text}");
+        }
     }
 }

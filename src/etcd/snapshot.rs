@@ -135,7 +135,7 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished
     };
     let result = async {
         let mut mc = MaintenanceClient::new(o.ch).max_decoding_message_size(usize::MAX);
-        let call = mc.snapshot(o.opts.request(rpc::SnapshotRequest {}));
+        let call = mc.snapshot(o.opts.request_for(rpc::SnapshotRequest {}, false));
         let mut stream = match tokio::time::timeout(idle, call).await {
             Err(_) => return Err(Error::deadline()),
             Ok(Err(s)) => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::callbacks;
 use crate::etcd::auth::Credentials;
-use crate::etcd::client::Config;
+use crate::etcd::client::{Config, Liveness};
 use crate::etcd::endpoints::EndpointStates;
 use crate::etcd::tls::{self, Tls, TlsPaths};
 use crate::perl::{Perl, Sv, XsResult};
@@ -67,6 +67,9 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let namespace = o.key("namespace")?.unwrap_or_default();
     let tls = tls_option(p, &o, &endpoints).map_err(|m| format!("EV::Etcd->new: {m}"))?;
     let state = EndpointStates::new(endpoints.len());
+    // POD "PARTITIONS AND LEADER LOSS": on unless turned off.
+    let require_leader = o.get("require_leader").is_none_or(|v| p.truthy(v));
+    let liveness = liveness_option(&o)?;
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
@@ -77,12 +80,32 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         namespace,
         tls,
         state,
+        require_leader,
+        liveness,
     };
     p.check()?;
     let id = callbacks::new_client(cfg)?;
     let (obj, tag) = p.new_object(id, "EV::Etcd");
     callbacks::set_client_tag(id, tag);
     Ok(Some(obj))
+}
+
+/// `keepalive_time`, `keepalive_timeout` (whole seconds, at least 1) and
+/// `keepalive_while_idle`: the connections' HTTP/2 pings (POD "new").
+fn liveness_option(o: &Opts) -> Result<Liveness, String> {
+    let d = Liveness::default();
+    let secs = |k: &str, default: Duration| match o.int(k) {
+        None => Ok(default),
+        Some(n) if (1..=MAX_TIMEOUT).contains(&n) => Ok(Duration::from_secs(n as u64)),
+        Some(_) => Err(format!(
+            "EV::Etcd->new: {k} must be a whole number of seconds, at least 1"
+        )),
+    };
+    Ok(Liveness {
+        time: secs("keepalive_time", d.time)?,
+        timeout: secs("keepalive_timeout", d.timeout)?,
+        while_idle: o.flag("keepalive_while_idle"),
+    })
 }
 
 /// The `tls => { ca_file, cert_file, key_file, server_name }` option
