@@ -1327,6 +1327,17 @@ endpoint, and watches resume exactly where their delivery stopped
 (L</Resuming after a lost stream>); a managed keepalive renews through the
 new member, so a lease of a TTL above that delay survives.
 
+=item *
+
+A member that stops answering altogether (a stopped process, a dead
+network path) while its connection stays open: streams on it are lost
+when the connection's liveness ping goes unanswered (C<keepalive_time>
+plus C<keepalive_timeout> after the last traffic, 15 s by default) and
+reopened on the next endpoint; a watch or keepalive stream that a member
+does not take within the client's C<timeout> is given up there the same
+way (a watch that was never created then fails with C<Watch setup
+failed>, as when no endpoint can be reached).
+
 =back
 
 With C<require_leader =E<gt> 0> none of this happens: a leaderless member

@@ -204,12 +204,14 @@ impl Client {
 
     /// After `status` from endpoint `idx`: a request that never reached it,
     /// one the member refused before it entered raft (no leader, overload),
-    /// or an unavailable member, sends what follows to the next endpoint.
-    /// True when the request was certainly not applied (a retry cannot
-    /// apply it twice).
+    /// an unavailable member, or a connection that died under the request
+    /// (reset, keepalive timeout: tonic may report these as UNKNOWN) sends
+    /// what follows to the next endpoint. True when the request was
+    /// certainly not applied (a retry cannot apply it twice).
     pub fn fail_over_if_unreachable(&self, idx: usize, status: &tonic::Status) -> bool {
         let not_applied = error::never_sent(status) || error::before_raft(status);
-        if not_applied || status.code() == error::UNAVAILABLE {
+        let lost = status.code() == error::UNAVAILABLE || error::is_transport(status);
+        if not_applied || lost {
             self.endpoints.failover(idx);
         }
         not_applied

@@ -101,6 +101,11 @@ impl stream::Engine for Observer {
         self.ever = true;
     }
 
+    /// etcd answers an Observe only once the election has a leader.
+    fn answered_at_once(&self) -> bool {
+        false
+    }
+
     fn message(&mut self, m: Self::Message, _: &Session<'_>) -> Option<Status> {
         self.live = true;
         let kv = m.kv.clone().unwrap_or_default();

@@ -121,6 +121,13 @@ pub trait Engine: Send {
     fn open(&mut self, o: &Opening) -> Opened<Self::Message>;
     /// The server took the stream.
     fn accepted(&mut self) {}
+    /// Whether the server answers the opening at once (it has requests to
+    /// answer), so that a stream not taken within the client's `timeout`
+    /// means a member that does not answer. An observation is answered
+    /// only once the election has a leader.
+    fn answered_at_once(&self) -> bool {
+        true
+    }
     /// A message from the server; `Some(status)` ends the stream as lost
     /// with that status (to be reopened, as after any loss).
     fn message(&mut self, m: Self::Message, s: &Session<'_>) -> Option<Status>;
@@ -225,6 +232,11 @@ async fn session<E: Engine>(
     };
     let s = Session { rc, token: o.token };
     let mut call = e.open(&o);
+    // A member that takes the connection but never answers (stopped, cut
+    // off): given up after the client's timeout, like a unary call.
+    let unanswered = e
+        .answered_at_once()
+        .then(|| Instant::now() + e.client().cfg.timeout);
     let mut inbound = loop {
         let at = e.timer();
         tokio::select! {
@@ -232,6 +244,11 @@ async fn session<E: Engine>(
                 Ok(resp) => break resp.into_inner(),
                 Err(status) => return o.lost(status, false),
             },
+            _ = sleep_until(unanswered) => {
+                e.client().unanswered(o.endpoint);
+                let msg = format!("{} stream not answered within the timeout", E::NAME);
+                return o.lost(Status::deadline_exceeded(msg), false);
+            }
             c = cmds.recv() => match c {
                 Some(c) => e.command(c),
                 None => return Ended::Closed,
