@@ -289,6 +289,15 @@ C<member_list>, ...) always answer for the member itself. With 0 a
 leaderless member keeps serving what it can (serializable reads, watches
 of its own, possibly stale, data). See L</PARTITIONS AND LEADER LOSS>.
 
+=item leader_check_interval => $seconds
+
+Default 1 (whole seconds; 0 turns it off; ignored with C<require_leader
+=E<gt> 0>): while the client has a watch, keepalive or observe stream
+open, it asks the member it uses for its C<status> this often, and when
+the member reports no leader it treats the member as down: streams and
+requests move to the next endpoint at once, without waiting for etcd to
+end the streams. See L</PARTITIONS AND LEADER LOSS>.
+
 =item keepalive_time => $seconds, keepalive_timeout => $seconds
 
 The liveness check of each connection to a member: after
@@ -1319,11 +1328,14 @@ runs out; the requests after it go to the next endpoint.
 
 =item *
 
-Watches, lease keepalives and election observations: etcd ends every such
-stream of a member that has had no leader for three election timeouts
-(about 4 s after the loss with etcd's default 1 s election timeout), and
-refuses new ones at once. The client then reopens the stream on the next
-endpoint, and watches resume exactly where their delivery stopped
+Watches, lease keepalives and election observations: while any is open,
+the client asks its member every C<leader_check_interval> (1 s) whether it
+has a leader, and moves every stream on a member without one to the next
+endpoint (so within about one election timeout plus one interval of the
+loss). etcd itself ends such streams once the member has had no leader for
+three election timeouts (about 4 s with etcd's default 1 s election
+timeout), and refuses new ones at once. The client reopens the stream on
+the next endpoint, and watches resume exactly where their delivery stopped
 (L</Resuming after a lost stream>); a managed keepalive renews through the
 new member, so a lease of a TTL above that delay survives.
 
@@ -1429,15 +1441,16 @@ client's connections and requests have seen: the endpoint is unhealthy
 when its last connection attempt failed, when its open connection was
 lost (the member closed it or died, even while no request was running),
 when its last request failed in the transport (connection reset, TLS
-failure, keepalive timeout), or when requests had to move to another
-endpoint since the previous check. An endpoint not contacted yet counts
+failure, keepalive timeout) or was refused for want of a leader (with
+C<require_leader>, see L</PARTITIONS AND LEADER LOSS>), or when requests
+had to move to another endpoint since the previous check. An endpoint not contacted yet counts
 as healthy. When a check finds the current endpoint down and more than
 one endpoint is configured, the client moves to the next one
 (round-robin) and reports
 C<(0, $next)>; one check later, typically C<(1, $next)>. With one
 endpoint it reports C<(0, $endpoint)> and then probes the endpoint once
-per check (one C<status> call) until it answers, reporting C<(1,
-$endpoint)>. An answer from the server that is an error (say
+per check (one C<status> call) until it answers (with C<require_leader>:
+until it answers that it has a leader), reporting C<(1, $endpoint)>. An answer from the server that is an error (say
 C<PERMISSION_DENIED>) still counts as healthy.
 
 Failover itself does not depend on health monitoring: every request that

@@ -13,6 +13,7 @@ use crate::etcd::call::{Call, Reply};
 use crate::etcd::client::{Client, Config};
 use crate::etcd::error::Error;
 use crate::etcd::keepalive::{self as ka, Keeper};
+use crate::etcd::leader;
 use crate::etcd::observe;
 use crate::etcd::snapshot;
 use crate::etcd::stream;
@@ -314,17 +315,16 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
         }
         Job::NewClient { id, cfg } => {
             let (closed, _) = watch::channel(false);
-            clients.insert(
-                id,
-                ClientTasks {
-                    client: Arc::new(Client::new(cfg)),
-                    closed,
-                    watches: None,
-                    barrier: Barrier::default(),
-                    keeper: None,
-                    observes: HashMap::new(),
-                },
-            );
+            let tasks = ClientTasks {
+                client: Arc::new(Client::new(cfg)),
+                closed,
+                watches: None,
+                barrier: Barrier::default(),
+                keeper: None,
+                observes: HashMap::new(),
+            };
+            tasks.spawn_until_closed(leader::check(tasks.client.clone()));
+            clients.insert(id, tasks);
         }
         Job::Keepalive { client, cmd } => {
             if let Some(live) = clients.get_mut(&client) {

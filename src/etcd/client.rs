@@ -12,6 +12,7 @@ use super::auth::{Auth, Credentials};
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::{Conn, EndpointStates, Endpoints};
 use super::error::{self, Error};
+use super::leader::{self, LeaderWatch};
 use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
 use super::tls::Tls;
@@ -47,6 +48,9 @@ pub struct Config {
     pub require_leader: bool,
     /// HTTP/2 keepalive pings of the connections.
     pub liveness: Liveness,
+    /// How often a client with open streams asks its member whether it
+    /// has a leader (src/etcd/leader.rs); zero: never.
+    pub leader_check_interval: Duration,
 }
 
 /// HTTP/2 keepalive of the connections to the members (POD "new",
@@ -89,6 +93,7 @@ impl Config {
             state: EndpointStates::new(endpoints),
             require_leader: true,
             liveness: Liveness::default(),
+            leader_check_interval: Duration::ZERO,
         }
     }
 }
@@ -98,6 +103,7 @@ pub struct Client {
     pub endpoints: Endpoints,
     pub(crate) auth: Auth,
     pub ns: Namespace,
+    pub leader: LeaderWatch,
 }
 
 impl Client {
@@ -111,6 +117,7 @@ impl Client {
         );
         let auth = Auth::new(cfg.auth_token.as_deref(), cfg.credentials.clone());
         Client {
+            leader: LeaderWatch::default(),
             ns: Namespace::new(cfg.namespace.clone()),
             cfg,
             endpoints,
@@ -305,7 +312,11 @@ impl Client {
     /// transport failure marks it down; an answer from the server, even an
     /// error, marks it up.
     fn record(&self, idx: usize, status: &tonic::Status) {
-        let conn = if error::is_transport(status) {
+        // A member without a leader is down for a client that needs one.
+        let leaderless = status.code() == error::UNAVAILABLE
+            && status.message() == error::NO_LEADER
+            && self.cfg.require_leader;
+        let conn = if error::is_transport(status) || leaderless {
             Conn::Down
         } else {
             Conn::Up
@@ -321,6 +332,9 @@ impl Client {
         };
         let call = Call::Status(Default::default());
         match tokio::time::timeout(limit, call.exec(ch, &self.current_opts().0)).await {
+            Ok(Ok(r)) if self.cfg.require_leader && leader::has_no_leader(&r) => {
+                self.endpoints.state().set_conn(idx, Conn::Down)
+            }
             Ok(Ok(_)) => self.endpoints.state().set_conn(idx, Conn::Up),
             Ok(Err(status)) => self.record(idx, &status),
             Err(_) => {}

@@ -226,6 +226,9 @@ fn transport_cause(s: &Status) -> Option<String> {
     last
 }
 
+/// etcd's refusal by a member without a leader (`rpctypes.ErrGRPCNoLeader`).
+pub const NO_LEADER: &str = "etcdserver: no leader";
+
 /// What etcd answers before a request entered raft, so that even a write
 /// was not applied and may go to another member (POD "PARTITIONS AND
 /// LEADER LOSS"), from etcd's server (3.4 to 3.6):
@@ -243,7 +246,7 @@ fn transport_cause(s: &Status) -> Option<String> {
 /// "etcdserver: leader changed" is not among them: it comes from the
 /// linearizable read path, and reads are retried anyway.
 const BEFORE_RAFT: &[(Code, &str)] = &[
-    (Code::Unavailable, "etcdserver: no leader"),
+    (Code::Unavailable, NO_LEADER),
     (Code::ResourceExhausted, "etcdserver: too many requests"),
     (Code::Unknown, "raft proposal dropped"),
 ];

@@ -204,7 +204,7 @@ impl stream::Engine for Keeper {
     type Message = rpc::LeaseKeepAliveResponse;
     const NAME: &'static str = "keepalive";
 
-    fn client(&self) -> &Client {
+    fn client(&self) -> &Arc<Client> {
         &self.client
     }
 

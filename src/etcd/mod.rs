@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod keepalive;
 pub mod kv;
+pub mod leader;
 pub mod namespace;
 pub mod observe;
 pub mod pb;

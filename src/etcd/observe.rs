@@ -71,7 +71,7 @@ impl stream::Engine for Observer {
     type Message = pb::LeaderResponse;
     const NAME: &'static str = "observe";
 
-    fn client(&self) -> &Client {
+    fn client(&self) -> &Arc<Client> {
         &self.client
     }
 

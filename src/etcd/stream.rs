@@ -109,7 +109,7 @@ pub trait Engine: Send {
     /// Names the stream in the loss of a stream the server closed.
     const NAME: &'static str;
 
-    fn client(&self) -> &Client;
+    fn client(&self) -> &Arc<Client>;
     /// Nothing to carry: no stream is kept open until a command comes.
     fn idle(&self) -> bool;
     /// Everything it served has ended: the engine stops.
@@ -257,6 +257,10 @@ async fn session<E: Engine>(
         }
     };
     e.accepted();
+    let client = e.client().clone();
+    let _open = client.leader.stream_open();
+    let mut leader_lost = client.leader.subscribe();
+    let mut watching = true;
     loop {
         if e.idle() {
             return Ended::Idle;
@@ -266,6 +270,15 @@ async fn session<E: Engine>(
         }
         let at = e.timer();
         tokio::select! {
+            r = leader_lost.changed(), if watching => {
+                watching = r.is_ok();
+                if watching && leader_lost.borrow_and_update().1 == o.endpoint {
+                    // The client found this member without a leader
+                    // (src/etcd/leader.rs): move before etcd ends the stream.
+                    let status = Status::unavailable(error::NO_LEADER);
+                    return o.lost(status, true);
+                }
+            }
             m = inbound.message() => match m {
                 Ok(Some(m)) => {
                     if let Some(status) = e.message(m, &s) {

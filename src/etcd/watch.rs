@@ -370,7 +370,7 @@ impl stream::Engine for Engine {
     type Message = rpc::WatchResponse;
     const NAME: &'static str = "watch";
 
-    fn client(&self) -> &Client {
+    fn client(&self) -> &Arc<Client> {
         &self.client
     }
 

@@ -70,6 +70,11 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     // POD "PARTITIONS AND LEADER LOSS": on unless turned off.
     let require_leader = o.get("require_leader").is_none_or(|v| p.truthy(v));
     let liveness = liveness_option(&o)?;
+    // 0 turns the check off; whole seconds otherwise.
+    let leader_check = o
+        .int("leader_check_interval")
+        .unwrap_or(1)
+        .clamp(0, MAX_TIMEOUT) as u64;
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
@@ -82,6 +87,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         state,
         require_leader,
         liveness,
+        leader_check_interval: Duration::from_secs(leader_check),
     };
     p.check()?;
     let id = callbacks::new_client(cfg)?;
