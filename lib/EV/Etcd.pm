@@ -107,6 +107,9 @@ sub _health_stop {
 
 sub _is_code { ref $_[0] && Scalar::Util::reftype($_[0]) eq 'CODE' }
 
+# POD "endpoints": the list, from the engine's array reference.
+sub endpoints { @{ _endpoints(@_) } }
+
 sub txn {
     my $self = shift;
     my ($compare, $success, $failure, $cb);
@@ -289,6 +292,20 @@ C<member_list>, ...) always answer for the member itself. With 0 a
 leaderless member keeps serving what it can (serializable reads, watches
 of its own, possibly stale, data). See L</PARTITIONS AND LEADER LOSS>.
 
+=item auto_sync_interval => $seconds
+
+Default 0 (off; whole seconds): every C<$seconds> the client asks the
+cluster for its members (C<member_list>) and replaces its endpoint list by
+the client URLs of the started, voting members (learners and members not
+started yet are left out), written as the list it was given (C<host:port>,
+or URLs when it was given URLs); URLs of the other scheme than the client
+uses (TLS or not) are left out. So a client given one member learns the
+others, follows members added and removed, and carries on when the member
+it was given leaves the cluster: requests and streams on an endpoint that
+leaves the list move to the current one (watches resume exactly). A
+failed or empty answer leaves the list as it is. See L</endpoints> and
+L</set_endpoints>.
+
 =item leader_check_interval => $seconds
 
 Default 1 (whole seconds; 0 turns it off; ignored with C<require_leader
@@ -318,6 +335,29 @@ stream against the client and closes such connections from time to time;
 they are reopened on the next request).
 
 =back
+
+=head2 endpoints
+
+    my @endpoints = $etcd->endpoints;
+
+The client's endpoint list as it is now: as given to C<new> or
+C<set_endpoints>, or as C<auto_sync_interval> last found it.
+
+=head2 set_endpoints
+
+    $etcd->set_endpoints(['10.0.0.4:2379', '10.0.0.5:2379']);
+
+Replaces the endpoint list at once (duplicates dropped); returns nothing.
+Endpoints that stay keep their connections; the current endpoint stays
+current when it is still listed, else the first one becomes current, and
+requests and streams on an endpoint no longer listed move there (watches
+resume exactly). The list must be a non-empty array reference of strings
+(else C<EV::Etcd::set_endpoints: endpoints must be a non-empty array
+reference of strings>) of the kind the client was created for: C<https://>
+URLs need a client created with TLS (else C<EV::Etcd::set_endpoints: the
+client was created without TLS, these endpoints need it with TLS>) and
+the reverse. C<auto_sync_interval>, when set, replaces the list again at
+its next sync.
 
 =head2 future
 

@@ -70,6 +70,10 @@ pub enum Job {
         endpoint: usize,
         limit: std::time::Duration,
     },
+    /// The Perl thread replaced the client's endpoint list.
+    EndpointsChanged {
+        client: u64,
+    },
     /// Jobs issued together (by callbacks of one drain), in issue order.
     Batch(Vec<Job>),
 }
@@ -324,6 +328,7 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
                 observes: HashMap::new(),
             };
             tasks.spawn_until_closed(leader::check(tasks.client.clone()));
+            tasks.spawn_until_closed(leader::auto_sync(tasks.client.clone()));
             clients.insert(id, tasks);
         }
         Job::Keepalive { client, cmd } => {
@@ -379,6 +384,11 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
             if let Some(live) = clients.remove(&id) {
                 let _ = live.closed.send(true);
                 live.client.close();
+            }
+        }
+        Job::EndpointsChanged { client } => {
+            if let Some(live) = clients.get(&client) {
+                live.client.endpoints_changed();
             }
         }
         Job::Probe {

@@ -51,6 +51,8 @@ pub struct Config {
     /// How often a client with open streams asks its member whether it
     /// has a leader (src/etcd/leader.rs); zero: never.
     pub leader_check_interval: Duration,
+    /// How often the member list replaces the endpoint list; zero: never.
+    pub auto_sync_interval: Duration,
 }
 
 /// HTTP/2 keepalive of the connections to the members (POD "new",
@@ -79,10 +81,12 @@ impl Config {
     /// Settings of a test client of `endpoints` closed loopback ports, 1 s
     /// timeout, 3 retries, nothing else set.
     pub fn for_test(endpoints: usize) -> Config {
+        let names: Vec<String> = (0..endpoints)
+            .map(|i| format!("127.0.0.1:{}", i + 1))
+            .collect();
         Config {
-            endpoints: (0..endpoints)
-                .map(|i| format!("127.0.0.1:{}", i + 1))
-                .collect(),
+            state: EndpointStates::new(names.clone()),
+            endpoints: names,
             timeout: Duration::from_secs(1),
             max_retries: 3,
             auth_token: None,
@@ -90,10 +94,10 @@ impl Config {
             max_recv_size: 0,
             namespace: Vec::new(),
             tls: None,
-            state: EndpointStates::new(endpoints),
             require_leader: true,
             liveness: Liveness::default(),
             leader_check_interval: Duration::ZERO,
+            auto_sync_interval: Duration::ZERO,
         }
     }
 }
@@ -109,7 +113,6 @@ pub struct Client {
 impl Client {
     pub fn new(cfg: Config) -> Client {
         let endpoints = Endpoints::new(
-            cfg.endpoints.clone(),
             cfg.timeout.min(Duration::from_secs(5)),
             cfg.liveness,
             cfg.tls.clone(),

@@ -20,11 +20,11 @@ use tonic::codegen::Service;
 
 use super::endpoints::{Conn, EndpointStates};
 
-/// Dials endpoint `idx` of a client.
+/// Dials endpoint `name` of a client.
 #[derive(Clone)]
 pub struct Dialer {
     pub state: Arc<EndpointStates>,
-    pub idx: usize,
+    pub name: String,
 }
 
 type Dialing = Pin<Box<dyn Future<Output = io::Result<TokioIo<Watched>>> + Send>>;
@@ -40,7 +40,7 @@ impl Service<Uri> for Dialer {
 
     fn call(&mut self, uri: Uri) -> Dialing {
         let state = self.state.clone();
-        let idx = self.idx;
+        let name = self.name.clone();
         Box::pin(async move {
             let host = uri.host().unwrap_or("localhost");
             let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
@@ -51,11 +51,11 @@ impl Service<Uri> for Dialer {
             match TcpStream::connect(format!("{host}:{port}")).await {
                 Ok(tcp) => {
                     let _ = tcp.set_nodelay(true);
-                    state.set_conn(idx, Conn::Up);
-                    Ok(TokioIo::new(Watched { tcp, state, idx }))
+                    state.set_conn_of(&name, Conn::Up);
+                    Ok(TokioIo::new(Watched { tcp, state, name }))
                 }
                 Err(e) => {
-                    state.set_conn(idx, Conn::Down);
+                    state.set_conn_of(&name, Conn::Down);
                     Err(e)
                 }
             }
@@ -67,12 +67,12 @@ impl Service<Uri> for Dialer {
 pub struct Watched {
     tcp: TcpStream,
     state: Arc<EndpointStates>,
-    idx: usize,
+    name: String,
 }
 
 impl Watched {
     fn lost(&self) {
-        self.state.set_conn(self.idx, Conn::Down);
+        self.state.set_conn_of(&self.name, Conn::Down);
     }
 
     fn watch<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -139,10 +139,10 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn records_connect_and_loss() {
         use tokio::io::AsyncReadExt;
-        let state = EndpointStates::new(1);
+        let state = EndpointStates::unnamed(1);
         let mut d = Dialer {
             state: state.clone(),
-            idx: 0,
+            name: "e0".into(),
         };
         // refused
         let port = std::net::TcpListener::bind("127.0.0.1:0")

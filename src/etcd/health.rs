@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn single_endpoint_reports_down_then_up() {
-        let s = EndpointStates::new(1);
+        let s = EndpointStates::unnamed(1);
         let mut m = Monitor::new(&s);
         assert_eq!(m.tick(&s), t(None, 0, false));
         s.set_conn(0, Conn::Up);
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn down_endpoint_moves_to_the_next() {
-        let s = EndpointStates::new(3);
+        let s = EndpointStates::unnamed(3);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
         assert_eq!(m.tick(&s), t(Some(false), 1, false));
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn failover_by_requests_is_reported_as_a_dip() {
-        let s = EndpointStates::new(2);
+        let s = EndpointStates::unnamed(2);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
         s.failover(0); // a request moved on
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn all_down_stays_unhealthy_and_probes() {
-        let s = EndpointStates::new(2);
+        let s = EndpointStates::unnamed(2);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
         s.set_conn(1, Conn::Down);

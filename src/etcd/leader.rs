@@ -1,10 +1,12 @@
-//! Noticing a member without a leader before etcd does (POD "PARTITIONS AND
+//! Following the cluster: `auto_sync_interval` (below), and noticing a
+//! member without a leader before etcd does (POD "PARTITIONS AND
 //! LEADER LOSS"). etcd ends the leader-bound streams of a member only after
 //! three election timeouts without a leader; while a client has streams
 //! open, it asks its current member for its status every
 //! `leader_check_interval` (one cheap Maintenance/Status call, answered by
 //! the member itself) and, when the member reports no leader, marks it down,
-//! fails over, and tells the streams on it to move. Runs on the runtime
+//! fails over, and tells the streams on it to move (as it does when the
+//! endpoint list changes: `Client::set_endpoints`). Runs on the runtime
 //! thread; knows nothing of Perl.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,15 +22,16 @@ use super::endpoints::Conn;
 pub struct LeaderWatch {
     /// Stream sessions that the server took and that are still open.
     open: AtomicUsize,
-    /// `(n, endpoint)`: the n-th member found without a leader.
-    lost: watch::Sender<(u64, usize)>,
+    /// `(n, name)`: the n-th move: the endpoint found without a leader
+    /// (empty: the endpoint list changed).
+    lost: watch::Sender<(u64, String)>,
 }
 
 impl Default for LeaderWatch {
     fn default() -> LeaderWatch {
         LeaderWatch {
             open: AtomicUsize::new(0),
-            lost: watch::channel((0, usize::MAX)).0,
+            lost: watch::channel((0, String::new())).0,
         }
     }
 }
@@ -52,15 +55,17 @@ impl LeaderWatch {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Where a stream learns of members found without a leader.
-    pub fn subscribe(&self) -> watch::Receiver<(u64, usize)> {
+    /// Where a stream learns of members to leave.
+    pub fn subscribe(&self) -> watch::Receiver<(u64, String)> {
         self.lost.subscribe()
     }
 
-    fn report(&self, endpoint: usize) {
+    /// Streams on endpoint `name` move; with an empty name, streams on an
+    /// endpoint no longer listed do.
+    pub fn report(&self, name: String) {
         self.lost.send_modify(|(n, e)| {
             *n += 1;
-            *e = endpoint;
+            *e = name;
         });
     }
 }
@@ -71,7 +76,24 @@ impl Client {
     pub fn leaderless(&self, idx: usize) {
         self.endpoints.state().set_conn(idx, Conn::Down);
         self.endpoints.failover(idx);
-        self.leader.report(idx);
+        self.leader.report(self.endpoints.name(idx));
+    }
+}
+
+impl Client {
+    /// Replaces the endpoint list (`auto_sync_interval`).
+    pub fn set_endpoints(&self, names: Vec<String>) {
+        if self.endpoints.state().replace(names) {
+            self.endpoints_changed();
+        }
+    }
+
+    /// The endpoint list was replaced (here or by `set_endpoints` on the
+    /// Perl thread): the channels of endpoints no longer listed go, and
+    /// streams on them move to the current endpoint.
+    pub fn endpoints_changed(&self) {
+        self.endpoints.prune();
+        self.leader.report(String::new());
     }
 }
 
@@ -104,5 +126,99 @@ pub async fn check(client: Arc<Client>) {
                 client.leaderless(idx);
             }
         }
+    }
+}
+
+/// `auto_sync_interval`: every so often, the cluster's member list replaces
+/// the endpoint list: the client URLs of its started voting members (as
+/// Go's clientv3 `Sync`), in the style of the list the client was given
+/// (with or without the scheme); URLs of the other scheme than the
+/// client's (TLS or not) are left out. An answer that yields no URL, or no
+/// answer, leaves the list as it is.
+pub async fn auto_sync(client: Arc<Client>) {
+    let every = client.cfg.auto_sync_interval;
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(every).await;
+        let deadline = tokio::time::Instant::now() + client.cfg.timeout;
+        let call = Call::MemberList(Default::default());
+        if let Ok(Reply::MemberList(r)) = client.unary(call, deadline).await {
+            let with_scheme = client.endpoints.name(0).contains("://");
+            let urls = client_urls(&r.members, client.endpoints.tls(), with_scheme);
+            if !urls.is_empty() {
+                client.set_endpoints(urls);
+            }
+        }
+    }
+}
+
+/// The client URLs of the started voting members among `members`, for a
+/// client with TLS or without, with the scheme or without.
+pub fn client_urls(
+    members: &[super::pb::etcdserverpb::Member],
+    tls: bool,
+    with_scheme: bool,
+) -> Vec<String> {
+    let scheme = if tls { "https://" } else { "http://" };
+    let mut urls: Vec<String> = Vec::new();
+    for m in members
+        .iter()
+        .filter(|m| !m.is_learner && !m.name.is_empty())
+    {
+        for u in &m.client_ur_ls {
+            let Some(bare) = u.strip_prefix(scheme) else {
+                continue;
+            };
+            let url = if with_scheme {
+                u.clone()
+            } else {
+                bare.to_owned()
+            };
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    }
+    urls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::pb::etcdserverpb::Member;
+
+    #[test]
+    fn client_urls_of_started_voting_members() {
+        let m = |name: &str, learner: bool, urls: &[&str]| Member {
+            name: name.into(),
+            is_learner: learner,
+            client_ur_ls: urls.iter().map(|u| u.to_string()).collect(),
+            ..Default::default()
+        };
+        let members = [
+            m(
+                "a",
+                false,
+                &["http://10.0.0.1:2379", "https://10.0.0.1:2380"],
+            ),
+            m("b", true, &["http://10.0.0.2:2379"]),
+            m("", false, &[]),
+            m(
+                "c",
+                false,
+                &["http://10.0.0.3:2379", "http://10.0.0.1:2379"],
+            ),
+        ];
+        assert_eq!(
+            client_urls(&members, false, false),
+            ["10.0.0.1:2379", "10.0.0.3:2379"]
+        );
+        assert_eq!(
+            client_urls(&members, false, true),
+            ["http://10.0.0.1:2379", "http://10.0.0.3:2379"]
+        );
+        assert_eq!(client_urls(&members, true, true), ["https://10.0.0.1:2380"]);
     }
 }

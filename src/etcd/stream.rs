@@ -51,6 +51,8 @@ pub enum Ended {
 /// The settings and channel a new stream is opened with.
 pub struct Opening {
     pub endpoint: usize,
+    /// The endpoint's name (its index may change with the list).
+    pub name: String,
     pub opts: CallOpts,
     pub token: u64,
     pub ch: Channel,
@@ -86,6 +88,7 @@ pub async fn open(client: &Client) -> Result<Opening, Lost> {
     match client.endpoints.channel(endpoint) {
         Ok(ch) => Ok(Opening {
             endpoint,
+            name: client.endpoints.name(endpoint),
             opts,
             token,
             ch,
@@ -272,10 +275,14 @@ async fn session<E: Engine>(
         tokio::select! {
             r = leader_lost.changed(), if watching => {
                 watching = r.is_ok();
-                if watching && leader_lost.borrow_and_update().1 == o.endpoint {
+                let leaderless = watching && leader_lost.borrow_and_update().1 == o.name;
+                if leaderless {
                     // The client found this member without a leader
                     // (src/etcd/leader.rs): move before etcd ends the stream.
-                    let status = Status::unavailable(error::NO_LEADER);
+                    return o.lost(Status::unavailable(error::NO_LEADER), true);
+                }
+                if !client.endpoints.state().contains(&o.name) {
+                    let status = Status::unavailable("endpoint removed from the client's list");
                     return o.lost(status, true);
                 }
             }

@@ -66,7 +66,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     }
     let namespace = o.key("namespace")?.unwrap_or_default();
     let tls = tls_option(p, &o, &endpoints).map_err(|m| format!("EV::Etcd->new: {m}"))?;
-    let state = EndpointStates::new(endpoints.len());
+    let state = EndpointStates::new(endpoints.clone());
     // POD "PARTITIONS AND LEADER LOSS": on unless turned off.
     let require_leader = o.get("require_leader").is_none_or(|v| p.truthy(v));
     let liveness = liveness_option(&o)?;
@@ -74,6 +74,11 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let leader_check = o
         .int("leader_check_interval")
         .unwrap_or(1)
+        .clamp(0, MAX_TIMEOUT) as u64;
+    // 0 (the default): no syncing; whole seconds otherwise.
+    let auto_sync = o
+        .int("auto_sync_interval")
+        .unwrap_or(0)
         .clamp(0, MAX_TIMEOUT) as u64;
     let cfg = Config {
         endpoints,
@@ -88,6 +93,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         require_leader,
         liveness,
         leader_check_interval: Duration::from_secs(leader_check),
+        auto_sync_interval: Duration::from_secs(auto_sync),
     };
     p.check()?;
     let id = callbacks::new_client(cfg)?;
@@ -166,6 +172,58 @@ pub fn health_tick<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
             .push(p.new_bytes(ep.as_bytes()));
         av.finish()
     }))
+}
+
+/// `_endpoints($client)`: the endpoint list, as an array reference (the
+/// .pm's `endpoints` returns it as a list).
+pub fn endpoints<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    args::fixed(a, 1, "endpoints(client)")?;
+    let id = args::client(p, a[0])?;
+    let (names, _) = callbacks::endpoints(id)?;
+    let mut av = p.new_array(names.len());
+    for n in &names {
+        av.push(p.new_bytes(n.as_bytes()));
+    }
+    Ok(Some(av.finish()))
+}
+
+/// `$client->set_endpoints(\@endpoints)`: a non-empty array reference of
+/// `host:port` or URL strings, of the client's kind (TLS or not).
+pub fn set_endpoints<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    args::fixed(a, 2, "set_endpoints(client, endpoints)")?;
+    let id = args::client(p, a[0])?;
+    let bad = "EV::Etcd::set_endpoints: endpoints must be a non-empty array reference of strings";
+    let list = p.array_ref(a[1]).ok_or(bad)?;
+    let mut names: Vec<String> = Vec::new();
+    for i in 0..p.av_len(list) {
+        match p.av_get(list, i) {
+            Some(v) if p.is_string(v) => {
+                let n = String::from_utf8_lossy(&args::url(p, v)?).into_owned();
+                if n.is_empty() {
+                    return Err(bad.into());
+                }
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            _ => return Err(bad.into()),
+        }
+    }
+    if names.is_empty() {
+        return Err(bad.into());
+    }
+    let (_, tls) = callbacks::endpoints(id)?;
+    let https = tls::uses_tls(&names, tls).map_err(|m| format!("EV::Etcd::set_endpoints: {m}"))?;
+    if https != tls {
+        return Err(format!(
+            "EV::Etcd::set_endpoints: the client was created {}, these endpoints need it {}",
+            if tls { "with TLS" } else { "without TLS" },
+            if https { "with TLS" } else { "without TLS" },
+        ));
+    }
+    p.check()?;
+    callbacks::set_endpoints(id, names)?;
+    Ok(None)
 }
 
 /// `_fd()`: the notify fd (starts the runtime thread on first use).

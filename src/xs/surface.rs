@@ -18,7 +18,8 @@ enum Kind {
     /// A client method that streams (its callback runs many times) or
     /// returns a handle.
     Stream,
-    /// A method of a handle, or the .pm's plumbing.
+    /// A method of a handle, a client method that answers at once
+    /// (`set_endpoints`), or the .pm's plumbing.
     Internal,
 }
 
@@ -41,6 +42,8 @@ surface! {
     Internal "_shutdown" => client::shutdown;
     Internal "_health_tick" => client::health_tick;
     Internal "_unary_methods" => unary_methods;
+    Internal "_endpoints" => client::endpoints;
+    Internal "set_endpoints" => client::set_endpoints;
     Unary "get" => kv::get;
     Unary "put" => kv::put;
     Unary "delete" => kv::delete;

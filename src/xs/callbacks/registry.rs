@@ -22,7 +22,7 @@ pub(super) struct ClientEntry {
     pub pid: u32,
     pub timeout: Duration,
     namespaced: bool,
-    endpoints: Vec<String>,
+    tls: bool,
     state: Arc<EndpointStates>,
     monitor: Monitor,
 }
@@ -160,7 +160,7 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
                 pid: crate::sys::process::pid(),
                 timeout: cfg.timeout,
                 namespaced: !cfg.namespace.is_empty(),
-                endpoints: cfg.endpoints.clone(),
+                tls: cfg.tls.is_some(),
                 state: cfg.state.clone(),
                 monitor: Monitor::new(&cfg.state),
             },
@@ -235,6 +235,22 @@ pub fn namespaced(client: u64) -> bool {
     with(|m| m.clients.get(&client).is_some_and(|c| c.namespaced))
 }
 
+/// The client's endpoint list and whether it speaks TLS.
+pub fn endpoints(id: u64) -> Result<(Vec<String>, bool), String> {
+    with(|m| live_client(m, id).map(|c| (c.state.names(), c.tls)))
+}
+
+/// Replaces the client's endpoint list (checked by the caller); the runtime
+/// then lets go of the endpoints no longer listed.
+pub fn set_endpoints(id: u64, names: Vec<String>) -> Result<(), String> {
+    with(|m| {
+        if live_client(m, id)?.state.replace(names) {
+            super::submit::queue(m, Job::EndpointsChanged { client: id })?;
+        }
+        Ok(())
+    })
+}
+
 /// Checks that the stream `req` (a watch, observe or keepalive handle) was
 /// started by this process: a handle inherited over fork belongs to the
 /// parent's runtime.
@@ -257,7 +273,7 @@ pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {
     with(|m| {
         let c = m.clients.get_mut(&client)?;
         let t = c.monitor.tick(&c.state);
-        let name = c.endpoints.get(t.endpoint).cloned().unwrap_or_default();
+        let name = c.state.name(t.endpoint);
         if t.probe {
             let job = Job::Probe {
                 client,
