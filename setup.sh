@@ -7,7 +7,7 @@
 # Sourcing this file (as .ci/run does) only defines the functions below.
 set -euo pipefail
 
-EV_ETCD_APT_PACKAGES=(libev-perl etcd-server etcd-client openssl
+EV_ETCD_APT_PACKAGES=(libev-perl etcd-server etcd-client openssl iproute2
                       build-essential pkg-config perl
                       libfuture-perl libfuture-asyncawait-perl libanyevent-perl
                       python3-venv)

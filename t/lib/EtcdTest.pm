@@ -150,6 +150,8 @@ sub start {
         name          => $opt{name} // ('m' . $$ . '-' . ++$MEMBER_SEQ),
         extra_args    => [ @{ $opt{extra_args} || [] } ],
         ready_timeout => $opt{timeout} // $READY_TIMEOUT,
+        host          => $opt{host} // '127.0.0.1',
+        wrapper       => [ @{ $opt{wrapper} || [] } ],
         client_port   => $opt{client_port},
         peer_port     => $opt{peer_port},
         initial_cluster       => $opt{initial_cluster},
@@ -275,7 +277,9 @@ sub _capture {
 sub _spawn {
     my ($self) = @_;
     my $bin  = etcd_binary() // croak 'EtcdTest: etcd binary not found';
-    my @argv = ($bin, $self->_args);
+    # The wrapper (e.g. "ip netns exec NS") must exec etcd in its own
+    # process, so that the pid, the signals and die-with-parent stay etcd's.
+    my @argv = (@{ $self->{wrapper} }, $bin, $self->_args);
 
     open my $log, '>>', $self->{log} or croak "EtcdTest: cannot open $self->{log}: $!";
     $log->autoflush(1);
@@ -374,13 +378,13 @@ sub healthy {
     return $self->_healthy_tls($timeout) if $self->{tls};
     my $deadline = Time::HiRes::time() + $timeout;
     my $s = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1',
+        PeerAddr => $self->{host},
         PeerPort => $self->{client_port},
         Proto    => 'tcp',
         Timeout  => $timeout,
     ) or return 0;
     local $SIG{PIPE} = 'IGNORE';
-    my $req = "GET /health HTTP/1.0\r\nHost: 127.0.0.1:$self->{client_port}\r\n\r\n";
+    my $req = "GET /health HTTP/1.0\r\nHost: $self->{host}:$self->{client_port}\r\n\r\n";
     defined syswrite($s, $req) or return 0;
     my ($buf, $sel) = ('', IO::Select->new($s));
     while ((my $left = $deadline - Time::HiRes::time()) > 0) {
@@ -402,11 +406,11 @@ sub _healthy_tls {
     my $req = File::Spec->catfile("$self->{tmp}", 'health.req');
     unless (-e $req) {
         open my $fh, '>', $req or return 0;
-        print {$fh} "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        print {$fh} "GET /health HTTP/1.0\r\nHost: $self->{host}\r\n\r\n";
         close $fh;
     }
     my @argv = ($openssl, 's_client', '-quiet', '-verify_return_error',
-                '-connect' => "127.0.0.1:$self->{client_port}",
+                '-connect' => "$self->{host}:$self->{client_port}",
                 '-CAfile'  => $tls->{ca_file});
     push @argv, '-cert' => $tls->{client_cert}, '-key' => $tls->{client_key}
         if $tls->{client_cert};
@@ -568,9 +572,10 @@ sub log_tail {
     return join '', @all;
 }
 
-sub endpoint    { "127.0.0.1:$_[0]{client_port}" }
-sub url         { ($_[0]{tls} ? 'https' : 'http') . "://127.0.0.1:$_[0]{client_port}" }
-sub peer_url    { "http://127.0.0.1:$_[0]{peer_port}" }
+sub endpoint    { "$_[0]{host}:$_[0]{client_port}" }
+sub url         { ($_[0]{tls} ? 'https' : 'http') . "://$_[0]{host}:$_[0]{client_port}" }
+sub peer_url    { "http://$_[0]{host}:$_[0]{peer_port}" }
+sub host        { $_[0]{host} }
 sub client_port { $_[0]{client_port} }
 sub peer_port   { $_[0]{peer_port} }
 sub name        { $_[0]{name} }
@@ -747,7 +752,8 @@ the shared member live in EtcdTest.pm; the event-loop waits in
 EtcdTest/Loop.pm, the certificates in EtcdTest/PKI.pm, the eg/ scripts'
 support in EtcdTest/Examples.pm, the catalogue of calls in EtcdTest/Calls.pm,
 the one-callback calls in EtcdTest/Caller.pm and the shape assertions in
-EtcdTest/Shape.pm.
+EtcdTest/Shape.pm. Clusters in network namespaces, whose members can be
+cut off from each other, are in EtcdTest/Netns.pm (see its POD).
 
 C<etcd_binary>, C<etcdctl_binary>, C<need_etcd> (skip, or bail out under CI,
 when etcd is missing), C<need_modules(@names)> (the same for Perl modules), C<endpoints>, C<example_endpoints>, C<example_ok($what, $err)>, C<example_failed>, C<example_deadline($seconds)> (for the eg/
@@ -791,6 +797,9 @@ C<resp>, C<err>) in C<records>.
 C<< EtcdTest->start(%opts) >> with options C<extra_args>, C<timeout> (readiness,
 default 30 s), C<name>, C<client_port>, C<peer_port>, C<initial_cluster>,
 C<initial_cluster_state>, C<wait> (0: return at once, call C<wait_ready> later),
+C<host> (the address the member listens on and is reached at, default
+127.0.0.1), C<wrapper> (an array of words run in front of the etcd command,
+which must exec etcd in the same process, e.g. C<ip netns exec NS>),
 C<tls> (a hash: C<cert_file> and C<key_file> make the member serve https;
 C<ca_file> verifies it in readiness checks; C<client_cert_auth =E<gt> 1>
 demands client certificates signed by C<ca_file>, and then C<client_cert>
@@ -798,7 +807,7 @@ and C<client_key> are what the readiness check presents). Readiness and
 C<healthy> of a TLS member go through C<openssl s_client>.
 C<< EtcdTest->start_cluster($n, %opts) >> returns C<$n> members of one cluster.
 
-Members have C<endpoint>, C<url>, C<peer_url>, C<client_port>, C<peer_port>,
+Members have C<endpoint>, C<url>, C<peer_url>, C<host>, C<client_port>, C<peer_port>,
 C<name>, C<pid>, C<data_dir>, C<log_file>, C<log_tail([$lines])>,
 C<healthy([$timeout])>, C<is_running>, C<wait_ready([$timeout])>, C<kill>
 (SIGKILL), C<stop> (SIGTERM, SIGKILL after 5 s), C<pause> (SIGSTOP), C<resume>
