@@ -154,6 +154,10 @@ impl EndpointStates {
         self.list().iter().any(|s| s.name == name)
     }
 
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.list().iter().position(|s| s.name == name)
+    }
+
     /// How many times the list was replaced.
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::Relaxed)

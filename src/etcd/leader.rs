@@ -9,8 +9,8 @@
 //! endpoint list changes: `Client::set_endpoints`). Runs on the runtime
 //! thread; knows nothing of Perl.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -20,8 +20,9 @@ use super::endpoints::Conn;
 
 /// What the streams of one client share about leader loss.
 pub struct LeaderWatch {
-    /// Stream sessions that the server took and that are still open.
-    open: AtomicUsize,
+    /// Stream sessions that the server took and that are still open, by
+    /// endpoint.
+    open: Mutex<HashMap<String, usize>>,
     /// `(n, name)`: the n-th move: the endpoint found without a leader
     /// (empty: the endpoint list changed).
     lost: watch::Sender<(u64, String)>,
@@ -30,29 +31,41 @@ pub struct LeaderWatch {
 impl Default for LeaderWatch {
     fn default() -> LeaderWatch {
         LeaderWatch {
-            open: AtomicUsize::new(0),
+            open: Mutex::new(HashMap::new()),
             lost: watch::channel((0, String::new())).0,
         }
     }
 }
 
-/// Counts an open stream session while it lives.
-pub struct OpenStream<'a>(&'a LeaderWatch);
+/// Counts an open stream session on its endpoint while it lives.
+pub struct OpenStream<'a>(&'a LeaderWatch, String);
 
 impl Drop for OpenStream<'_> {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        let mut open = self.0.streams();
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
     }
 }
 
 impl LeaderWatch {
-    pub fn stream_open(&self) -> OpenStream<'_> {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        OpenStream(self)
+    /// A stream session on endpoint `name` is open.
+    pub fn stream_open(&self, name: &str) -> OpenStream<'_> {
+        *self.streams().entry(name.to_owned()).or_default() += 1;
+        OpenStream(self, name.to_owned())
     }
 
-    fn streams(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The endpoints that streams are open on.
+    fn stream_endpoints(&self) -> Vec<String> {
+        self.streams().keys().cloned().collect()
     }
 
     /// Where a stream learns of members to leave.
@@ -110,20 +123,24 @@ pub async fn check(client: Arc<Client>) {
     }
     loop {
         tokio::time::sleep(every).await;
-        if client.leader.streams() == 0 {
-            continue;
-        }
-        let idx = client.endpoints.current();
-        let Ok(ch) = client.endpoints.channel(idx) else {
-            continue;
-        };
-        let status = Call::Status(Default::default());
-        let opts = client.current_opts().0;
-        // An unanswered check says nothing new: the connection's liveness
-        // ping and the calls' timeouts cover a member that does not answer.
-        if let Ok(Ok(reply)) = tokio::time::timeout(every, status.exec(ch, &opts)).await {
-            if has_no_leader(&reply) {
-                client.leaderless(idx);
+        // The members the streams are on (not only the current endpoint:
+        // calls may have moved on while the streams stayed).
+        for name in client.leader.stream_endpoints() {
+            let Some(idx) = client.endpoints.state().position(&name) else {
+                continue;
+            };
+            let Ok(ch) = client.endpoints.channel(idx) else {
+                continue;
+            };
+            let status = Call::Status(Default::default());
+            let opts = client.current_opts().0;
+            // An unanswered check says nothing new: the connection's
+            // liveness ping and the calls' timeouts cover a member that
+            // does not answer.
+            if let Ok(Ok(reply)) = tokio::time::timeout(every, status.exec(ch, &opts)).await {
+                if has_no_leader(&reply) {
+                    client.leaderless(idx);
+                }
             }
         }
     }

@@ -261,7 +261,7 @@ async fn session<E: Engine>(
     };
     e.accepted();
     let client = e.client().clone();
-    let _open = client.leader.stream_open();
+    let _open = client.leader.stream_open(&o.name);
     let mut leader_lost = client.leader.subscribe();
     let mut watching = true;
     loop {
