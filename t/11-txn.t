@@ -374,6 +374,90 @@ is($r->{succeeded}, 0, 'one false compare: failed');
 }
 
 # ---------------------------------------------------------------------------------
+# POD "txn": operations take every option of the method of the same kind, and
+# nest; each gives what the plain method gives for the same options.
+
+{
+    my $T = "${P}opt/";
+    $caller->ok_call("put $T$_", 'put', "$T$_", "v$_") for 1 .. 4;
+    my %range_opts = (
+        'prefix'                  => { prefix => 1 },
+        'prefix, limit 2'         => { prefix => 1, limit => 2 },
+        'descending by key'       => { prefix => 1, sort_order => 'descend', sort_target => 'key' },
+        'keys_only'               => { prefix => 1, keys_only => 1 },
+        'count_only'              => { prefix => 1, count_only => 1 },
+        'serializable'            => { prefix => 1, serializable => 1 },
+        'min_mod_revision'        => { prefix => 1, min_mod_revision => 1 },
+    );
+    for my $what (sort keys %range_opts) {
+        my $o = $range_opts{$what};
+        my $plain = $caller->ok_call("get ($what)", 'get', $T, $o);
+        my $t = $caller->ok_call("txn range ($what)", 'txn', [], [ { request_range => { key => $T, %$o } } ], []);
+        my $in = $t->{responses}[0]{response_range} || {};
+        is_deeply([ map { [ $_->{key}, $_->{value} ] } @{ $in->{kvs} || [] } ],
+                  [ map { [ $_->{key}, $_->{value} ] } @{ $plain->{kvs} || [] } ], "range ($what): same kvs as get");
+        is($in->{count}, $plain->{count}, "range ($what): same count");
+        is($in->{more} ? 1 : 0, $plain->{more} ? 1 : 0, "range ($what): same more");
+    }
+    my $rev = $caller->ok_call('get for a revision', 'get', "${T}1")->{header}{revision};
+    $caller->ok_call('put after that revision', 'put', "${T}1", 'later');
+    my $t = $caller->ok_call('txn range at a revision', 'txn', [],
+                             [ { request_range => { key => "${T}1", revision => $rev } } ], []);
+    is($t->{responses}[0]{response_range}{kvs}[0]{value}, 'v1', 'range with revision: the value at that revision');
+
+    $t = $caller->ok_call('txn put with prev_kv', 'txn', [],
+                          [ { request_put => { key => "${T}2", value => 'new', prev_kv => 1 } } ], []);
+    is($t->{responses}[0]{response_put}{prev_kv}{value}, 'v2', 'put with prev_kv: the previous value');
+    my $lease = $caller->ok_call('lease for ignore_value', 'lease_grant', 30)->{id};
+    $caller->ok_call('txn put with a lease', 'txn', [],
+                     [ { request_put => { key => "${T}3", value => 'leased', lease => $lease } } ], []);
+    $caller->ok_call('txn put with ignore_value', 'txn', [],
+                     [ { request_put => { key => "${T}3", ignore_value => 1, ignore_lease => 1 } } ], []);
+    my $g = $caller->ok_call('get after ignore_value', 'get', "${T}3");
+    is($g->{kvs}[0]{value}, 'leased', 'put with ignore_value kept the value');
+    is($g->{kvs}[0]{lease}, $lease, 'put with ignore_lease kept the lease');
+
+    $t = $caller->ok_call('txn delete with prefix and prev_kv', 'txn', [],
+                          [ { request_delete_range => { key => "${T}", prefix => 1, prev_kv => 1 } } ], []);
+    my $d = $t->{responses}[0]{response_delete_range};
+    is($d->{deleted}, 4, 'delete with prefix: every key');
+    is_deeply([ sort map { $_->{key} } @{ $d->{prev_kvs} } ], [ map { "$T$_" } 1 .. 4 ], 'delete with prev_kv: the deleted pairs');
+
+    # Nested transactions, and their results.
+    $caller->ok_call('put for the nested txn', 'put', "${T}n", 'a');
+    $t = $caller->ok_call('txn with nested txns', 'txn', [], [
+        { request_txn => {
+            compare => [ { key => "${T}n", value => 'a' } ],
+            success => [ { request_put => { key => "${T}n", value => 'b', prev_kv => 1 } },
+                         { request_txn => { compare => [ { key => "${T}n", value => 'zzz' } ],
+                                            failure => [ { request_range => { key => "${T}n" } } ] } } ],
+            failure => [ { request_put => { key => "${T}n", value => 'never' } } ],
+        } },
+    ], []);
+    my $outer = $t->{responses}[0]{response_txn};
+    is(ref $outer, 'HASH', 'a nested txn answers with response_txn');
+    is($outer->{succeeded}, 1, 'nested txn: its compare held');
+    is($outer->{responses}[0]{response_put}{prev_kv}{value}, 'a', 'nested txn: its put ran');
+    my $inner = $outer->{responses}[1]{response_txn};
+    is($inner->{succeeded}, 0, 'doubly nested txn: its compare failed');
+    is($inner->{responses}[0]{response_range}{kvs}[0]{value}, 'b', 'doubly nested txn: its failure branch saw the put before it');
+    is(value_of("${T}n"), 'b', 'the nested put is in the store');
+
+    my $loop = { request_txn => { success => [] } };
+    push @{ $loop->{request_txn}{success} }, $loop;
+    my $ok = eval { $client->txn([], [$loop], [], sub { fail('a txn nesting itself must not be sent') }); 1 };
+    ok(!$ok, 'a txn that contains itself croaks');
+    like($@, qr/^txn: transactions nested more than 32 deep/, '... naming the nesting limit');
+    @{ $loop->{request_txn}{success} } = ();    # no cycle left behind
+
+    # lease_grant with a chosen id
+    my $want = 0x7e57_0000 + ($$ % 65536);
+    my $l = $caller->ok_call('lease_grant with { id }', 'lease_grant', 30, { id => $want });
+    is($l->{id}, $want, 'lease_grant { id => N }: that id');
+    $caller->ok_call("lease_revoke $_", 'lease_revoke', $_) for $want, $lease;
+}
+
+# ---------------------------------------------------------------------------------
 # cleanup; every callback exactly once; no warnings
 
 $caller->ok_call('cleanup', 'delete', $P, { prefix => 1 });

@@ -92,6 +92,22 @@ is($r->{kvs}[0]{value}, 'vt', 'txn put went under the namespace');
 $r = $pc->ok_call('plain get of the bare txn key', 'get', 't');
 is($r->{count}, 0, 'txn wrote nothing outside');
 
+# Options and nested txns inside (POD "txn"): a prefix of the empty key is
+# the whole namespace; a nested txn's operations and results are namespaced.
+$r = $nc->ok_call('txn with a prefix range and a nested txn', 'txn', [],
+    [ { range => { key => '', prefix => 1, keys_only => 1 } },
+      { request_txn => { compare => [ { key => 't', value => 'vt' } ],
+                         success => [ { put => { key => 'nested', value => 'vn', prev_kv => 1 } },
+                                      { range => { key => 't' } } ] } } ], []);
+is_deeply(keys_of($r->{responses}[0]{response_range}), [qw(a c/d t)],
+    'txn range with prefix on the empty key: the whole namespace (b was deleted above), unprefixed');
+my $nested = $r->{responses}[1]{response_txn} || {};
+is($nested->{succeeded}, 1, 'nested txn compare saw the namespaced key');
+is_deeply(keys_of($nested->{responses}[1]{response_range}), ['t'], 'nested txn range: unprefixed key');
+$r = $pc->ok_call('plain get of the nested txn put', 'get', "${NS}nested");
+is($r->{kvs}[0]{value}, 'vn', 'nested txn put went under the namespace');
+$nc->ok_call('delete the nested key', 'delete', 'nested');
+
 $r = $nc->ok_call('txn on a key outside', 'txn',
     [ { key => "${P}out", value => $outside{"${P}out"} } ], [], []);
 is($r->{succeeded}, 0, 'a compare cannot see a key outside the namespace');

@@ -514,17 +514,31 @@ operand given when omitted), C<result> (C<=> the default, C<!=>, C<< < >>,
 C<< > >>, or C<EQUAL>, C<NOT_EQUAL>, C<LESS>, C<GREATER>) and one operand:
 C<version>, C<create_revision>, C<mod_revision>, C<value> or C<lease>.
 
-Operations are hashes with one key: C<request_range> (or C<range>) with
-C<key> and C<range_end>; C<request_put> (or C<put>) with C<key>, C<value>
-and C<lease>; C<request_delete_range> (or C<delete>) with C<key> and
-C<range_end>. An unrecognised operation makes the server reject the whole
-transaction.
+Operations are hashes with one key, whose hash holds C<key> and the
+options of the method of the same kind: C<request_range> (or C<range>)
+takes those of L</get> (C<range_end>, C<prefix>, C<limit>, C<revision>,
+C<sort_order>, C<sort_target>, C<serializable>, C<keys_only>,
+C<count_only>, C<min_mod_revision>, C<max_mod_revision>,
+C<min_create_revision>, C<max_create_revision>); C<request_put> (or
+C<put>) takes C<value> and those of L</put> (C<lease>, C<prev_kv>,
+C<ignore_value>, C<ignore_lease>); C<request_delete_range> (or
+C<delete>) those of L</delete> (C<range_end>, C<prefix>, C<prev_kv>).
+C<request_txn> (or C<txn>) nests a transaction: C<< { compare => [...],
+success => [...], failure => [...] } >>, up to 32 deep (deeper, or a
+structure that contains itself, croaks with C<txn: transactions nested
+more than 32 deep>). A namespace (L</NAMESPACES>) applies inside, nested
+transactions included. An unrecognised operation makes the server
+reject the whole transaction.
 
 Response: C<header>, C<succeeded> (1 if the compares held), C<responses>:
 one hash per operation run, with one key: C<response_range> (C<header>,
-C<kvs>, C<more>, C<count>), C<response_put> (C<header>) or
-C<response_delete_range> (C<header>, C<deleted>, C<prev_kvs>, always
-present here). Sub-response headers carry only C<revision>.
+C<kvs>, C<more>, C<count>), C<response_put> (C<header>, and C<prev_kv>
+when asked for and there was one), C<response_delete_range> (C<header>,
+C<deleted>, C<prev_kvs>, always present here) or C<response_txn> (a nested
+transaction's C<header>, C<succeeded> and C<responses>, the same way).
+Sub-response headers carry only C<revision>. A transaction of reads only
+(nested ones included) is retried like a read (L</RETRIES AND
+FAILOVER>).
 
 =head1 MAINTENANCE METHODS
 
@@ -780,8 +794,11 @@ Lease ids are plain Perl integers.
 =head2 lease_grant
 
     $etcd->lease_grant($ttl, $cb);
+    $etcd->lease_grant($ttl, { id => $id }, $cb);
 
-Creates a lease of C<$ttl> seconds. Response: C<header>, C<id> (the new
+Creates a lease of C<$ttl> seconds, with the id C<$id> when given (etcd
+picks one otherwise; an id in use fails with etcd's C<lease already
+exists>). Response: C<header>, C<id> (the new
 lease id) and C<ttl> (the TTL granted). The server raises TTLs below its
 minimum (zero and negative ones too) to that minimum: one and a half
 election timeouts rounded up to whole seconds, 2 s with etcd's default

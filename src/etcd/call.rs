@@ -255,8 +255,14 @@ impl Call {
     }
 }
 
+/// A range, or a nested txn of reads only.
 fn is_read_op(op: &rpc::RequestOp) -> bool {
-    matches!(op.request, Some(rpc::request_op::Request::RequestRange(_)))
+    use rpc::request_op::Request;
+    match &op.request {
+        Some(Request::RequestRange(_)) => true,
+        Some(Request::RequestTxn(t)) => t.success.iter().chain(&t.failure).all(is_read_op),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +281,13 @@ mod tests {
                 failure: f,
                 ..Default::default()
             })
+        };
+        let nested = |s: Vec<rpc::RequestOp>, f: Vec<rpc::RequestOp>| {
+            op(Request::RequestTxn(rpc::TxnRequest {
+                success: s,
+                failure: f,
+                ..Default::default()
+            }))
         };
         use rpc::alarm_request::AlarmAction;
         let alarm = |a: AlarmAction| {
@@ -315,6 +328,18 @@ mod tests {
             (
                 txn(vec![read.clone()], vec![read.clone()]),
                 RetryClass::Idempotent,
+            ),
+            // a nested txn counts by its own operations
+            (
+                txn(vec![nested(vec![read.clone()], vec![read.clone()])], vec![]),
+                RetryClass::Idempotent,
+            ),
+            (
+                txn(
+                    vec![nested(vec![read.clone()], vec![write.clone()])],
+                    vec![],
+                ),
+                RetryClass::AtMostOnce,
             ),
             (txn(vec![read], vec![write]), RetryClass::AtMostOnce),
             (Call::MemberList(Default::default()), RetryClass::Idempotent),

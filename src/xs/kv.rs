@@ -28,13 +28,11 @@ pub fn range_end(o: &Opts, key: &[u8], id: u64) -> Res<Vec<u8>> {
     Ok(Vec::new())
 }
 
-pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, opts, cb) = args::optional_form(p, a, 1, "get($key, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
-    let o = Opts::new(p, opts);
-    let key = args::key(p, a[1])?;
+/// A range request for `key` with the options of `get` (POD "get"), for
+/// `get` and a txn's `request_range`.
+fn range_request(o: &Opts, key: Vec<u8>, id: u64) -> Res<rpc::RangeRequest> {
     let mut r = rpc::RangeRequest {
-        range_end: range_end(&o, &key, id)?,
+        range_end: range_end(o, &key, id)?,
         key,
         ..Default::default()
     };
@@ -59,6 +57,36 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     r.max_mod_revision = o.int("max_mod_revision").unwrap_or(0);
     r.min_create_revision = o.int("min_create_revision").unwrap_or(0);
     r.max_create_revision = o.int("max_create_revision").unwrap_or(0);
+    Ok(r)
+}
+
+/// A put request with the options of `put`, for `put` and a txn's `request_put`.
+fn put_request(o: &Opts, key: Vec<u8>, value: Vec<u8>) -> rpc::PutRequest {
+    rpc::PutRequest {
+        key,
+        value,
+        lease: o.int("lease").unwrap_or(0),
+        prev_kv: o.flag("prev_kv"),
+        ignore_value: o.flag("ignore_value"),
+        ignore_lease: o.flag("ignore_lease"),
+    }
+}
+
+/// A delete request with the options of `delete`, for `delete` and a txn's
+/// `request_delete_range`.
+fn delete_request(o: &Opts, key: Vec<u8>, id: u64) -> Res<rpc::DeleteRangeRequest> {
+    Ok(rpc::DeleteRangeRequest {
+        range_end: range_end(o, &key, id)?,
+        key,
+        prev_kv: o.flag("prev_kv"),
+    })
+}
+
+pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    let (id, opts, cb) = args::optional_form(p, a, 1, "get($key, [\\%opts,] $callback)")?;
+    let cb = args::callback(p, cb)?;
+    let o = Opts::new(p, opts);
+    let r = range_request(&o, args::key(p, a[1])?, id)?;
     callbacks::submit(p, id, Call::Range(r), cb)?;
     Ok(None)
 }
@@ -67,14 +95,7 @@ pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 2, "put($key, $value, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
-    let r = rpc::PutRequest {
-        key: args::key(p, a[1])?,
-        value: args::value(p, a[2])?,
-        lease: o.int("lease").unwrap_or(0),
-        prev_kv: o.flag("prev_kv"),
-        ignore_value: o.flag("ignore_value"),
-        ignore_lease: o.flag("ignore_lease"),
-    };
+    let r = put_request(&o, args::key(p, a[1])?, args::value(p, a[2])?);
     callbacks::submit(p, id, Call::Put(r), cb)?;
     Ok(None)
 }
@@ -83,12 +104,7 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 1, "delete($key, [\\%opts,] $callback)")?;
     let cb = args::callback(p, cb)?;
     let o = Opts::new(p, opts);
-    let key = args::key(p, a[1])?;
-    let r = rpc::DeleteRangeRequest {
-        range_end: range_end(&o, &key, id)?,
-        key,
-        prev_kv: o.flag("prev_kv"),
-    };
+    let r = delete_request(&o, args::key(p, a[1])?, id)?;
     callbacks::submit(p, id, Call::DeleteRange(r), cb)?;
     Ok(None)
 }
@@ -173,68 +189,74 @@ fn compare_entry(p: &Perl, sv: Sv) -> Res<rpc::Compare> {
     Ok(c)
 }
 
-fn request_op(p: &Perl, sv: Sv) -> Res<rpc::RequestOp> {
+/// How deep transactions may nest inside each other (a structure that
+/// contains itself must croak, not exhaust the stack).
+const MAX_TXN_DEPTH: usize = 32;
+
+/// One operation of a txn (POD "txn"): a hash with one key naming the
+/// operation, whose hash holds `key` and the options of the method of the
+/// same kind; `request_txn` nests a transaction.
+fn request_op(p: &Perl, id: u64, sv: Sv, depth: usize) -> Res<rpc::RequestOp> {
     use request_op::Request as R;
     let Some(hv) = p.hash_ref(sv) else {
         return Ok(rpc::RequestOp { request: None });
     };
+    // The operation's own hash, as options (`key` is one of them).
     let inner = |names: [&str; 2]| {
-        names
-            .iter()
-            .find_map(|n| p.hv_get(hv, n))
-            .and_then(|v| p.hash_ref(v))
+        let present = names.iter().find_map(|n| p.hv_get(hv, n))?;
+        Some(Opts {
+            p,
+            hv: p.hash_ref(present),
+        })
     };
-    let key_of = |h| {
-        field(p, h, "key")
+    let key_of = |o: &Opts| {
+        o.hv.and_then(|h| field(p, h, "key"))
             .map(|k| args::key(p, k))
             .transpose()
             .map(Option::unwrap_or_default)
     };
-    let end_of = |h| {
-        field(p, h, "range_end")
-            .map(|k| args::key(p, k))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
-    let names_present = |names: [&str; 2]| names.iter().any(|n| p.hv_get(hv, n).is_some());
-    let request = if names_present(["request_range", "range"]) {
-        inner(["request_range", "range"])
-            .map(|h| {
-                Ok::<_, String>(R::RequestRange(rpc::RangeRequest {
-                    key: key_of(h)?,
-                    range_end: end_of(h)?,
-                    ..Default::default()
-                }))
-            })
+    let request = if let Some(o) = inner(["request_range", "range"]) {
+        o.hv.map(|_| Ok::<_, String>(R::RequestRange(range_request(&o, key_of(&o)?, id)?)))
             .transpose()?
-    } else if names_present(["request_put", "put"]) {
-        inner(["request_put", "put"])
-            .map(|h| {
-                Ok::<_, String>(R::RequestPut(rpc::PutRequest {
-                    key: key_of(h)?,
-                    value: field(p, h, "value")
-                        .map(|v| args::value(p, v))
-                        .transpose()?
-                        .unwrap_or_default(),
-                    lease: p.hv_defined(h, "lease").map(|v| p.iv(v)).unwrap_or(0),
-                    ..Default::default()
-                }))
-            })
+    } else if let Some(o) = inner(["request_put", "put"]) {
+        o.hv.map(|h| {
+            let value = field(p, h, "value")
+                .map(|v| args::value(p, v))
+                .transpose()?
+                .unwrap_or_default();
+            Ok::<_, String>(R::RequestPut(put_request(&o, key_of(&o)?, value)))
+        })
+        .transpose()?
+    } else if let Some(o) = inner(["request_delete_range", "delete"]) {
+        o.hv.map(|_| Ok::<_, String>(R::RequestDeleteRange(delete_request(&o, key_of(&o)?, id)?)))
             .transpose()?
-    } else if names_present(["request_delete_range", "delete"]) {
-        inner(["request_delete_range", "delete"])
-            .map(|h| {
-                Ok::<_, String>(R::RequestDeleteRange(rpc::DeleteRangeRequest {
-                    key: key_of(h)?,
-                    range_end: end_of(h)?,
-                    ..Default::default()
-                }))
-            })
+    } else if let Some(o) = inner(["request_txn", "txn"]) {
+        if depth >= MAX_TXN_DEPTH {
+            return Err(format!(
+                "txn: transactions nested more than {MAX_TXN_DEPTH} deep"
+            ));
+        }
+        o.hv.map(|h| Ok::<_, String>(R::RequestTxn(txn_request(p, id, h, depth + 1)?)))
             .transpose()?
     } else {
         None
     };
     Ok(rpc::RequestOp { request })
+}
+
+/// A nested transaction: `{ compare => [...], success => [...], failure => [...] }`.
+fn txn_request<'a>(
+    p: &Perl<'a>,
+    id: u64,
+    h: crate::perl::Hv<'a>,
+    depth: usize,
+) -> Res<rpc::TxnRequest> {
+    let part = |k| p.hv_get(h, k).unwrap_or_else(|| p.undef());
+    Ok(rpc::TxnRequest {
+        compare: list(p, part("compare"), compare_entry)?,
+        success: list(p, part("success"), |p, v| request_op(p, id, v, depth))?,
+        failure: list(p, part("failure"), |p, v| request_op(p, id, v, depth))?,
+    })
 }
 
 fn list<T>(p: &Perl, sv: Sv, each: impl Fn(&Perl, Sv) -> Res<T>) -> Res<Vec<T>> {
@@ -256,8 +278,8 @@ pub fn txn<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let cb = args::callback(p, a[4])?;
     let r = rpc::TxnRequest {
         compare: list(p, a[1], compare_entry)?,
-        success: list(p, a[2], request_op)?,
-        failure: list(p, a[3], request_op)?,
+        success: list(p, a[2], |p, v| request_op(p, id, v, 0))?,
+        failure: list(p, a[3], |p, v| request_op(p, id, v, 0))?,
     };
     callbacks::submit(p, id, Call::Txn(r), cb)?;
     Ok(None)

@@ -9,11 +9,19 @@ use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Opts};
 
+/// `lease_grant($ttl, [\%opts,] $cb)`: `{ id => N }` asks for that lease id.
 pub fn grant<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "lease_grant(client, ttl, callback)")?;
+    let usage = "lease_grant(client, ttl, callback)";
+    let (id, cb, opts) = if a.len() == 4 && p.hash_ref(a[2]).is_some() {
+        let (id, cb) = args::fixed_form(p, &[a[0], a[1], a[3]], 3, usage)?;
+        (id, cb, Some(a[2]))
+    } else {
+        let (id, cb) = args::fixed_form(p, a, 3, usage)?;
+        (id, cb, None)
+    };
     let r = rpc::LeaseGrantRequest {
         ttl: p.iv(a[1]),
-        id: 0,
+        id: Opts::new(p, opts).int("id").unwrap_or(0),
     };
     callbacks::submit(p, id, Call::LeaseGrant(r), cb)?;
     Ok(None)

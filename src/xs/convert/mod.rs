@@ -126,7 +126,10 @@ fn txn(p: &Perl, r: &rpc::TxnResponse) -> NewSv {
             Some(R::ResponseDeleteRange(x)) => {
                 one.put("response_delete_range", delete_range(p, x, true));
             }
-            Some(R::ResponseTxn(_)) | None => {}
+            Some(R::ResponseTxn(x)) => {
+                one.put("response_txn", txn(p, x));
+            }
+            None => {}
         }
         list.push(one.finish());
     }
