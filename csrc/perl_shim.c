@@ -103,6 +103,7 @@ int ev_etcd_isa(void *pi, SV *sv, const char *pkg, STRLEN len) {
 int ev_etcd_pok(void *pi, SV *sv) { SHIM_THX; return SvPOK(sv) ? 1 : 0; }
 const char *ev_etcd_pv(void *pi, SV *sv, STRLEN *len) { SHIM_THX; return SvPV(sv, *len); }
 IV ev_etcd_iv(void *pi, SV *sv) { SHIM_THX; return SvIV(sv); }
+double ev_etcd_nv(void *pi, SV *sv) { SHIM_THX; return (double)SvNV(sv); }
 UV ev_etcd_uv(void *pi, SV *sv) { SHIM_THX; return SvUV(sv); }
 int ev_etcd_true(void *pi, SV *sv) { SHIM_THX; return SvTRUE(sv) ? 1 : 0; }
 SV **ev_etcd_hv_fetch(void *pi, HV *hv, const char *k, I32 klen) { SHIM_THX; return hv_fetch(hv, k, klen, 0); }

@@ -59,7 +59,8 @@ croaks('compact(1, {}, {}, $cb)', sub { $client->compact(1, {}, {}, $cb) },    $
 
 croaks('status()',                sub { $client->status() },                   $usage_status);
 croaks('status($cb, $cb)',        sub { $client->status($cb, $cb) },           $usage_status);
-croaks('status({}, $cb)',         sub { $client->status({}, $cb) },            $usage_status);
+croaks('status([], $cb)',         sub { $client->status([], $cb) },            $usage_status);
+croaks('status({}, {}, $cb)',     sub { $client->status({}, {}, $cb) },        $usage_status);
 
 # -- callback must be a code reference (POD "CALLING CONVENTIONS") ------------------
 my @not_code = (

@@ -212,7 +212,8 @@ croaks('lease_grant(5, {})',       sub { $client->lease_grant(5, {}) },        $
 croaks('lease_grant(5, undef)',    sub { $client->lease_grant(5, undef) },     $not_code);
 croaks('lease_revoke()',           sub { $client->lease_revoke() },            $u_revoke);
 croaks('lease_revoke($cb)',        sub { $client->lease_revoke($cb) },         $u_revoke);
-croaks('lease_revoke(1, {}, $cb)', sub { $client->lease_revoke(1, {}, $cb) },  $u_revoke);
+croaks('lease_revoke(1, 2, $cb)',  sub { $client->lease_revoke(1, 2, $cb) },   $u_revoke);
+croaks('lease_revoke(1, {}, {}, $cb)', sub { $client->lease_revoke(1, {}, {}, $cb) }, $u_revoke);
 croaks('lease_revoke(1, [])',      sub { $client->lease_revoke(1, []) },       $not_code);
 croaks('lease_leases(1, $cb)',     sub { $client->lease_leases(1, $cb) },      $u_leases);
 croaks('lease_leases()',           sub { $client->lease_leases() },            $u_leases);

@@ -112,9 +112,13 @@ sub endpoints { @{ _endpoints(@_) } }
 
 sub txn {
     my $self = shift;
-    my ($compare, $success, $failure, $cb);
+    my ($compare, $success, $failure, $cb, $opts);
     if (@_ == 4 && ref $_[0] && Scalar::Util::reftype($_[0]) eq 'ARRAY') {
         ($compare, $success, $failure, $cb) = @_;
+    }
+    elsif (@_ == 5 && ref $_[0] && Scalar::Util::reftype($_[0]) eq 'ARRAY'
+        && ref $_[3] && Scalar::Util::reftype($_[3]) eq 'HASH') {
+        ($compare, $success, $failure, $opts, $cb) = @_;
     }
     else {
         $cb = pop if @_ && _is_code($_[-1]);
@@ -126,10 +130,11 @@ sub txn {
         }
         $cb = $args{callback} unless defined $cb;
         ($compare, $success, $failure) = @args{qw(compare success failure)};
+        $opts = { timeout => $args{timeout} } if exists $args{timeout};
     }
     require Carp;
     Carp::croak('callback must be a code reference') unless _is_code($cb);
-    _txn($self, $compare, $success, $failure, $cb);
+    _txn($self, $compare, $success, $failure, ($opts ? $opts : ()), $cb);
     return;
 }
 
@@ -401,8 +406,16 @@ UTF-8 encoding; everything returned is a byte string without the flag.
 
 =item *
 
-Request methods return nothing. Requests of one client go out in call
-order over one connection.
+Request methods return nothing, except C<lock> and C<election_campaign>,
+which return a handle that can cancel them (L</Cancelling a lock or a
+campaign>). Requests of one client go out in call order over one
+connection.
+
+=item *
+
+Every request method that calls back once takes per-call options (see
+L</PER-CALL OPTIONS>); methods without other options take the hash just
+before the callback too.
 
 =item *
 
@@ -411,6 +424,39 @@ by default), exactly as for EV's own watchers; the remaining callbacks
 still run and the loop carries on.
 
 =back
+
+=head1 PER-CALL OPTIONS
+
+Every method that calls back once (the KV, lease, lock, election,
+cluster, maintenance and auth methods; not the streaming C<watch>,
+C<election_observe>, C<lease_keepalive>, C<lease_keepalive_start> and
+C<snapshot>) accepts an options hash just before the callback, and these
+keys in it apply to that call alone:
+
+=over 4
+
+=item timeout => $seconds
+
+The call's deadline, in seconds from the call (fractions allowed),
+instead of the client's C<timeout>: longer for a C<lock> or a standby
+C<election_campaign> that may wait minutes while everything else keeps a
+short deadline, shorter for a read that is worthless when late. On
+expiry the callback gets C<DEADLINE_EXCEEDED> as usual; retries and
+failover happen within it (L</RETRIES AND FAILOVER>). Anything but a
+positive number croaks with C<METHOD: timeout must be a positive number of
+seconds>.
+
+=back
+
+Methods that already have an options hash (C<get>, C<put>, C<delete>,
+C<compact>, C<lease_time_to_live>, C<member_add>, C<alarm>) take the key
+in it. The others take the hash as an extra argument before the callback,
+for instance C<< $etcd->lock($name, $lease, { timeout => 600 }, $cb) >>,
+C<< $etcd->status({ timeout => 0.5 }, $cb) >>, C<< $etcd->hash_kv($rev,
+{ timeout => 60 }, $cb) >>; C<txn> takes it after the failure list, or
+C<< timeout => $seconds >> among its keywords. The forms without it are
+unchanged; an extra argument that is not a hash reference still croaks
+with the method's C<Usage:> message.
 
 =head1 RESPONSES
 
@@ -504,6 +550,8 @@ C<OUT_OF_RANGE>.
     $etcd->txn(compare => \@compare, success => \@success,
                failure => \@failure, callback => $cb);
     $etcd->txn(compare => \@compare, success => \@success, $cb);
+    $etcd->txn(\@compare, \@success, \@failure, { timeout => 2 }, $cb);
+    $etcd->txn(compare => \@compare, success => \@success, timeout => 2, $cb);
 
 An atomic compare-and-swap. If every compare holds, the C<success>
 operations run, otherwise the C<failure> ones. Missing lists are empty.
@@ -897,17 +945,20 @@ crashed holder cannot keep it forever.
 
 =head2 lock
 
-    $etcd->lock($name, $lease_id, $cb);
+    my $request = $etcd->lock($name, $lease_id, [\%opts,] $cb);
+    $request->cancel;
 
 Acquires the lock C<$name>, waiting while another holder has it. The wait
-counts against the client's C<timeout>: a lock not acquired in time fails
+counts against the call's C<timeout> (the client's, or the C<timeout> in
+C<\%opts>: L</PER-CALL OPTIONS>): a lock not acquired in time fails
 with C<DEADLINE_EXCEEDED> (source C<lock>), and the abandoned request
 does not stay queued. A lock request is never retried once it may have
 reached the server. Response: C<header> and C<key>, the ownership key
 (C<$name/> followed by the lease id in hex), which exists, attached to the
 lease, for as long as the lock is held and can be read with C<get>. A
 lease that does not exist fails with C<UNKNOWN> (C<etcdserver: requested
-lease not found>).
+lease not found>). Returns an C<EV::Etcd::Request> handle (L</Cancelling a
+lock or a campaign>).
 
 =head2 unlock
 
@@ -933,6 +984,34 @@ key. Response: C<header>. Unlocking a key that does not exist succeeds.
     });
     EV::run;
 
+=head2 Cancelling a lock or a campaign
+
+C<lock> and C<election_campaign> return an C<EV::Etcd::Request>; other
+methods return nothing. Ignoring it changes nothing.
+
+=over 4
+
+=item $request->cancel
+
+Gives the wait up. Returns 1 when the request had not been answered yet:
+its callback is then called exactly once, from the loop, with
+C<CANCELLED> (code 1, source C<lock> or C<campaign>, message C<request
+cancelled>), and the request's key on the server (C<$name/> and the
+lease id in hex) is deleted, so the server does not grant it later. A
+lock or leadership the server granted before the cancel arrived is given
+back (C<unlock> / C<election_resign>) and still reported as
+C<CANCELLED>. Returns 0, and does nothing, when the callback has already
+been called or the request was cancelled before. A cancelled request
+whose key could not be deleted (no member reachable) leaves it to its
+lease.
+
+Because etcd keeps one key per name and lease, a cancel also releases a
+lock (or candidacy) the same lease already held under the same name. A
+future of L<EV::Etcd::Future> for C<lock> or C<election_campaign> cancels
+its request when the future is cancelled.
+
+=back
+
 =head1 ELECTION METHODS
 
 Leader election over etcd's election service. A campaigner's candidacy is
@@ -947,11 +1026,13 @@ hash that C<election_campaign> returned to proclaim or resign.
 
 =head2 election_campaign
 
-    $etcd->election_campaign($name, $lease_id, $value, $cb);
+    my $request = $etcd->election_campaign($name, $lease_id, $value, [\%opts,] $cb);
 
 Joins the election and waits until elected, then answers with C<header>
 and C<leader> (the leader-key hash). C<$value> becomes the leader's
-value. The wait counts against the client's C<timeout>
+value. Returns an C<EV::Etcd::Request> whose C<cancel> withdraws the
+candidacy (L</Cancelling a lock or a campaign>). The wait counts against
+the call's C<timeout> (L</PER-CALL OPTIONS>)
 (C<DEADLINE_EXCEEDED>, source C<campaign>, when not elected in time; the
 abandoned candidacy is withdrawn). Never retried once it may have reached
 the server.

@@ -36,6 +36,13 @@ pub enum Job {
         req: u64,
         call: Call,
         deadline: std::time::Instant,
+        /// A deadline of the call's own (a per-call `timeout`): the call
+        /// runs alone, not in a group that shares one timer.
+        solo: bool,
+        /// Fires (or is dropped) when the caller cancels a lock or
+        /// campaign: the call is abandoned, its key on the server deleted
+        /// (`Call::held_key`), and CANCELLED reported.
+        cancel: Option<tokio::sync::oneshot::Receiver<()>>,
     },
     /// A command for the client's watch engine.
     Watch {
@@ -407,13 +414,15 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
             req,
             call,
             deadline,
+            solo,
+            cancel,
         } => {
             let Some(live) = clients.get(&client) else {
                 return;
             };
             // Ordered after the watches created before it (see Barrier).
             let barrier = live.barrier.wait();
-            if barrier.is_none() && live.client.groupable(&call) {
+            if barrier.is_none() && !solo && cancel.is_none() && live.client.groupable(&call) {
                 groups.add(live, client, req, call, deadline);
                 return;
             }
@@ -423,10 +432,16 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
             // A call the server may hold for long (lock, campaign) is
             // abandoned when the client goes; others just run out.
             let mut closed = call.may_block().then(|| live.closed.subscribe());
+            let held = cancel.as_ref().and_then(|_| call.held_key());
             let done = done.clone();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 let run = async {
+                    // A deadline already past (a tiny per-call timeout):
+                    // nothing is sent.
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Error::deadline());
+                    }
                     if let Some(wait) = barrier {
                         if tokio::time::timeout_at(deadline, wait).await.is_err() {
                             return Err(Error::deadline());
@@ -435,13 +450,30 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
                     // Boxed: the spawned future stays small (no large copies).
                     Box::pin(c.unary(call, deadline)).await
                 };
-                let result = match closed.as_mut() {
-                    None => run.await,
-                    Some(closed) => tokio::select! {
-                        biased;
-                        r = run => r,
-                        _ = closed.wait_for(|c| *c) => return,
-                    },
+                let closing = async {
+                    match closed.as_mut() {
+                        Some(closed) => drop(closed.wait_for(|c| *c).await),
+                        None => std::future::pending().await,
+                    }
+                };
+                let cancelled = async {
+                    match cancel {
+                        // Sent, or dropped with its request: either way
+                        // nobody waits for the answer any more.
+                        Some(rx) => drop(rx.await),
+                        None => std::future::pending().await,
+                    }
+                };
+                let result = tokio::select! {
+                    biased;
+                    _ = closing => return,
+                    _ = cancelled => {
+                        if let Some(key) = held {
+                            withdraw(&c, key).await;
+                        }
+                        Err(Error::cancelled())
+                    }
+                    r = run => r,
                 };
                 done.send(Completion {
                     req,
@@ -451,4 +483,17 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
             });
         }
     }
+}
+
+/// Deletes the key a cancelled lock or campaign held or waited with, so
+/// the server neither grants it later nor keeps what it granted. Bounded
+/// by the client's timeout; failing that, the key goes with its lease.
+async fn withdraw(c: &Client, key: Vec<u8>) {
+    use crate::etcd::pb::etcdserverpb::DeleteRangeRequest;
+    let deadline = tokio::time::Instant::now() + c.cfg.timeout;
+    let del = Call::DeleteRange(DeleteRangeRequest {
+        key,
+        ..Default::default()
+    });
+    let _ = c.unary(del, deadline).await;
 }

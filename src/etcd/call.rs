@@ -253,6 +253,21 @@ impl Call {
     pub fn may_block(&self) -> bool {
         matches!(self, Call::Lock(_) | Call::Campaign(_))
     }
+
+    /// The key a waiting lock or campaign holds on the server: etcd's lock
+    /// and election services put `name/` and the lease id in hex (Go's
+    /// `concurrency` package, which they run). Deleting it withdraws the
+    /// request, and releases what the server granted.
+    pub fn held_key(&self) -> Option<Vec<u8>> {
+        let (name, lease) = match self {
+            Call::Lock(r) => (&r.name, r.lease),
+            Call::Campaign(r) => (&r.name, r.lease),
+            _ => return None,
+        };
+        let mut key = name.clone();
+        key.extend_from_slice(format!("/{lease:x}").as_bytes());
+        Some(key)
+    }
 }
 
 /// A range, or a nested txn of reads only.

@@ -51,6 +51,11 @@ impl Error {
         Error::new(DEADLINE_EXCEEDED, "Deadline Exceeded")
     }
 
+    /// The caller cancelled the request (a handle's `cancel`).
+    pub fn cancelled() -> Error {
+        Error::new(CANCELLED, "request cancelled")
+    }
+
     pub fn from_status(s: &Status) -> Error {
         let mut message = s.message().to_owned();
         let mut code = s.code();

@@ -115,6 +115,7 @@ extern "C" {
     pub fn ev_etcd_pok(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_pv(pi: Pi, sv: *mut SV, len: *mut usize) -> *const c_char;
     pub fn ev_etcd_iv(pi: Pi, sv: *mut SV) -> IV;
+    pub fn ev_etcd_nv(pi: Pi, sv: *mut SV) -> f64;
     pub fn ev_etcd_uv(pi: Pi, sv: *mut SV) -> UV;
     pub fn ev_etcd_true(pi: Pi, sv: *mut SV) -> c_int;
     pub fn ev_etcd_hv_fetch(pi: Pi, hv: *mut HV, k: *const c_char, klen: I32) -> *mut *mut SV;

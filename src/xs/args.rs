@@ -2,6 +2,8 @@
 //! callback, usage checks, size limits (POD "ERRORS") and option lookups.
 //! Perl thread only; returns croak messages as `Err(String)`.
 
+use std::time::Duration;
+
 use crate::perl::{Hv, Perl, Sv, SvBox};
 
 pub const MAX_KEY: usize = 1_048_576;
@@ -58,6 +60,63 @@ pub fn fixed_form(p: &Perl, a: &[Sv], n: usize, usage: &str) -> Res<(u64, SvBox)
     let id = client(p, a[0])?;
     let cb = callback(p, a[n - 1])?;
     Ok((id, cb))
+}
+
+/// A unary call's callback and its per-call options (POD "PER-CALL
+/// OPTIONS"): `timeout` replaces the client's for this call.
+pub struct Reply {
+    pub cb: SvBox,
+    pub timeout: Option<Duration>,
+}
+
+/// The callback `cb` and the per-call options read from `opts` (if it is
+/// a hash reference) for method `usage` (its name is what precedes `(`).
+pub fn reply<'a>(p: &Perl<'a>, cb: Sv<'a>, opts: Option<Sv<'a>>, usage: &str) -> Res<Reply> {
+    let o = Opts::new(p, opts);
+    let timeout = match o.get("timeout") {
+        None => None,
+        Some(v) => Some(seconds(number(p, v)).ok_or_else(|| {
+            let method = usage.split(['(', ' ']).next().unwrap_or(usage);
+            format!("{method}: timeout must be a positive number of seconds")
+        })?),
+    };
+    Ok(Reply {
+        cb: callback(p, cb)?,
+        timeout,
+    })
+}
+
+/// A number given as a string is parsed here (no "isn't numeric"
+/// warning for a value that is refused anyway); others are read as Perl
+/// numbers.
+fn number<'a>(p: &Perl<'a>, v: Sv<'a>) -> f64 {
+    if p.is_string(v) {
+        p.text(v).trim().parse().unwrap_or(f64::NAN)
+    } else {
+        p.nv(v)
+    }
+}
+
+/// A per-call timeout: positive and finite, at most ten years (the
+/// client's own bound).
+fn seconds(v: f64) -> Option<Duration> {
+    const MAX: f64 = 10.0 * 365.0 * 86_400.0;
+    (v.is_finite() && v > 0.0).then(|| Duration::from_secs_f64(v.min(MAX)))
+}
+
+/// Fixed-arity unary methods, which also take an options hash before the
+/// callback: `(client, fixed..., [\%opts,] cb)` with `n` counting the
+/// client and the callback. Any other count, or an extra argument that is
+/// not a hash reference, croaks with the method's usage.
+pub fn request_form(p: &Perl, a: &[Sv], n: usize, usage: &str) -> Res<(u64, Reply)> {
+    let opts = match a.len() {
+        len if len == n => None,
+        len if len == n + 1 && p.hash_ref(a[n - 1]).is_some() => Some(a[n - 1]),
+        _ => return Err(format!("Usage: EV::Etcd::{usage}")),
+    };
+    let id = client(p, a[0])?;
+    let r = reply(p, a[a.len() - 1], opts, usage)?;
+    Ok((id, r))
 }
 
 /// Splits `(client, fixed..., [opts,] cb)` for optional-options methods.

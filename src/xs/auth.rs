@@ -8,11 +8,11 @@ use super::callbacks;
 use crate::etcd::call::Call;
 use crate::etcd::pb::authpb::{self, permission::Type as PermType};
 use crate::etcd::pb::etcdserverpb as rpc;
-use crate::perl::{Perl, Sv, SvBox, XsResult};
+use crate::perl::{Perl, Sv, XsResult};
 
 use super::args::{self, Res};
 
-fn submit(p: &Perl, id: u64, call: Call, cb: SvBox) -> XsResult {
+fn submit(p: &Perl, id: u64, call: Call, cb: args::Reply) -> XsResult {
     callbacks::submit(p, id, call, cb)?;
     Ok(None)
 }
@@ -28,7 +28,7 @@ fn range_end(p: &Perl, sv: Sv) -> Res<Vec<u8>> {
 }
 
 pub fn authenticate<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         4,
@@ -43,17 +43,17 @@ pub fn authenticate<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn auth_enable<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "auth_enable(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "auth_enable(client, callback)")?;
     submit(p, id, Call::AuthEnable(rpc::AuthEnableRequest {}), cb)
 }
 
 pub fn auth_disable<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "auth_disable(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "auth_disable(client, callback)")?;
     submit(p, id, Call::AuthDisable(rpc::AuthDisableRequest {}), cb)
 }
 
 pub fn user_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 4, "user_add(client, username, password, callback)")?;
+    let (id, cb) = args::request_form(p, a, 4, "user_add(client, username, password, callback)")?;
     let r = rpc::AuthUserAddRequest {
         name: args::name_text(p, a[1])?,
         password: args::password_text(p, a[2])?,
@@ -64,7 +64,7 @@ pub fn user_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn user_delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "user_delete(client, username, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "user_delete(client, username, callback)")?;
     let name = args::name_text(p, a[1])?;
     submit(
         p,
@@ -75,7 +75,7 @@ pub fn user_delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn user_change_password<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         4,
@@ -90,19 +90,19 @@ pub fn user_change_password<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn user_get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "user_get(client, username, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "user_get(client, username, callback)")?;
     let name = args::name_text(p, a[1])?;
     submit(p, id, Call::UserGet(rpc::AuthUserGetRequest { name }), cb)
 }
 
 pub fn user_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "user_list(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "user_list(client, callback)")?;
     submit(p, id, Call::UserList(rpc::AuthUserListRequest {}), cb)
 }
 
 /// The (user, role) pair of user_grant_role / user_revoke_role.
-fn user_and_role(p: &Perl, a: &[Sv], usage: &str) -> Res<(u64, SvBox, String, String)> {
-    let (id, cb) = args::fixed_form(p, a, 4, usage)?;
+fn user_and_role(p: &Perl, a: &[Sv], usage: &str) -> Res<(u64, args::Reply, String, String)> {
+    let (id, cb) = args::request_form(p, a, 4, usage)?;
     Ok((id, cb, args::name_text(p, a[1])?, args::name_text(p, a[2])?))
 }
 
@@ -135,13 +135,13 @@ pub fn user_revoke_role<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn role_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "role_add(client, role_name, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "role_add(client, role_name, callback)")?;
     let name = args::name_text(p, a[1])?;
     submit(p, id, Call::RoleAdd(rpc::AuthRoleAddRequest { name }), cb)
 }
 
 pub fn role_delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "role_delete(client, role_name, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "role_delete(client, role_name, callback)")?;
     let role = args::name_text(p, a[1])?;
     submit(
         p,
@@ -152,13 +152,13 @@ pub fn role_delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn role_get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "role_get(client, role_name, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "role_get(client, role_name, callback)")?;
     let role = args::name_text(p, a[1])?;
     submit(p, id, Call::RoleGet(rpc::AuthRoleGetRequest { role }), cb)
 }
 
 pub fn role_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "role_list(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "role_list(client, callback)")?;
     submit(p, id, Call::RoleList(rpc::AuthRoleListRequest {}), cb)
 }
 
@@ -166,7 +166,7 @@ pub fn role_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 /// `WRITE`/`write` and `READWRITE`/`readwrite` are recognised, any other
 /// word means READ (as in the reference).
 pub fn role_grant_permission<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         6,
@@ -191,7 +191,7 @@ pub fn role_grant_permission<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn role_revoke_permission<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         5,

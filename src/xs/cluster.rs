@@ -9,7 +9,7 @@ use crate::perl::{Perl, Sv, XsResult};
 use super::args::{self, Opts};
 
 pub fn member_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "member_list(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "member_list(client, callback)")?;
     let call = Call::MemberList(rpc::MemberListRequest::default());
     callbacks::submit(p, id, call, cb)?;
     Ok(None)
@@ -18,7 +18,12 @@ pub fn member_list<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 pub fn member_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) =
         args::optional_form(p, a, 1, "member_add(\\@peer_urls, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(
+        p,
+        cb,
+        opts,
+        "member_add(\\@peer_urls, [\\%opts,] $callback)",
+    )?;
     let r = rpc::MemberAddRequest {
         peer_ur_ls: args::url_list(p, a[1])?,
         is_learner: Opts::new(p, opts).flag("is_learner"),
@@ -28,14 +33,14 @@ pub fn member_add<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn member_remove<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "member_remove(client, member_id, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "member_remove(client, member_id, callback)")?;
     let r = rpc::MemberRemoveRequest { id: p.uv(a[1]) };
     callbacks::submit(p, id, Call::MemberRemove(r), cb)?;
     Ok(None)
 }
 
 pub fn member_update<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         4,
@@ -55,7 +60,7 @@ pub fn member_update<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn member_promote<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "member_promote(client, member_id, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "member_promote(client, member_id, callback)")?;
     let r = rpc::MemberPromoteRequest { id: p.uv(a[1]) };
     callbacks::submit(p, id, Call::MemberPromote(r), cb)?;
     Ok(None)

@@ -28,7 +28,7 @@ fn leader_key(p: &Perl, sv: Sv) -> Res<pb::LeaderKey> {
 }
 
 pub fn campaign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         5,
@@ -39,12 +39,12 @@ pub fn campaign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         lease: p.iv(a[2]),
         value: args::value(p, a[3])?,
     };
-    callbacks::submit(p, id, Call::Campaign(r), cb)?;
-    Ok(None)
+    let req = callbacks::submit_cancellable(p, id, Call::Campaign(r), cb)?;
+    Ok(Some(p.new_object(req, super::lock::REQUEST).0))
 }
 
 pub fn proclaim<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(
+    let (id, cb) = args::request_form(
         p,
         a,
         4,
@@ -61,7 +61,7 @@ pub fn proclaim<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "election_leader(client, name, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "election_leader(client, name, callback)")?;
     let r = pb::LeaderRequest {
         name: args::key(p, a[1])?,
     };
@@ -70,7 +70,7 @@ pub fn leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn resign<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "election_resign(client, leader, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "election_resign(client, leader, callback)")?;
     let r = pb::ResignRequest {
         leader: Some(leader_key(p, a[1])?),
     };

@@ -84,7 +84,7 @@ fn delete_request(o: &Opts, key: Vec<u8>, id: u64) -> Res<rpc::DeleteRangeReques
 
 pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 1, "get($key, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(p, cb, opts, "get($key, [\\%opts,] $callback)")?;
     let o = Opts::new(p, opts);
     let r = range_request(&o, args::key(p, a[1])?, id)?;
     callbacks::submit(p, id, Call::Range(r), cb)?;
@@ -93,7 +93,7 @@ pub fn get<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 2, "put($key, $value, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(p, cb, opts, "put($key, $value, [\\%opts,] $callback)")?;
     let o = Opts::new(p, opts);
     let r = put_request(&o, args::key(p, a[1])?, args::value(p, a[2])?);
     callbacks::submit(p, id, Call::Put(r), cb)?;
@@ -102,7 +102,7 @@ pub fn put<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 1, "delete($key, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(p, cb, opts, "delete($key, [\\%opts,] $callback)")?;
     let o = Opts::new(p, opts);
     let r = delete_request(&o, args::key(p, a[1])?, id)?;
     callbacks::submit(p, id, Call::DeleteRange(r), cb)?;
@@ -111,7 +111,7 @@ pub fn delete<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 pub fn compact<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 1, "compact($revision, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(p, cb, opts, "compact($revision, [\\%opts,] $callback)")?;
     let o = Opts::new(p, opts);
     let r = rpc::CompactionRequest {
         revision: p.iv(a[1]),
@@ -271,11 +271,9 @@ fn list<T>(p: &Perl, sv: Sv, each: impl Fn(&Perl, Sv) -> Res<T>) -> Res<Vec<T>> 
         .collect()
 }
 
-/// `_txn($client, \@compare, \@success, \@failure, $cb)`.
+/// `_txn($client, \@compare, \@success, \@failure, [\%opts,] $cb)`.
 pub fn txn<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    args::fixed(a, 5, "txn(client, compare, success, failure, callback)")?;
-    let id = args::client(p, a[0])?;
-    let cb = args::callback(p, a[4])?;
+    let (id, cb) = args::request_form(p, a, 5, "txn(client, compare, success, failure, callback)")?;
     let r = rpc::TxnRequest {
         compare: list(p, a[1], compare_entry)?,
         success: list(p, a[2], |p, v| request_op(p, id, v, 0))?,

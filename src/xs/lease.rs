@@ -11,14 +11,8 @@ use super::args::{self, Opts};
 
 /// `lease_grant($ttl, [\%opts,] $cb)`: `{ id => N }` asks for that lease id.
 pub fn grant<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let usage = "lease_grant(client, ttl, callback)";
-    let (id, cb, opts) = if a.len() == 4 && p.hash_ref(a[2]).is_some() {
-        let (id, cb) = args::fixed_form(p, &[a[0], a[1], a[3]], 3, usage)?;
-        (id, cb, Some(a[2]))
-    } else {
-        let (id, cb) = args::fixed_form(p, a, 3, usage)?;
-        (id, cb, None)
-    };
+    let (id, cb) = args::request_form(p, a, 3, "lease_grant(client, ttl, callback)")?;
+    let opts = (a.len() == 4).then(|| a[2]);
     let r = rpc::LeaseGrantRequest {
         ttl: p.iv(a[1]),
         id: Opts::new(p, opts).int("id").unwrap_or(0),
@@ -28,7 +22,7 @@ pub fn grant<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn revoke<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "lease_revoke(client, lease_id, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "lease_revoke(client, lease_id, callback)")?;
     let r = rpc::LeaseRevokeRequest { id: p.iv(a[1]) };
     callbacks::submit(p, id, Call::LeaseRevoke(r), cb)?;
     Ok(None)
@@ -41,7 +35,7 @@ pub fn time_to_live<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         1,
         "lease_time_to_live($lease_id, [\\%opts,] $callback)",
     )?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(p, cb, opts, "lease_time_to_live")?;
     let r = rpc::LeaseTimeToLiveRequest {
         id: p.iv(a[1]),
         keys: Opts::new(p, opts).flag("keys"),
@@ -51,7 +45,7 @@ pub fn time_to_live<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn leases<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "lease_leases(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "lease_leases(client, callback)")?;
     let r = rpc::LeaseLeasesRequest {};
     callbacks::submit(p, id, Call::LeaseLeases(r), cb)?;
     Ok(None)

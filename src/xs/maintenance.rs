@@ -9,14 +9,14 @@ use crate::perl::{Perl, Sv, XsResult};
 use super::args::{self, Opts};
 
 pub fn status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "status(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "status(client, callback)")?;
     callbacks::submit(p, id, Call::Status(rpc::StatusRequest {}), cb)?;
     Ok(None)
 }
 
 pub fn alarm<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     let (id, opts, cb) = args::optional_form(p, a, 1, "alarm($action, [\\%opts,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let cb = args::reply(p, cb, opts, "alarm($action, [\\%opts,] $callback)")?;
     let word = p.text(a[1]);
     let action = match word.to_ascii_uppercase().as_str() {
         "GET" => AlarmAction::Get,
@@ -44,7 +44,7 @@ pub fn alarm<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn defragment<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "defragment(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "defragment(client, callback)")?;
     let call = Call::Defragment(rpc::DefragmentRequest {});
     callbacks::submit(p, id, call, cb)?;
     Ok(None)
@@ -52,15 +52,25 @@ pub fn defragment<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 /// `hash($cb)`: the hash of the member's whole backend database.
 pub fn hash<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "hash(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "hash(client, callback)")?;
     callbacks::submit(p, id, Call::Hash(rpc::HashRequest {}), cb)?;
     Ok(None)
 }
 
-/// `hash_kv([$revision,] $cb)`: revision 0 or omitted means the latest.
+/// `hash_kv([$revision,] [\%opts,] $cb)`: revision 0 or omitted means the
+/// latest.
 pub fn hash_kv<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, rev, cb) = args::optional_form(p, a, 0, "hash_kv([$revision,] $callback)")?;
-    let cb = args::callback(p, cb)?;
+    let usage = "hash_kv([$revision,] $callback)";
+    let is_hash = |i: usize| p.hash_ref(a[i]).is_some();
+    let (rev, opts) = match a.len() {
+        2 => (None, None),
+        3 if is_hash(1) => (None, Some(a[1])),
+        3 => (Some(a[1]), None),
+        4 if is_hash(2) => (Some(a[1]), Some(a[2])),
+        _ => return Err(format!("Usage: $client->{usage}")),
+    };
+    let id = args::client(p, a[0])?;
+    let cb = args::reply(p, a[a.len() - 1], opts, usage)?;
     let r = rpc::HashKvRequest {
         revision: rev.map(|v| p.iv(v)).unwrap_or(0),
     };
@@ -69,7 +79,7 @@ pub fn hash_kv<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 }
 
 pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "move_leader(client, target_id, callback)")?;
+    let (id, cb) = args::request_form(p, a, 3, "move_leader(client, target_id, callback)")?;
     let r = rpc::MoveLeaderRequest {
         target_id: p.uv(a[1]),
     };
@@ -80,7 +90,7 @@ pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 /// Answered from a probe on servers without the AuthStatus RPC (etcd 3.4),
 /// see src/etcd/auth.rs.
 pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 2, "auth_status(client, callback)")?;
+    let (id, cb) = args::request_form(p, a, 2, "auth_status(client, callback)")?;
     let call = Call::AuthStatus(rpc::AuthStatusRequest {});
     callbacks::submit(p, id, call, cb)?;
     Ok(None)

@@ -64,6 +64,7 @@ surface! {
     Unary "lease_time_to_live" => lease::time_to_live;
     Unary "lease_leases" => lease::leases;
     Unary "lock" => lock::lock;
+    Internal "Request::cancel" => lock::cancel;
     Unary "unlock" => lock::unlock;
     Unary "election_campaign" => election::campaign;
     Unary "election_proclaim" => election::proclaim;

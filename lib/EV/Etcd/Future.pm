@@ -49,7 +49,10 @@ for my $name (@UNARY) {
     *{$name} = sub {
         my $self = shift;
         my $f = EV::Etcd::Future::EV->new;
-        $self->{client}->$name(@_, _settle($f));
+        my $handle = $self->{client}->$name(@_, _settle($f));
+        # lock and election_campaign: cancelling the future cancels the wait
+        $f->on_cancel(sub { $handle->cancel })
+            if Scalar::Util::blessed($handle) && $handle->isa('EV::Etcd::Request');
         return $f;
     };
 }

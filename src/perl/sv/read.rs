@@ -119,6 +119,12 @@ impl<'a> Perl<'a> {
         unsafe { ffi::ev_etcd_iv(self.pi, sv.raw) as i64 }
     }
 
+    pub fn nv(&self, sv: Sv<'a>) -> f64 {
+        let sv = self.num(sv);
+        // SAFETY: live SV; SvNV performs Perl's numeric conversion.
+        unsafe { ffi::ev_etcd_nv(self.pi, sv.raw) }
+    }
+
     pub fn uv(&self, sv: Sv<'a>) -> u64 {
         let sv = self.num(sv);
         // SAFETY: live SV.

@@ -5,12 +5,12 @@
 use std::rc::Rc;
 
 use crate::bridge::{Completion, Job};
-use crate::etcd::call::Reply;
+use crate::etcd::call::{Call, Reply};
 use crate::etcd::error::Error;
 use crate::perl::{NewSv, Perl, SvBox};
 use crate::xs::convert;
 
-use super::registry::{sync_keepalive, with, Delivery, Kind, Pending};
+use super::registry::{sync_keepalive, with, Delivery, Kind, Pending, Registry};
 
 /// Completions handled per drain before yielding back to the loop.
 const MAX_BATCH: usize = 4096;
@@ -98,9 +98,14 @@ fn drain_batch(p: &Perl) {
             flush();
         }
         let next = with(|m| {
-            let done = m.bridge.as_ref()?.next()?;
+            let mut done = m.bridge.as_ref()?.next()?;
             let entry = if done.last {
-                m.pending.remove(&done.req).map(|pd| (pd.kind, pd.delivery))
+                m.pending.remove(&done.req).map(|pd| {
+                    if pd.cancelled {
+                        withdraw(m, pd.client, &mut done);
+                    }
+                    (pd.kind, pd.delivery)
+                })
             } else {
                 m.pending
                     .get(&done.req)
@@ -124,6 +129,32 @@ fn drain_batch(p: &Perl) {
             b.wake_again();
         }
     });
+}
+
+/// The answer of a lock or campaign cancelled after it was sent: the
+/// callback gets CANCELLED instead, and what the server granted is given
+/// back (unlock, resign) by a request whose answer nobody waits for.
+fn withdraw(m: &mut Registry, client: u64, done: &mut Completion) {
+    use crate::etcd::pb::{v3electionpb as el, v3lockpb as lk};
+    let result = std::mem::replace(&mut done.result, Err(Error::cancelled()));
+    let release = match result {
+        Ok(Reply::Lock(r)) => Call::Unlock(lk::UnlockRequest { key: r.key }),
+        Ok(Reply::Campaign(r)) => Call::Resign(el::ResignRequest { leader: r.leader }),
+        _ => return,
+    };
+    let Some(timeout) = m.clients.get(&client).map(|c| c.timeout) else {
+        return;
+    };
+    m.next_id += 1;
+    let job = Job::Unary {
+        client,
+        req: m.next_id,
+        call: release,
+        deadline: std::time::Instant::now() + timeout,
+        solo: false,
+        cancel: None,
+    };
+    let _ = super::submit::queue(m, job);
 }
 
 /// END-time teardown: releases every stored callback while the interpreter

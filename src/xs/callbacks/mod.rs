@@ -16,6 +16,6 @@ pub use registry::{
     new_client, notify_fd, set_client_tag, set_endpoints,
 };
 pub use submit::{
-    cancel_observe, cancel_watch, keepalive_start, lease_keepalive, observe, snapshot,
-    stop_keepalive, submit, watch, watch_progress,
+    cancel_call, cancel_observe, cancel_watch, keepalive_start, lease_keepalive, observe, snapshot,
+    stop_keepalive, submit, submit_cancellable, watch, watch_progress,
 };

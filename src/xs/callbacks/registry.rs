@@ -80,6 +80,12 @@ pub(super) struct Pending {
     pub client: u64,
     pub kind: Kind,
     pub delivery: Delivery,
+    /// A lock or campaign that may be cancelled: the runtime's end of it
+    /// (taken by `cancel`).
+    pub cancel: Option<tokio::sync::oneshot::Sender<()>>,
+    /// `cancel` was called: whatever the call's answer, its callback gets
+    /// CANCELLED, and a lock or leadership it was granted is released.
+    pub cancelled: bool,
 }
 
 #[derive(Default)]

@@ -11,21 +11,80 @@ use crate::etcd::keepalive::Cmd as KeepaliveCmd;
 use crate::etcd::snapshot::Target;
 use crate::etcd::watch::{Cmd as WatchCmd, WatchSpec};
 use crate::perl::{Perl, SvBox};
+use crate::xs::args::Reply;
 
 use super::registry::{live_client, sync_keepalive, with, Delivery, Kind, Pending, Registry};
 
-/// Sends a unary call; `cb` is called once, from the loop, with the result
-/// (errors name the call's source, from its row of the call table).
-pub fn submit(p: &Perl, client: u64, call: Call, cb: SvBox) -> Result<(), String> {
+/// Sends a unary call; `reply.cb` is called once, from the loop, with the
+/// result (errors name the call's source, from its row of the call table).
+/// Returns the request id.
+pub fn submit(p: &Perl, client: u64, call: Call, reply: Reply) -> Result<u64, String> {
+    submit_call(p, client, call, reply, false)
+}
+
+/// `submit` for a lock or campaign, which `cancel_call` may cancel.
+pub fn submit_cancellable(p: &Perl, client: u64, call: Call, reply: Reply) -> Result<u64, String> {
+    submit_call(p, client, call, reply, true)
+}
+
+fn submit_call(
+    p: &Perl,
+    client: u64,
+    call: Call,
+    reply: Reply,
+    cancellable: bool,
+) -> Result<u64, String> {
     let now = Instant::now();
     let kind = Kind::Unary(call.label());
-    enqueue(p, client, kind, callback(cb), |req, timeout| Job::Unary {
-        client,
-        req,
-        call,
-        deadline: now + timeout,
-    })?;
-    Ok(())
+    let (tx, rx) = match cancellable {
+        true => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
+    let own = reply.timeout;
+    enqueue(p, client, kind, callback(reply.cb), tx, |req, timeout| {
+        Job::Unary {
+            client,
+            req,
+            call,
+            deadline: now + own.unwrap_or(timeout),
+            solo: own.is_some(),
+            cancel: rx,
+        }
+    })
+}
+
+/// `$request->cancel`: the lock or campaign `req` is abandoned; its
+/// callback gets CANCELLED once, from the loop. False when the request has
+/// already been answered (or cancelled).
+pub fn cancel_call(p: &Perl, req: u64) -> Result<bool, String> {
+    super::check_stream(req)?;
+    let not_this = "request is not of type EV::Etcd::Request";
+    let other = with(|m| {
+        m.clients.contains_key(&req)
+            || m.pending
+                .get(&req)
+                .is_some_and(|pd| !matches!(pd.kind, Kind::Unary(_)))
+    });
+    if other {
+        return Err(not_this.to_owned());
+    }
+    p.check()?;
+    Ok(with(|m| {
+        let Some(pd) = m.pending.get_mut(&req) else {
+            return false;
+        };
+        let Some(tx) = pd.cancel.take() else {
+            return false;
+        };
+        // Refused when the call has ended: its answer is on its way, and
+        // the drain turns it into CANCELLED.
+        let _ = tx.send(());
+        pd.cancelled = true;
+        true
+    }))
 }
 
 fn callback(cb: SvBox) -> Delivery {
@@ -40,6 +99,7 @@ fn enqueue(
     client: u64,
     kind: Kind,
     delivery: Delivery,
+    cancel: Option<tokio::sync::oneshot::Sender<()>>,
     make: impl FnOnce(u64, Duration) -> Job,
 ) -> Result<u64, String> {
     // An argument whose conversion died was read as "0": send nothing.
@@ -53,6 +113,8 @@ fn enqueue(
             client,
             kind,
             delivery,
+            cancel,
+            cancelled: false,
         };
         m.pending.insert(req, pending);
         Ok::<_, String>(req)
@@ -71,9 +133,11 @@ fn send_plain(job: Job) {
 /// Starts a watch; `cb` gets every message until the watch ends. Returns
 /// the request id the watch handle holds.
 pub fn watch(p: &Perl, client: u64, spec: WatchSpec, cb: SvBox) -> Result<u64, String> {
-    enqueue(p, client, Kind::Watch, callback(cb), |req, _| Job::Watch {
-        client,
-        cmd: WatchCmd::Create { req, seq: 0, spec },
+    enqueue(p, client, Kind::Watch, callback(cb), None, |req, _| {
+        Job::Watch {
+            client,
+            cmd: WatchCmd::Create { req, seq: 0, spec },
+        }
     })
 }
 
@@ -152,9 +216,11 @@ fn cancel_stream(
 /// `lease_keepalive`: one request, one callback.
 pub fn lease_keepalive(p: &Perl, client: u64, id: i64, cb: SvBox) -> Result<(), String> {
     let kind = Kind::KeepaliveOnce;
-    enqueue(p, client, kind, callback(cb), |req, _| Job::Keepalive {
-        client,
-        cmd: KeepaliveCmd::Once { req, id },
+    enqueue(p, client, kind, callback(cb), None, |req, _| {
+        Job::Keepalive {
+            client,
+            cmd: KeepaliveCmd::Once { req, id },
+        }
     })?;
     Ok(())
 }
@@ -172,7 +238,7 @@ pub fn keepalive_start(
         cb: cb.map(Rc::new),
         on_lost: on_lost.map(Rc::new),
     };
-    enqueue(p, client, Kind::Keepalive, delivery, |req, _| {
+    enqueue(p, client, Kind::Keepalive, delivery, None, |req, _| {
         Job::Keepalive {
             client,
             cmd: KeepaliveCmd::Start { req, id },
@@ -192,7 +258,7 @@ pub fn snapshot(
         cb: Rc::new(cb),
         on_chunk: on_chunk.map(Rc::new),
     };
-    enqueue(p, client, Kind::Snapshot, delivery, |req, _| {
+    enqueue(p, client, Kind::Snapshot, delivery, None, |req, _| {
         Job::Snapshot {
             client,
             req,
@@ -210,7 +276,7 @@ pub fn observe(
     auto_reconnect: bool,
     cb: SvBox,
 ) -> Result<u64, String> {
-    enqueue(p, client, Kind::Observe, callback(cb), |req, _| {
+    enqueue(p, client, Kind::Observe, callback(cb), None, |req, _| {
         Job::Observe {
             client,
             req,

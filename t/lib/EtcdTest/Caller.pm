@@ -51,7 +51,8 @@ sub start {
         $rec->{at} = Time::HiRes::time();
     };
     my $placed = grep { _is_cb($_) } @args;
-    $self->{client}->$method((map { _is_cb($_) ? $cb : $_ } @args), $placed ? () : $cb);
+    # the method's own return value: the handle of lock, election_campaign
+    $rec->{ret} = $self->{client}->$method((map { _is_cb($_) ? $cb : $_ } @args), $placed ? () : $cb);
     return $rec;
 }
 
