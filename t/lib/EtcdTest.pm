@@ -106,7 +106,42 @@ sub need_modules {
 # ---------------------------------------------------------------------------
 # Ports
 
+# Ports are picked at random below the kernel's ephemeral range: a port
+# bind(0) handed out, once closed, can be given to another process's
+# bind(0) or to an outgoing connection (which also draw from that range)
+# before etcd binds it, or while a killed member is down; ports below the
+# range are never handed out that way.
+sub _ephemeral_floor {
+    open my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range' or return 32768;
+    my ($lo) = split ' ', (scalar <$fh>) // '';
+    return ($lo && $lo =~ /^\d+\z/) ? $lo : 32768;
+}
+
+sub _bindable {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1',
+        LocalPort => $port,
+        Proto     => 'tcp',
+        ReuseAddr => 1,
+        Listen    => 1,
+    ) or return 0;
+    close $s;
+    return 1;
+}
+
 sub free_port {
+    my $hi = _ephemeral_floor() - 1;
+    my $lo = 15000;
+    if ($hi - $lo >= 1000) {
+        for (1 .. 200) {
+            my $port = $lo + int rand($hi - $lo + 1);
+            next if $HANDED_PORT{$port};
+            next unless _bindable($port);
+            $HANDED_PORT{$port} = 1;
+            return $port;
+        }
+    }
     for (1 .. 100) {
         my $s = IO::Socket::INET->new(
             LocalAddr => '127.0.0.1',
