@@ -1,18 +1,24 @@
 #!/usr/bin/env perl
-# KV benchmark: EV::Etcd against a pure-Rust client on the same tonic stack
-# (bench/kv_baseline.rs), same etcd, same run.
+# KV benchmark: EV::Etcd beside two pure-Rust clients, against the same
+# etcd in the same run: a hand-written client on the module's own
+# tonic/prost stack (bench/kv_baseline.rs) and the etcd-client crate run as
+# its users run it, on a tokio runtime with one worker (bench/etcd-client/).
 #
 #   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5]
 #
 # Uses EV_ETCD_ENDPOINTS (first endpoint) when set, otherwise starts a
 # throwaway etcd (t/lib/EtcdTest.pm: --unsafe-no-fsync when etcd has it, so
 # the server is bound by the CPU it shares with the client, not by the
-# disk). Prints ops/s and the client's own CPU in microseconds per operation
-# for pipelined put, pipelined get and sequential put+get, the baseline's
-# figures, and the ratios; then where the time went: the client's CPU split
-# between its engine thread and the Perl thread, the server's CPU per
-# operation (when this script started the server) and the share of the
-# machine's CPU left idle, for both clients. Run it by hand; it is not a test.
+# disk). Phases: pipelined put and get (--inflight requests in flight) and
+# sequential put and get (one request in flight, the next sent from the
+# previous one's callback). Prints ops/s and the client's own CPU in
+# microseconds per operation for each client, the ratios of this module's
+# rate to each baseline's, and the round trip of the sequential phases;
+# then where the time went: the module's CPU split between its engine
+# thread and the Perl thread, the server's CPU per operation (when this
+# script started the server) and the share of the machine's CPU left idle.
+# The etcd-client baseline needs protoc to build: on PATH, in $PROTOC, or
+# the one the module's build fetched. Run it by hand; it is not a test.
 use strict;
 use warnings;
 use FindBin;
@@ -39,6 +45,25 @@ if ($ENV{EV_ETCD_ENDPOINTS}) {
 my $root = "$FindBin::Bin/..";
 system("cd '$root' && cargo build --release --quiet --example kv_baseline") == 0
     or die "cannot build the baseline (cargo build --release --example kv_baseline)\n";
+
+# protoc for etcd-client's build script: PATH, $PROTOC, or the binary of
+# the protoc-bin-vendored crate that the module's own build downloaded.
+unless ($ENV{PROTOC} || grep { -x "$_/protoc" } split /:/, $ENV{PATH} // '') {
+    my $home = $ENV{CARGO_HOME} || "$ENV{HOME}/.cargo";
+    require POSIX;
+    my %arch = (x86_64 => 'x86_64', aarch64 => 'aarch_64', i686 => 'x86_32',
+                ppc64le => 'ppcle_64', s390x => 's390_64');
+    my $arch = $arch{ (POSIX::uname())[4] } // '';
+    my ($vendored) = sort glob("$home/registry/src/*/protoc-bin-vendored-linux-$arch-*/bin/protoc");
+    $ENV{PROTOC} = $vendored if $vendored;
+}
+my $crate_dir = "$FindBin::Bin/etcd-client";
+system("cd '$crate_dir' && cargo build --release --locked --quiet") == 0
+    or die "cannot build the etcd-client baseline (cd bench/etcd-client && cargo build --release)\n";
+my %baseline = (
+    tonic => "$root/target/release/examples/kv_baseline",
+    crate => "$crate_dir/target/release/etcd-client-baseline",
+);
 
 # Process CPU time (both threads), to the nanosecond; the baseline measures
 # itself the same way.
@@ -120,38 +145,51 @@ sub pipelined {
 }
 
 sub sequential {
-    my ($n) = @_;
-    my ($t0, $c0, $a) = (time, cpu(), around_start());
-    for my $i (1 .. $n) {
+    my ($n, $put) = @_;
+    my ($done, $i) = (0, 0);
+    my $next;
+    my $cb = sub {
+        die "request failed: $_[1]{message}\n" if $_[1];
+        $done++;
+        $next->() if ++$i < $n;
+    };
+    $next = sub {
         my $k = "/bench/perl/seq" . ($i % 100);
-        my $ok = 0;
-        $c->put($k, 'v', sub { die $_[1]{message} if $_[1]; $ok++ });
-        EV::run;
-        $c->get($k, sub { die $_[1]{message} if $_[1]; $ok++ });
-        EV::run;
-        die "sequential step $i incomplete\n" unless $ok == 2;
-    }
+        $put ? $c->put($k, 'v', $cb) : $c->get($k, $cb);
+    };
+    my ($t0, $c0, $a) = (time, cpu(), around_start());
+    $next->();
+    EV::run;
+    die "only $done of $n completed\n" unless $done == $n;
     return (time - $t0, cpu() - $c0, @{ around_end($a) });
 }
 
 pipelined(1000, 1);    # warm-up: connection, allocator
+sequential(200, 1);
 
-# Perl and baseline runs alternate, round after round, so drift of the
-# server (database growth, compaction, page cache) hits both alike; each
-# figure reported is the median over the rounds.
+my @PHASES = qw(put get seqput seqget);
+my %NAME = (put => "pipelined put ($inflight)", get => "pipelined get ($inflight)",
+            seqput => 'sequential put', seqget => 'sequential get');
+
+# The clients take turns, round after round, so drift of the server
+# (database growth, compaction, page cache) hits all alike; each figure
+# reported is the median over the rounds.
 my (%perl, %base);
 for my $round (1 .. $rounds) {
-    push @{ $perl{put} }, [$ops, pipelined($ops, 1)];
-    push @{ $perl{get} }, [$ops, pipelined($ops, 0)];
-    push @{ $perl{seq} }, [$seq * 2, sequential($seq)];
-    my $got = 0;
+    push @{ $perl{put} },    [$ops, pipelined($ops, 1)];
+    push @{ $perl{get} },    [$ops, pipelined($ops, 0)];
+    push @{ $perl{seqput} }, [$seq, sequential($seq, 1)];
+    push @{ $perl{seqget} }, [$seq, sequential($seq, 0)];
     my $pid = $server_pid // '';
-    for (`'$root/target/release/examples/kv_baseline' $endpoint $ops $inflight $seq $pid`) {
-        my ($phase, $n, $s, $cpu, $scpu, $idle) = split;
-        push @{ $base{$phase} }, [$n, $s, $cpu, ($scpu < 0 ? undef : $scpu), ($idle < 0 ? undef : $idle)];
-        $got++;
+    for my $b (sort keys %baseline) {
+        my $got = 0;
+        for (`'$baseline{$b}' $endpoint $ops $inflight $seq $pid`) {
+            my ($phase, $n, $s, $cpu, $scpu, $idle) = split;
+            push @{ $base{$b}{$phase} }, [$n, $s, $cpu, ($scpu < 0 ? undef : $scpu), ($idle < 0 ? undef : $idle)];
+            $got++;
+        }
+        die "the $b baseline produced no figures\n" unless $got == @PHASES;
     }
-    die "baseline produced no figures\n" unless $got == 3;
 }
 
 sub median {
@@ -176,24 +214,32 @@ sub pct {
     return @v == @$runs ? sprintf('%.0f%%', median(@v)) : '-';
 }
 
-printf "%d rounds, %d ops per pipelined phase, %d in flight, %d sequential put+get pairs; medians\n",
+printf "%d rounds, %d ops per pipelined phase, %d in flight, %d ops per sequential phase; medians\n",
     $rounds, $ops, $inflight, $seq;
-printf "%-22s %12s %12s %12s %12s %8s\n", 'phase', 'perl ops/s', 'perl us/op', 'rust ops/s', 'rust us/op', 'ratio';
-for my $p (qw(put get seq)) {
+print "ops/s and client CPU us/op; perl: this module, tonic: bench/kv_baseline.rs, crate: etcd-client\n";
+printf "%-20s %10s %8s %10s %8s %10s %8s %8s %8s\n", 'phase', 'perl ops/s', 'us/op',
+    'tonic', 'us/op', 'crate', 'us/op', 'p/tonic', 'p/crate';
+for my $p (@PHASES) {
     my ($pr, $pc) = figures($perl{$p});
-    my ($br, $bc) = figures($base{$p});
-    my $name = { put => "pipelined put ($inflight)", get => "pipelined get ($inflight)", seq => 'sequential put+get' }->{$p};
-    printf "%-22s %12.0f %12.1f %12.0f %12.1f %8.2f\n", $name, $pr, $pc, $br, $bc, $pr / $br;
+    my ($tr, $tc) = figures($base{tonic}{$p});
+    my ($cr, $cc) = figures($base{crate}{$p});
+    printf "%-20s %10.0f %8.1f %10.0f %8.1f %10.0f %8.1f %8.3f %8.3f\n",
+        $NAME{$p}, $pr, $pc, $tr, $tc, $cr, $cc, $pr / $tr, $pr / $cr;
+}
+print "\nsequential round trip (us, median)\n";
+for my $p (qw(seqput seqget)) {
+    printf "%-20s perl %7.1f   tonic %7.1f   crate %7.1f\n", $NAME{$p},
+        map { 1e6 / (figures($_))[0] } $perl{$p}, $base{tonic}{$p}, $base{crate}{$p};
 }
 # Each Perl run is [ops, seconds, cpu, server cpu, idle, engine cpu]; each
 # baseline run [ops, seconds, cpu, server cpu, idle].
 print "\nwhere the time went (us/op; idle: share of the machine's CPU left unused)\n";
-printf "%-22s %12s %12s %12s %12s %8s %8s\n", 'phase', 'perl engine', 'perl thread',
-    'server/perl', 'server/rust', 'idle/p', 'idle/r';
-for my $p (qw(put get seq)) {
-    my $name = { put => "pipelined put ($inflight)", get => "pipelined get ($inflight)", seq => 'sequential put+get' }->{$p};
+printf "%-20s %11s %11s %11s %11s %11s %7s %7s %7s\n", 'phase', 'perl engine', 'perl thread',
+    'server/perl', 'server/tonic', 'server/crate', 'idle/p', 'idle/t', 'idle/c';
+for my $p (@PHASES) {
     my $engine = per_op($perl{$p}, 5);
     my $thread = $engine eq '-' ? '-' : sprintf('%.1f', median(map { 1e6 * ($_->[2] - $_->[5]) / $_->[0] } @{ $perl{$p} }));
-    printf "%-22s %12s %12s %12s %12s %8s %8s\n", $name, $engine, $thread,
-        per_op($perl{$p}, 3), per_op($base{$p}, 3), pct($perl{$p}, 4), pct($base{$p}, 4);
+    printf "%-20s %11s %11s %11s %11s %11s %7s %7s %7s\n", $NAME{$p}, $engine, $thread,
+        per_op($perl{$p}, 3), per_op($base{tonic}{$p}, 3), per_op($base{crate}{$p}, 3),
+        pct($perl{$p}, 4), pct($base{tonic}{$p}, 4), pct($base{crate}{$p}, 4);
 }

@@ -13,69 +13,9 @@ use std::time::Instant;
 use ev_etcd::etcd::pb::etcdserverpb::{kv_client::KvClient, PutRequest, RangeRequest};
 use tonic::transport::{Channel, Endpoint};
 
-/// Process CPU time (user + system, all threads), in seconds, to the
-/// nanosecond (clock_gettime(CLOCK_PROCESS_CPUTIME_ID)).
-fn cpu() -> f64 {
-    cpu_time::ProcessTime::try_now()
-        .map(|t| t.as_duration().as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// CPU time of all threads of process `pid`, in seconds (Linux: the
-/// nanosecond run times in /proc/PID/task/*/schedstat).
-fn task_cpu(pid: Option<u32>) -> Option<f64> {
-    let dir = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
-    let mut ns = 0u64;
-    for t in dir.flatten() {
-        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-        ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(ns as f64 / 1e9)
-}
-
-/// (idle, total) jiffies of the machine (first line of /proc/stat).
-fn machine() -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = s
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    (v.len() == 8).then(|| (v[3] + v[4], v.iter().sum()))
-}
-
-/// What the server and the machine did over one phase.
-struct Around {
-    server: Option<f64>,
-    machine: Option<(u64, u64)>,
-    pid: Option<u32>,
-}
-
-impl Around {
-    fn start(pid: Option<u32>) -> Around {
-        Around {
-            server: task_cpu(pid),
-            machine: machine(),
-            pid,
-        }
-    }
-
-    /// `server_cpu idle` for the phase's line (-1 where unknown).
-    fn end(&self) -> String {
-        let server = match (self.server, task_cpu(self.pid)) {
-            (Some(a), Some(b)) => b - a,
-            _ => -1.0,
-        };
-        let idle = match (self.machine, machine()) {
-            (Some((i0, t0)), Some((i1, t1))) if t1 > t0 => (i1 - i0) as f64 / (t1 - t0) as f64,
-            _ => -1.0,
-        };
-        format!("{server:.4} {idle:.3}")
-    }
-}
+#[path = "measure.rs"]
+mod measure;
+use measure::{cpu, Around};
 
 async fn pipelined(ch: &Channel, ops: usize, inflight: usize, put: bool) -> (f64, f64) {
     let (t0, c0) = (Instant::now(), cpu());
@@ -116,24 +56,27 @@ async fn pipelined(ch: &Channel, ops: usize, inflight: usize, put: bool) -> (f64
     (t0.elapsed().as_secs_f64(), cpu() - c0)
 }
 
-async fn sequential(ch: &Channel, ops: usize) -> (f64, f64) {
+async fn sequential(ch: &Channel, ops: usize, put: bool) -> (f64, f64) {
     let (t0, c0) = (Instant::now(), cpu());
     let mut kv = KvClient::new(ch.clone());
     for i in 0..ops {
         let key = format!("/bench/base/seq{}", i % 100).into_bytes();
-        kv.put(PutRequest {
-            key: key.clone(),
-            value: b"v".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .expect("put");
-        kv.range(RangeRequest {
-            key,
-            ..Default::default()
-        })
-        .await
-        .expect("get");
+        if put {
+            kv.put(PutRequest {
+                key,
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .expect("put");
+        } else {
+            kv.range(RangeRequest {
+                key,
+                ..Default::default()
+            })
+            .await
+            .expect("get");
+        }
     }
     (t0.elapsed().as_secs_f64(), cpu() - c0)
 }
@@ -159,14 +102,17 @@ fn main() {
             .expect("connect");
         // warm-up
         pipelined(&ch, 1000, inflight, true).await;
+        sequential(&ch, 200, true).await;
         let around = Around::start(server);
         let (s, c) = pipelined(&ch, ops, inflight, true).await;
         println!("put {ops} {s:.4} {c:.4} {}", around.end());
         let around = Around::start(server);
         let (s, c) = pipelined(&ch, ops, inflight, false).await;
         println!("get {ops} {s:.4} {c:.4} {}", around.end());
-        let around = Around::start(server);
-        let (s, c) = sequential(&ch, seq).await;
-        println!("seq {} {s:.4} {c:.4} {}", seq * 2, around.end());
+        for (phase, put) in [("seqput", true), ("seqget", false)] {
+            let around = Around::start(server);
+            let (s, c) = sequential(&ch, seq, put).await;
+            println!("{phase} {seq} {s:.4} {c:.4} {}", around.end());
+        }
     });
 }

@@ -5,8 +5,10 @@
 //! requests (callbacks, the drain) lives in src/xs/callbacks/.
 #![forbid(unsafe_code)]
 
+pub mod linger;
 pub mod notify;
 pub mod runtime;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::os::unix::io::RawFd;
@@ -22,6 +24,8 @@ pub struct Bridge {
     done_rx: crossbeam_channel::Receiver<Completion>,
     notify: Arc<notify::Notifier>,
     wake: notify::Receiver,
+    /// Tells the runtime thread that a job is on its way (linger.rs).
+    activity: Arc<linger::Activity>,
     /// The process that started it (a forked child needs its own).
     pid: u32,
 }
@@ -32,12 +36,14 @@ impl Bridge {
         let (n, wake) = notify::pair()?;
         let notify = Arc::new(n);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let jobs = runtime::spawn(done_tx, notify.clone())?;
+        let activity = Arc::new(linger::Activity::default());
+        let jobs = runtime::spawn(done_tx, notify.clone(), activity.clone())?;
         Ok(Bridge {
             jobs,
             done_rx,
             notify,
             wake,
+            activity,
             pid: crate::sys::process::pid(),
         })
     }
@@ -45,7 +51,9 @@ impl Bridge {
     pub fn send(&self, job: Job) -> Result<(), String> {
         self.jobs
             .send(job)
-            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())
+            .map_err(|_| "EV::Etcd: the runtime thread is gone".to_owned())?;
+        self.activity.sent();
+        Ok(())
     }
 
     /// Whether this process started it.

@@ -19,7 +19,9 @@ use crate::etcd::snapshot;
 use crate::etcd::stream;
 use crate::etcd::watch::{self as w, Barrier};
 
+use super::linger::{self, Activity};
 use super::notify::Notifier;
+use super::trace::{self, Stage};
 use super::IdMap;
 
 /// Work sent from the Perl thread.
@@ -154,16 +156,19 @@ impl ClientTasks {
 pub fn spawn(
     done: crossbeam_channel::Sender<Completion>,
     notify: Arc<Notifier>,
+    activity: Arc<Activity>,
 ) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (tx, rx) = mpsc::unbounded_channel();
+    let linger = activity.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(move || linger.before_park())
         .build()?;
     std::thread::Builder::new()
         .name("ev-etcd-runtime".into())
         .spawn(move || {
             crate::sys::process::block_sigpipe();
-            rt.block_on(serve(rx, done, notify))
+            rt.block_on(serve(rx, done, notify, activity))
         })?;
     Ok(tx)
 }
@@ -175,11 +180,29 @@ pub fn spawn(
 struct Completions {
     tx: crossbeam_channel::Sender<Completion>,
     flush: Arc<tokio::sync::Notify>,
+    notify: Arc<Notifier>,
 }
 
 impl Completions {
     fn send(&self, c: Completion) {
+        trace::stamp(Stage::Queued);
         if self.tx.send(c).is_ok() {
+            self.flush.notify_one();
+        }
+    }
+
+    /// The answer to unary call `counted`. The answer to the last call
+    /// outstanding wakes the Perl thread at once: no other answer is due
+    /// to share the wakeup with, so the flusher's wait is not worth it.
+    fn answer(&self, c: Completion, counted: linger::Call) {
+        trace::stamp(Stage::Queued);
+        if self.tx.send(c).is_err() {
+            return;
+        }
+        if counted.finish() {
+            trace::stamp(Stage::Signal);
+            self.notify.signal();
+        } else {
             self.flush.notify_one();
         }
     }
@@ -189,6 +212,7 @@ async fn flusher(flush: Arc<tokio::sync::Notify>, notify: Arc<Notifier>) {
     loop {
         flush.notified().await;
         tokio::task::yield_now().await;
+        trace::stamp(Stage::Signal);
         notify.signal();
     }
 }
@@ -197,16 +221,21 @@ async fn serve(
     mut rx: mpsc::UnboundedReceiver<Job>,
     done: crossbeam_channel::Sender<Completion>,
     notify: Arc<Notifier>,
+    activity: Arc<Activity>,
 ) {
     let flush = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(flusher(flush.clone(), notify));
-    let done = Completions { tx: done, flush };
+    tokio::spawn(flusher(flush.clone(), notify.clone()));
+    let done = Completions {
+        tx: done,
+        flush,
+        notify,
+    };
     let mut clients: IdMap<ClientTasks> = IdMap::default();
     let mut batch = Vec::with_capacity(256);
     let mut groups = Groups::default();
     while rx.recv_many(&mut batch, 256).await > 0 {
         for job in batch.drain(..) {
-            handle(job, &mut clients, &done, &mut groups);
+            handle(job, &mut clients, &done, &mut groups, &activity);
         }
         groups.start(&done);
     }
@@ -221,7 +250,8 @@ struct Groups(Vec<Group>);
 struct Group {
     client: Arc<Client>,
     id: u64,
-    calls: Vec<(u64, Call)>,
+    /// Each call with its request id and the guard that counts it held.
+    calls: Vec<(u64, Call, linger::Call)>,
     /// The latest of the calls' deadlines (they reached the runtime
     /// together, so they differ by the time between their issue).
     deadline: std::time::Instant,
@@ -235,6 +265,7 @@ impl Groups {
         req: u64,
         call: Call,
         deadline: std::time::Instant,
+        held: linger::Call,
     ) {
         let at = match self.0.iter().position(|g| g.id == id) {
             Some(i) => i,
@@ -249,7 +280,7 @@ impl Groups {
             }
         };
         let g = &mut self.0[at];
-        g.calls.push((req, call));
+        g.calls.push((req, call, held));
         g.deadline = g.deadline.max(deadline);
     }
 
@@ -277,15 +308,21 @@ async fn run_group(g: Group, done: Completions) {
         .iter()
         .map(|_| AtomicUsize::new(crate::etcd::client::NO_ENDPOINT))
         .collect();
-    let mut open: Vec<Option<u64>> = calls.iter().map(|(req, _)| Some(*req)).collect();
+    let mut open: Vec<Option<(u64, linger::Call)>> = Vec::with_capacity(calls.len());
     // Groupable clients have no token: one set of call options serves all.
     let opts = Arc::new(client.current_opts().0);
     let mut running: FuturesUnordered<_> = calls
         .into_iter()
         .enumerate()
-        .map(|(i, (_, call))| {
+        .map(|(i, (req, call, held))| {
+            open.push(Some((req, held)));
             let (client, at, opts) = (client.clone(), at.clone(), opts.clone());
-            async move { (i, client.unary_grouped(call, &opts, deadline, &at[i]).await) }
+            async move {
+                trace::stamp(Stage::Send);
+                let r = client.unary_grouped(call, &opts, deadline, &at[i]).await;
+                trace::stamp(Stage::Answer);
+                (i, r)
+            }
         })
         .collect();
     let expired = tokio::time::sleep_until(deadline);
@@ -295,8 +332,8 @@ async fn run_group(g: Group, done: Completions) {
             biased;
             next = running.next() => match next {
                 Some((i, result)) => {
-                    if let Some(req) = open[i].take() {
-                        done.send(Completion { req, result, last: true });
+                    if let Some((req, held)) = open[i].take() {
+                        done.answer(Completion { req, result, last: true }, held);
                     }
                 }
                 None => return,
@@ -305,23 +342,30 @@ async fn run_group(g: Group, done: Completions) {
         }
     }
     drop(running);
-    for (i, req) in open.iter().enumerate() {
-        if let Some(req) = *req {
+    for (i, entry) in open.into_iter().enumerate() {
+        if let Some((req, held)) = entry {
             client.unanswered(at[i].load(Ordering::Relaxed));
-            done.send(Completion {
+            let c = Completion {
                 req,
                 result: Err(Error::deadline()),
                 last: true,
-            });
+            };
+            done.answer(c, held);
         }
     }
 }
 
-fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups: &mut Groups) {
+fn handle(
+    job: Job,
+    clients: &mut IdMap<ClientTasks>,
+    done: &Completions,
+    groups: &mut Groups,
+    activity: &Arc<Activity>,
+) {
     match job {
         Job::Batch(jobs) => {
             for j in jobs {
-                handle(j, clients, done, groups);
+                handle(j, clients, done, groups, activity);
             }
         }
         Job::NewClient { id, cfg } => {
@@ -417,13 +461,15 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
             solo,
             cancel,
         } => {
+            trace::stamp(Stage::Pickup);
             let Some(live) = clients.get(&client) else {
                 return;
             };
+            let counted = activity.call();
             // Ordered after the watches created before it (see Barrier).
             let barrier = live.barrier.wait();
             if barrier.is_none() && !solo && cancel.is_none() && live.client.groupable(&call) {
-                groups.add(live, client, req, call, deadline);
+                groups.add(live, client, req, call, deadline, counted);
                 return;
             }
             // Calls are sent in the order they were made.
@@ -475,11 +521,14 @@ fn handle(job: Job, clients: &mut IdMap<ClientTasks>, done: &Completions, groups
                     }
                     r = run => r,
                 };
-                done.send(Completion {
-                    req,
-                    result,
-                    last: true,
-                });
+                done.answer(
+                    Completion {
+                        req,
+                        result,
+                        last: true,
+                    },
+                    counted,
+                );
             });
         }
     }

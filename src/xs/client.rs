@@ -238,6 +238,24 @@ pub fn drain<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
     Ok(None)
 }
 
+/// `_trace()`: with the `trace` feature, `[count, [stage, mean ns], ...]`
+/// for the requests since the last call (src/bridge/trace.rs); an empty
+/// list without it.
+pub fn trace<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    let (gaps, n) = crate::bridge::trace::report();
+    let mut av = p.new_array(gaps.len() + 1);
+    if !gaps.is_empty() {
+        av.push(p.new_uv(n));
+    }
+    for (stage, ns) in gaps {
+        let mut pair = p.new_array(2);
+        pair.push(p.new_bytes(stage.as_bytes()));
+        pair.push(p.new_uv(ns.round() as u64));
+        av.push(pair.finish());
+    }
+    Ok(Some(av.finish()))
+}
+
 /// `_flush()`: sends requests buffered by callbacks (prepare watcher).
 pub fn flush<'a>(_p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
     callbacks::flush();

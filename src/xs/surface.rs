@@ -39,6 +39,7 @@ surface! {
     Internal "_fd" => client::fd;
     Internal "_drain" => client::drain;
     Internal "_flush" => client::flush;
+    Internal "_trace" => client::trace;
     Internal "_shutdown" => client::shutdown;
     Internal "_health_tick" => client::health_tick;
     Internal "_unary_methods" => unary_methods;

@@ -36,6 +36,7 @@ pub fn flush() {
 /// Runs the callbacks of every completion that has arrived (called by the
 /// `EV::io` watcher on the notify fd).
 pub fn drain(p: &Perl) {
+    crate::bridge::trace::stamp(crate::bridge::trace::Stage::Wakeup);
     with(|m| m.draining += 1);
     run_deferred(p);
     drain_batch(p);
@@ -120,6 +121,7 @@ fn drain_batch(p: &Perl) {
         let call = arguments(p, &done, kind, delivery);
         drop(done);
         if let Some((cb, args)) = call {
+            crate::bridge::trace::close();
             p.call_cb(&cb, args);
         }
     }

@@ -44,6 +44,7 @@ fn submit_call(
         false => (None, None),
     };
     let own = reply.timeout;
+    crate::bridge::trace::stamp(crate::bridge::trace::Stage::Submit);
     enqueue(p, client, kind, callback(reply.cb), tx, |req, timeout| {
         Job::Unary {
             client,
