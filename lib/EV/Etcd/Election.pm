@@ -218,11 +218,15 @@ sub _sync {
                 return $self->_sync if defined $we->{compact_revision};
                 return $self->_end($we);
             }
-            for my $ev (@{ $wr->{events} }) {
+            # one report per revision: a message may carry several
+            my @evs = @{ $wr->{events} };
+            while (my $ev = shift @evs) {
                 if ($ev->{type} eq 'DELETE') { delete $self->{cands}{ $ev->{kv}{key} } }
                 else                         { $self->{cands}{ $ev->{kv}{key} } = $ev->{kv} }
+                next if @evs && $evs[0]{kv}{mod_revision} == $ev->{kv}{mod_revision};
+                $self->_report;
+                return if $self->{done};
             }
-            $self->_report if @{ $wr->{events} };
         });
     });
 }
