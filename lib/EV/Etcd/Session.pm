@@ -157,7 +157,9 @@ sub _lost {
     my ($self, $err) = @_;
     return if $self->{lost} || $self->{closed};
     $self->{lost} = $err;
-    delete $self->{ka};    # the keepalive ended itself
+    # ended by itself when it reported the loss; stopped when the server
+    # refused the lease to a request first
+    if (my $ka = delete $self->{ka}) { $ka->stop }
     $self->_tell_deps($err, 'lost');
     my @l = @{ $self->{listeners} };
     $self->{listeners} = [];
@@ -324,7 +326,18 @@ sub _acquire {
 
 sub _acquired {
     my ($self, $r, $e) = @_;
-    return $self->_abort($e) if $e;    # outcome unknown: the key is removed
+    if ($e) {
+        # The server refused the lease: the session is lost (the keepalive
+        # would say so at its next renewal). That ends this acquisition too.
+        if (($e->{status} // '') eq 'NOT_FOUND' && ($e->{message} // '') =~ /lease not found/) {
+            my $lease = $self->{session}{lease};
+            $self->{gone} = 1;
+            $self->{session}->_lost(EV::Etcd::Session::_err(5, 'NOT_FOUND',
+                "lease $lease expired or was revoked", 'keepalive'));
+            return $self->_abort($e);
+        }
+        return $self->_abort($e);    # outcome unknown: the key is removed
+    }
     my $lease = $self->{session}{lease};
     my $mine;
     if ($r->{succeeded}) {
