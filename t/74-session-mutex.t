@@ -257,6 +257,7 @@ my $s3 = new_session({ ttl => 30 });
     is($late->{status}, 'NOT_FOUND', '... with the error');
     my @l = call('lock on lost session', sub { $m->lock($_[0]) });
     is($l[1]{status}, 'NOT_FOUND', 'lock on a lost session fails');
+    is($l[1]{message}, "mutex: session lost", "... saying so");
     my @cl = call('close lost session', sub { $s->close($_[0]) });
     is($cl[0], $s, 'closing a lost session succeeds');
     EtcdTest::run_loop(0.3);

@@ -334,6 +334,7 @@ callback, so the candidacy is withdrawn): C<DEADLINE_EXCEEDED> (code 4,
 C<election: not elected within N s>), C<CANCELLED> (code 1, C<election:
 cancelled>), C<NOT_FOUND> (code 5, C<election: session lost during
 campaign>: the session was lost, or the own key vanished, while waiting),
+C<NOT_FOUND> C<election: session lost> (started on a session already lost),
 C<FAILED_PRECONDITION> (code 9, C<election: session closed>), or the
 client's error of a failed request. Croaks: C<value missing>, C<value must
 be a string>, C<timeout must be a positive number>, a non-code callback, a
@@ -375,9 +376,20 @@ on every change of leader or of its value; an election left without a
 leader calls nothing until the next one. Built on a watch of the prefix,
 so it follows restarts and failover; a compaction past its position makes
 it read the candidates again. Any other watch error ends it with one C<<
-(undef, $err) >> (source C<election>). C<cancel> ends it at once (nothing
-is delivered after it returns) and calls its optional callback with C<({},
-undef)> from the loop. Dropping the handle does not end the observation.
+(undef, $err) >> (source C<election>). The handle (an
+C<EV::Etcd::Election::Observer>) has one method:
+
+=over 4
+
+=item cancel([$cb])
+
+Ends the observation at once (nothing is delivered after it returns) and
+calls the optional callback with C<({}, undef)> from the loop. A
+non-code callback croaks.
+
+=back
+
+Dropping the handle does not end the observation.
 
 =head2 is_leader, key, revision, name, session
 

@@ -238,8 +238,11 @@ C<CANCELLED> (code 1), C<mutex: cancelled>.
 C<NOT_FOUND> (code 5), C<mutex: session lost while waiting>, with the
 session's error under C<session_error>; the same, C<mutex: session
 expired while waiting>, when the re-read finds the own key gone (the
-lease ended before its loss was noticed). A lock on a session already lost
-fails with C<mutex: session lost>.
+lease ended before its loss was noticed). When the server refuses the
+session's lease to the lock's transaction (the lease is gone), the session
+is marked lost there and then (its listeners run) and the lock fails the
+same way. A lock on a session already lost fails with C<mutex: session
+lost>.
 
 =item session closed
 

@@ -268,7 +268,7 @@ sub _new {
 
 sub _start {
     my ($self) = @_;
-    if (my $e = $self->{session}->_gone_error($self->{source}, $self->{lost_message})) {
+    if (my $e = $self->{session}->_gone_error($self->{source})) {
         $self->{abort} = $e;
         EV::Etcd::Session::_soon(sub { $self->_finish(undef, $e) });
         return $self;
@@ -590,6 +590,10 @@ error hash is the keepalive's (source C<keepalive>): C<NOT_FOUND> when the
 server no longer knows the lease (it expired or someone revoked it),
 C<DEADLINE_EXCEEDED> when no renewal got through before the TTL ran out
 (the lease must then be taken as gone: the server expires it on its own).
+The loss is also reported, as C<NOT_FOUND> C<lease N expired or was
+revoked> (source C<keepalive>), as soon as the server refuses the lease to
+a C<lock> or C<campaign> of the session, without waiting for the next
+renewal.
 Mutexes and elections of the session learn of the loss first (their own
 C<on_lost> options run before the session's listeners). A listener added
 after the loss is called soon after, from the loop, with the same error. An
