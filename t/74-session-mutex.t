@@ -330,6 +330,7 @@ SKIP: {
         my ($code, $re) = @$b;
         ok(!eval { $code->(); 1 }, "croaks: $re");
         like($@, $re, '... message');
+        like($@, qr/ at \Q$0\E line \d+\.$/, '... at the caller\'s line');
     }
     # in progress
     my ($r, $cb1) = rec('lock in progress');

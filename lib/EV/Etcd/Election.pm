@@ -8,6 +8,7 @@ use Scalar::Util ();
 use EV::Etcd::Session ();
 
 our $VERSION = $EV::Etcd::VERSION;
+our @CARP_NOT = qw(EV::Etcd::Session);
 
 *_is_code = \&EV::Etcd::Session::_is_code;
 *_opts    = \&EV::Etcd::Session::_opts;

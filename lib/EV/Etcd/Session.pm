@@ -11,6 +11,9 @@ use EV::Etcd ();
 
 our $VERSION = $EV::Etcd::VERSION;
 
+# croaks name the caller's line, not a line of the modules that pass the call on
+our @CARP_NOT = qw(EV::Etcd EV::Etcd::Mutex EV::Etcd::Election);
+
 # A session is a lease kept alive by the client (lease_keepalive_start), as
 # Go's client/v3/concurrency Session. Mutexes and elections made from it
 # register themselves (weakly) as dependents and hear of its loss or close
