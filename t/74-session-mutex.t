@@ -2,6 +2,7 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes ();
+use Scalar::Util ();
 use lib 't/lib';
 use EtcdTest;
 use EV;
@@ -281,6 +282,40 @@ my $s3 = new_session({ ttl => 30 });
     is($rw->{args}[1]{status}, 'NOT_FOUND', '... NOT_FOUND');
     ok(!$m->is_held, 'not held');
     call('unlock', sub { $m1->unlock($_[0]) });
+}
+
+# ---------------------------------------------------------------------------
+# nothing keeps sessions, mutexes or finished waits alive
+
+{
+    my ($ws, $wm, $wh, $wu);
+    {
+        my $done;
+        my $s;
+        $c->session({ ttl => 10 }, sub { $s = $_[0]; $done = 1 });
+        EtcdTest::run_until(10, sub { $done });
+        my $m = $s->mutex("${P}leak");
+        $done = undef; $m->lock(sub { $done = 1 });
+        EtcdTest::run_until(10, sub { $done });
+        my $m2 = $s2->mutex("${P}leak");
+        $done = undef; my $h = $m2->lock({ timeout => 0.2 }, sub { $done = 1 });
+        EtcdTest::run_until(10, sub { $done });
+        $done = undef; $m->unlock(sub { $done = 1 });
+        EtcdTest::run_until(10, sub { $done });
+        # a session that is dropped without close
+        my $u;
+        $done = undef; $c->session({ ttl => 10 }, sub { $u = $_[0]; $done = 1 });
+        EtcdTest::run_until(10, sub { $done });
+        $done = undef; $s->close(sub { $done = 1 });
+        EtcdTest::run_until(10, sub { $done });
+        ($ws, $wm, $wh, $wu) = ($s, $m, $h, $u);
+        Scalar::Util::weaken($_) for $ws, $wm, $wh, $wu;
+    }
+    EtcdTest::run_loop(0.3);
+    ok(!$ws, 'a closed session is freed');
+    ok(!$wm, 'its mutex is freed');
+    ok(!$wh, 'a finished wait handle is freed');
+    ok(!$wu, 'a session dropped without close is freed');
 }
 
 # ---------------------------------------------------------------------------
