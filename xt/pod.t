@@ -52,12 +52,20 @@ sub public_methods {
     return @names;
 }
 
+require EV::Etcd::Session;
+require EV::Etcd::Mutex;
+require EV::Etcd::Election;
+
 my %pkg_file = map {
     my $p = $_;
     (my $f = "lib/$p.pm") =~ s{::}{/}g;
     ($p => $f);
 } grep { $_ ne 'EV::Etcd::Future' || $INC{'EV/Etcd/Future.pm'} }
-  qw(EV::Etcd EV::Etcd::Watch EV::Etcd::Keepalive EV::Etcd::Observe EV::Etcd::Future);
+  qw(EV::Etcd EV::Etcd::Watch EV::Etcd::Keepalive EV::Etcd::Observe EV::Etcd::Future
+     EV::Etcd::Session EV::Etcd::Mutex EV::Etcd::Election);
+# classes that live in another one's file
+$pkg_file{'EV::Etcd::Session::Acquire'}   = 'lib/EV/Etcd/Session.pm';
+$pkg_file{'EV::Etcd::Election::Observer'} = 'lib/EV/Etcd/Election.pm';
 
 for my $pkg (sort keys %pkg_file) {
     my $file = $pkg_file{$pkg};

@@ -161,6 +161,14 @@ sub future {
     return EV::Etcd::Future->new($_[0]);
 }
 
+# Sessions, mutexes and elections (EV::Etcd::Session) are pure Perl on top
+# of the methods above, loaded on demand.
+sub session {
+    my $self = shift;
+    require EV::Etcd::Session;
+    return EV::Etcd::Session->_start($self, @_);
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -1094,6 +1102,18 @@ Returns an L<EV::Etcd::Observe> handle whose C<cancel($cb)> ends the
 observation and calls C<$cb> once, from the loop, with C<({}, undef)>.
 Dropping the handle does not end the observation; an open observation
 keeps C<EV::run> running.
+
+=head2 session
+
+    $etcd->session([{ ttl => 10, lease => $id, on_lost => sub { my ($err) = @_ } },]
+                   sub { my ($session, $err) = @_; ... });
+
+A lease (granted with C<ttl>, default 60, or the existing C<lease>) kept
+alive until closed, on which L<EV::Etcd::Mutex> (C<< $session->mutex($name) >>,
+with C<try_lock> and fencing through C<is_owner>) and L<EV::Etcd::Election>
+(C<< $session->election($name) >>) are built in Perl, after etcd's Go
+client. See L<EV::Etcd::Session> for the methods and what happens when the
+lease is lost.
 
 =head1 CLUSTER METHODS
 

@@ -57,6 +57,14 @@ for my $name (@UNARY) {
     };
 }
 
+# EV::Etcd::Session: a future done with the session.
+sub session {
+    my $self = shift;
+    my $f = EV::Etcd::Future::EV->new;
+    $self->{client}->session(@_, _settle($f));
+    return $f;
+}
+
 sub CLONE_SKIP { 1 }
 
 # Futures that can wait for themselves: ->get (and a top-level await) runs
@@ -197,6 +205,12 @@ The client's arguments without the callback, e.g.
 =item user_add, user_delete, user_change_password, user_get, user_list, user_grant_role, user_revoke_role
 
 =item role_add, role_delete, role_get, role_list, role_grant_permission, role_revoke_permission
+
+=item session
+
+C<< $etcd->session(\%opts) >>: done with the L<EV::Etcd::Session>; its
+mutexes and elections have future forms of their own (C<lock_f>,
+C<campaign_f>, ...: L<EV::Etcd::Session/FUTURES>).
 
 =back
 
