@@ -156,6 +156,13 @@ sub future {
     return EV::Etcd::Future->new($_[0]);
 }
 
+# Software transactional memory (EV::Etcd::STM), loaded on demand.
+sub stm {
+    require EV::Etcd::STM;
+    EV::Etcd::STM::_start('EV::Etcd::stm', @_);
+    return;
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -367,6 +374,20 @@ its next sync.
 Returns an L<EV::Etcd::Future> adapter around the client, whose request
 methods return L<Future> objects (usable with L<Future::AsyncAwait>).
 Loads L<EV::Etcd::Future>, and thus L<Future>, on first use only.
+
+=head2 stm
+
+    $etcd->stm(sub {
+        my ($stm) = @_;
+        $stm->get($key, sub { my ($value) = @_; $stm->put($key, $value + 1); $stm->commit });
+    }, [{ isolation => 'serializable_snapshot', retries => 16, prefetch => \@keys },] $cb);
+
+Runs an apply function as a software transactional memory transaction
+(after C<NewSTM> of etcd's Go client): its reads are checked and its
+buffered writes applied in one C<txn>, and it runs again on a conflict.
+C<$cb> gets C<({ succeeded =E<gt> 1, attempts =E<gt> $n, revision =E<gt>
+$rev, ... }, undef)> or C<(undef, $error)>. See L<EV::Etcd::STM> (loaded
+on first use) for the isolation levels, options and errors.
 
 =head1 CALLING CONVENTIONS
 
