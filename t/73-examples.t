@@ -24,6 +24,8 @@ my %expect = (
     'tls.pl'             => [ qr/^read back: over TLS$/m, qr/^without a client certificate: UNAVAILABLE/m ],
     'health.pl'          => [ qr/unhealthy, moving to /, qr/healthy, using /,
                               qr/done: \d+ writes succeeded, [0-2] failed$/m ],
+    'stm.pl'             => [ qr/^balances: \d+ \d+ \d+ \d+ \d+$/m,
+                              qr/^4 workers x 25 transfers: \d+ committed \(\d+ conflicts retried\), \d+ refused; total 500$/m ],
     'namespace_async.pl' => [ qr/^billing sees: config\/currency=EUR, config\/retries=3$/m,
                               qr/^search sees: config\/retries=5, config\/shards=8$/m,
                               qr/fails: NOT_FOUND/ ],
