@@ -260,6 +260,78 @@ for my $case ([serializable_snapshot => 'old'], [serializable => 'old'], [repeat
     is($res->{attempts}, 2, 'prefetch: a changed prefetched key is a conflict');
 }
 
+# after a conflict the serializable levels start from what the failed
+# commit read again (Go's STM does the same): a read of such a key makes no
+# request, so a change made before it is only seen by the attempt after
+for my $case ([serializable => [qw(first second third)], 3], [repeatable_read => [qw(first third)], 2]) {
+    my ($iso, $reads, $attempts) = @$case;
+    my $k = "${P}else/$iso";
+    call($o, 'put', $k, 'first');
+    my @read;
+    my ($res, $err) = stm_run($c, sub {
+        my ($stm) = @_;
+        my $n = $stm->attempt;
+        my $read = sub {
+            $stm->get($k, sub {
+                push @read, $_[0];
+                $stm->put($k, "$_[0]+");
+                return $stm->commit if $n > 1;
+                $o->put($k, 'second', sub { $stm->commit });
+            });
+        };
+        return $read->() if $n != 2;
+        $o->put($k, 'third', $read);
+    }, { isolation => $iso });
+    is($err, undef, "$iso: no error");
+    is_deeply(\@read, $reads, "$iso: reads of the attempts after a conflict");
+    is($res->{attempts}, $attempts, "$iso: $attempts attempts");
+}
+
+# keys the failed commit read again join the next attempt's read set only
+# when that attempt reads them
+{
+    my ($x, $y) = ("${P}else2/x", "${P}else2/y");
+    call($o, 'put', $x, 1);
+    call($o, 'put', $y, 1);
+    my ($res, $err) = stm_run($c, sub {
+        my ($stm) = @_;
+        my $n = $stm->attempt;
+        $stm->get($x, sub {
+            my ($v) = @_;
+            $stm->put($x, $v + 1);
+            return $o->put($y, 3, sub { $stm->commit }) if $n > 1;
+            $stm->get($y, sub { $o->put($x, 5, sub { $stm->commit }) });
+        });
+    }, { isolation => 'serializable' });
+    is($err, undef, 'unread cached key: no error');
+    is($res->{attempts}, 2, 'a change to a key only the failed attempt read is no conflict');
+    is(value_of($x), 6, 'unread cached key: the second attempt\'s write');
+}
+
+# a namespaced client: keys are the client's, the namespace applies
+{
+    my $ns = EV::Etcd->new(endpoints => [@eps], timeout => 10, namespace => "${P}ns/");
+    my $seen;
+    my ($res, $err) = stm_run($ns, sub {
+        my ($stm) = @_;
+        $stm->get('k', sub { $seen = $_[0]; $stm->put('k', 'in ns'); $stm->commit });
+    });
+    is($err, undef, 'namespaced stm: no error');
+    is(value_of("${P}ns/k"), 'in ns', 'namespaced stm: written under the namespace');
+    call($o, 'put', "${P}ns/k", 'changed');
+    ($res, $err) = stm_run($ns, sub {
+        my ($stm) = @_;
+        $stm->get('k', sub { $seen = $_[0]; $stm->commit });
+    });
+    is($seen, 'changed', 'namespaced stm: reads under the namespace');
+    # the stm kept nothing alive: the client goes away when dropped
+    my $weak = $ns;
+    Scalar::Util::weaken($weak);
+    undef $ns;
+    EtcdTest::run_loop(0.1);
+    is($weak, undef, 'a client that ran stms is freed when dropped');
+}
+
 # ---------------------------------------------------------------------------
 # abort, exceptions, dropped attempts, retries exhausted
 

@@ -219,6 +219,7 @@ sub _new {
         pin      => undef,       # the revision later reads use
         pin_busy => 0,           # the first read is on its way
         pin_wait => [],          # reads waiting for it
+        cache    => undef,       # key => entry, read by the last failed commit
         rset     => {},          # key => { kv => $kv|undef, rev => header revision }
         inflight => {},          # key => [ subs waiting for its read ]
         wset     => {},          # key => { value => $bytes|undef, op => $op }
@@ -461,22 +462,29 @@ sub commit {
 # when the attempt ended meanwhile; a failed read fails the run).
 sub _read {
     my ($self, $keys, $then) = @_;
-    if ($self->{pinning} && !defined $self->{pin}) {
+    my @missing = grep { !$self->{wset}{$_} && !$self->{rset}{$_} } @$keys;
+    if (@missing && $self->{pinning} && !defined $self->{pin}) {
         if ($self->{pin_busy}) {
             push @{ $self->{pin_wait} }, sub { $self->_read($keys, $then) };
             return;
         }
         # After a conflict, the failed commit read the read set again: a
-        # first read among those keys starts from that revision.
+        # first read among those keys starts from that revision, and those
+        # values serve the keys when they are read (only then do they join
+        # the read set). Otherwise they are older than the first read.
         my $cache = delete $self->{run}{cache};
-        if ($cache && grep { $cache->{kvs}{$_} } @$keys) {
-            $self->{pin} = $cache->{rev};
-            for my $k (keys %{ $cache->{kvs} }) {
-                $self->{rset}{$k} = $cache->{kvs}{$k};
-            }
+        if ($cache && grep { $cache->{kvs}{$_} } @missing) {
+            $self->{pin}   = $cache->{rev};
+            $self->{cache} = $cache->{kvs};
         }
     }
-    my @missing = grep { !$self->{wset}{$_} && !$self->{rset}{$_} } @$keys;
+    if ($self->{cache}) {
+        for my $k (@missing) {
+            my $e = delete $self->{cache}{$k} or next;
+            $self->{rset}{$k} = $e;
+        }
+        @missing = grep { !$self->{rset}{$_} } @missing;
+    }
     my @fetch   = grep { !$self->{inflight}{$_} } @missing;
     my $pending = 1;
     my $step = sub {
@@ -698,8 +706,10 @@ or to read several keys with one round trip each and write in one txn.
 
 With the two serializable levels, a commit that fails reads the read set
 again in the same round trip (the failure branch of its C<txn>, as Go's
-STM does): the next attempt starts from those values at that revision
-instead of asking again.
+STM does): when the next attempt's first read is one of those keys, the
+attempt is pinned to that revision and reads of those keys are answered
+from there, without a request (a key joins the new read set only when
+the new attempt reads it).
 
 =head2 Results
 
@@ -755,6 +765,11 @@ connection died while it was in flight) may or may not have been applied,
 as for any write (L<EV::Etcd/RETRIES AND FAILOVER>). Reads under the
 serializable levels are made at the pinned revision: if that revision is
 compacted meanwhile, the read fails with etcd's C<OUT_OF_RANGE> error.
+The commit is one C<txn> with a compare per key read (and, for
+C<serializable_snapshot>, per key written) and an operation per key
+written: an attempt with more of either than the server allows
+(C<--max-txn-ops>, 128 by default) fails with etcd's C<too many
+operations in txn request>, as does a C<prefetch> list that long.
 
 =back
 
