@@ -311,9 +311,10 @@ for my $case ([serializable => [qw(first second third)], 3], [repeatable_read =>
 # a namespaced client: keys are the client's, the namespace applies
 {
     my $ns = EV::Etcd->new(endpoints => [@eps], timeout => 10, namespace => "${P}ns/");
-    my $seen;
+    my ($seen, $kept);
     my ($res, $err) = stm_run($ns, sub {
         my ($stm) = @_;
+        $kept = $stm;
         $stm->get('k', sub { $seen = $_[0]; $stm->put('k', 'in ns'); $stm->commit });
     });
     is($err, undef, 'namespaced stm: no error');
@@ -324,7 +325,9 @@ for my $case ([serializable => [qw(first second third)], 3], [repeatable_read =>
         $stm->get('k', sub { $seen = $_[0]; $stm->commit });
     });
     is($seen, 'changed', 'namespaced stm: reads under the namespace');
-    # the stm kept nothing alive: the client goes away when dropped
+    # the stm kept nothing alive, even with an attempt object kept: the
+    # client goes away when dropped
+    is($kept->rev('k'), 0, 'a kept attempt still answers rev');
     my $weak = $ns;
     Scalar::Util::weaken($weak);
     undef $ns;
@@ -357,7 +360,7 @@ for my $case ([serializable => [qw(first second third)], 3], [repeatable_read =>
 
     ($res, $err) = stm_run($c, sub {
         my ($stm) = @_;
-        $stm->get($k, sub { die { not => 'a string' } if 0; die "read callback broke\n" });
+        $stm->get($k, sub { die "read callback broke\n" });
     });
     error_is($err, 2, 'UNKNOWN', 'stm: apply function died: read callback broke', 'an exception in a read callback');
 

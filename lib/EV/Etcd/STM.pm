@@ -212,8 +212,9 @@ sub _new {
     my ($class, $run) = @_;
     my $iso = $run->{isolation};
     return bless {
-        run      => $run,
+        run      => $run,        # dropped when the attempt ends
         attempt  => $run->{attempts},
+        isolation => $iso,
         state    => 'open',      # open, committing, ended
         pinning  => ($iso eq 'serializable_snapshot' || $iso eq 'serializable') ? 1 : 0,
         pin      => undef,       # the revision later reads use
@@ -249,7 +250,7 @@ sub _check_key {
 }
 
 sub attempt   { $_[0]{attempt} }
-sub isolation { $_[0]{run}{isolation} }
+sub isolation { $_[0]{isolation} }
 sub is_open   { $_[0]{state} eq 'open' ? 1 : 0 }
 
 # Runs user code (the apply function, a read callback). An exception while
@@ -267,23 +268,26 @@ sub _user {
     return;
 }
 
-# Ends the attempt: nothing it asked for reaches user code any more.
+# Ends the attempt: nothing it asked for reaches user code any more, and
+# an attempt object kept by the caller no longer holds the run (and client).
+# Returns the run.
 sub _end {
     my ($self, $state) = @_;
     $self->{state} = $state;
+    my $run = delete $self->{run};
     delete $self->{apply_future};
     $self->{inflight} = {};
     $self->{pin_wait} = [];
     my @f = grep { defined && !$_->is_ready } @{ $self->{futures} };
     $self->{futures} = [];
     $_->fail('stm: the attempt ended', 'stm') for @f;
-    return;
+    return $run;
 }
 
 sub _fail {
     my ($self, $err) = @_;
-    $self->_end('ended');
-    $self->{run}->_finish(undef, $err);
+    my $run = $self->_end('ended');
+    $run->_finish(undef, $err);
     return;
 }
 
@@ -428,9 +432,8 @@ sub abort {
 sub commit {
     my ($self) = @_;
     _check_open($self, 'commit');
-    $self->_end('committing');
-    my $run = $self->{run};
-    my $iso = $run->{isolation};
+    my $run = $self->_end('committing');
+    my $iso = $self->{isolation};
     my @rkeys = sort keys %{ $self->{rset} };
     my @compare;
     if ($iso ne 'read_committed') {
