@@ -58,6 +58,9 @@ my %pkg_file = map {
     ($p => $f);
 } grep { $_ ne 'EV::Etcd::Future' || $INC{'EV/Etcd/Future.pm'} }
   qw(EV::Etcd EV::Etcd::Watch EV::Etcd::Keepalive EV::Etcd::Observe EV::Etcd::Future);
+# the STM's attempt class lives in EV/Etcd/STM.pm
+require EV::Etcd::STM;
+$pkg_file{'EV::Etcd::STM::Txn'} = 'lib/EV/Etcd/STM.pm';
 
 for my $pkg (sort keys %pkg_file) {
     my $file = $pkg_file{$pkg};

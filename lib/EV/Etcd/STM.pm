@@ -818,7 +818,7 @@ L<EV::Etcd::Future> (and L<Future>).
 Buffers a put. Options: C<lease>, C<prev_kv>, C<ignore_lease> (as for
 L<EV::Etcd/put>; unknown ones croak).
 
-=head2 del
+=head2 del, delete
 
     $stm->del($key);    # or $stm->delete($key)
 
