@@ -308,6 +308,24 @@ for my $case ([serializable => [qw(first second third)], 3], [repeatable_read =>
     is(value_of($x), 6, 'unread cached key: the second attempt\'s write');
 }
 
+# put options: lease, prev_kv
+{
+    my $k = "${P}lease/k";
+    call($o, 'put', $k, 'before');
+    my $lease = call($o, 'lease_grant', 60)->{id};
+    my ($res, $err) = stm_run($c, sub {
+        my ($stm) = @_;
+        $stm->put($k, 'leased', { lease => $lease, prev_kv => 1 });
+        $stm->commit;
+    });
+    is($err, undef, 'put with options: no error');
+    is($res->{responses}[0]{response_put}{prev_kv}{value}, 'before', 'prev_kv came back in the responses');
+    my $kv = call($o, 'get', $k)->{kvs}[0];
+    is($kv->{lease}, $lease, 'the put carried the lease');
+    call($o, 'lease_revoke', $lease);
+    is(value_of($k), undef, 'revoking the lease removed the key');
+}
+
 # a namespaced client: keys are the client's, the namespace applies
 {
     my $ns = EV::Etcd->new(endpoints => [@eps], timeout => 10, namespace => "${P}ns/");
@@ -600,6 +618,8 @@ for my $iso (qw(serializable_snapshot serializable repeatable_read read_committe
         [ 'bad backoff', qr/^EV::Etcd::stm: backoff must be a non-negative number/, sub { $c->stm($cb, { backoff => 'soon' }, $cb) } ],
         [ 'bad prefetch', qr/^EV::Etcd::stm: prefetch must be an array reference of keys/, sub { $c->stm($cb, { prefetch => 'k' }, $cb) } ],
         [ 'prefetch with undef', qr/^EV::Etcd::stm: prefetch must be an array reference of keys/, sub { $c->stm($cb, { prefetch => [undef] }, $cb) } ],
+        [ 'prefetch key too large', qr/^EV::Etcd::stm: prefetch key too large: 1048577 bytes/,
+          sub { $c->stm($cb, { prefetch => ['K' x 1_048_577] }, $cb) } ],
         [ 'options not a hash', qr/^EV::Etcd::stm: options must be a hash reference/, sub { $c->stm($cb, [], $cb) } ],
         [ 'too few arguments', qr/^Usage: \$etcd->stm/, sub { $c->stm($cb) } ],
         [ 'class method', qr/^client is not of type EV::Etcd at \Q${\ __FILE__}\E line/, sub { EV::Etcd->stm($cb, $cb) } ],
@@ -617,7 +637,8 @@ for my $iso (qw(serializable_snapshot serializable repeatable_read read_committe
     my ($res, $err) = stm_run($c, sub {
         my ($stm) = @_;
         for my $m ([get => undef, $cb], [get => "${P}k", 'notcode'], [put => '', 'v'], [put => "${P}k", undef],
-                   [put => "${P}k", 'v', { lease => 1, ttl => 5 }], [del => [1]], [get => 'K' x 1_048_577, $cb]) {
+                   [put => "${P}k", 'v', { lease => 1, ttl => 5 }], [del => [1]], [get => 'K' x 1_048_577, $cb],
+                   [put => "${P}k", 'v', { lease => 'abc' }], [put => "${P}k", 'V' x 1_048_577], [rev => undef]) {
             my ($name, @a) = @$m;
             push @croaks, eval { $stm->$name(@a); 1 } ? "$name did not croak" : $@;
         }
@@ -630,6 +651,9 @@ for my $iso (qw(serializable_snapshot serializable repeatable_read read_committe
     like($croaks[4], qr/^EV::Etcd::STM::Txn::put: unknown option 'ttl'/, 'put with an unknown option');
     like($croaks[5], qr/^EV::Etcd::STM::Txn::del: key must be a non-empty string/, 'del with a reference');
     like($croaks[6], qr/^EV::Etcd::STM::Txn::get: key too large: 1048577 bytes \(max 1048576\)/, 'get with a key too large');
+    like($croaks[7], qr/^EV::Etcd::STM::Txn::put: lease must be a lease id/, 'put with a bad lease');
+    like($croaks[8], qr/^EV::Etcd::STM::Txn::put: value too large: 1048577 bytes/, 'put with a value too large');
+    like($croaks[9], qr/^EV::Etcd::STM::Txn::rev: key must be a non-empty string/, 'rev without key');
     error_is($err, 1, 'CANCELLED', 'done', 'the croaks did not end the attempt');
 }
 

@@ -32,6 +32,7 @@ my %OPTION    = map { $_ => 1 } qw(isolation retries prefetch backoff);
 our $DEFAULT_RETRIES = 16;
 our $DEFAULT_BACKOFF = 0.01;
 our $MAX_BACKOFF     = 0.5;
+our $MAX_SIZE        = 1_048_576;    # the client's limit for keys and values
 
 my %STATUS = (1 => 'CANCELLED', 2 => 'UNKNOWN', 10 => 'ABORTED');
 
@@ -87,7 +88,10 @@ sub _start {
         for my $k (@{ $opts->{prefetch} }) {
             Carp::croak("$name: prefetch must be an array reference of keys")
                 unless defined $k && !ref $k && length $k;
-            push @prefetch, _bytes($k);
+            my $b = _bytes($k);
+            Carp::croak("$name: prefetch key too large: " . length($b) . " bytes (max $MAX_SIZE)")
+                if length $b > $MAX_SIZE;
+            push @prefetch, $b;
         }
         my %seen;
         @prefetch = grep { !$seen{$_}++ } @prefetch;
@@ -206,7 +210,6 @@ use warnings;
 use Carp ();
 use Scalar::Util ();
 
-my $MAX_SIZE = 1_048_576;
 
 sub _new {
     my ($class, $run) = @_;
@@ -230,6 +233,13 @@ sub _new {
 }
 
 sub _name { "EV::Etcd::STM::Txn::$_[0]" }
+
+sub _reason {
+    my ($e) = @_;
+    $e = 'unknown error' unless defined $e && length "$e";
+    (my $m = "$e") =~ s/\s+\z//;
+    return $m;
+}
 
 sub _check_open {
     my ($self, $method) = @_;
@@ -261,10 +271,8 @@ sub _user {
     return unless $self->{state} eq 'open';
     return if eval { $code->(@args); 1 };
     my $e = $@;
-    $e = 'unknown error' unless defined $e && length "$e";
     die $e unless $self->{state} eq 'open';
-    (my $msg = "$e") =~ s/\s+\z//;
-    $self->_fail(EV::Etcd::STM::_error(2, "stm: apply function died: $msg"));
+    $self->_fail(EV::Etcd::STM::_error(2, 'stm: apply function died: ' . _reason($e)));
     return;
 }
 
@@ -360,9 +368,7 @@ sub _apply_future {
                 $self->_fail($err);
             }
             else {
-                $msg = 'unknown error' unless defined $msg && length "$msg";
-                (my $m = "$msg") =~ s/\s+\z//;
-                $self->_fail(EV::Etcd::STM::_error(2, "stm: apply function failed: $m"));
+                $self->_fail(EV::Etcd::STM::_error(2, 'stm: apply function failed: ' . _reason($msg)));
             }
         }
         else {
@@ -397,7 +403,9 @@ sub put {
         for my $k (sort keys %$opts) {
             Carp::croak(_name('put') . ": unknown option '$k' (lease, prev_kv, ignore_lease)")
                 unless $k eq 'lease' || $k eq 'prev_kv' || $k eq 'ignore_lease';
-            $op{$k} = $opts->{$k};
+            Carp::croak(_name('put') . ': lease must be a lease id (a non-negative integer)')
+                if $k eq 'lease' && !(defined $opts->{lease} && !ref $opts->{lease} && $opts->{lease} =~ /\A[0-9]+\z/);
+            $op{$k} = $k eq 'lease' ? $opts->{lease} : $opts->{$k} ? 1 : 0;
         }
     }
     $self->_write($key, $value, { request_put => \%op });
@@ -455,9 +463,16 @@ sub commit {
     # fail, so the next attempt need not
     my @fkeys = $self->{pinning} ? @rkeys : ();
     my @failure = map { { request_range => { key => $_ } } } @fkeys;
-    $run->{client}->txn(\@compare, \@success, \@failure, sub {
-        $run->_committed(\@fkeys, @_);
-    });
+    # Everything was checked when it was buffered; should the client still
+    # refuse the request, the run ends with that reason instead of never.
+    my $sent = eval {
+        $run->{client}->txn(\@compare, \@success, \@failure, sub {
+            $run->_committed(\@fkeys, @_);
+        });
+        1;
+    };
+    $run->_finish(undef, EV::Etcd::STM::_error(2, 'stm: the commit could not be sent: ' . _reason($@)))
+        unless $sent;
     return;
 }
 
@@ -528,7 +543,7 @@ sub _fetch {
     }
     $self->{inflight}{$_} = [$done] for @$keys;
     my @ops = map { { request_range => { key => $_, %opts } } } @$keys;
-    $self->{run}{client}->txn([], \@ops, [], sub {
+    my $on_answer = sub {
         my ($resp, $err) = @_;
         return unless $self->{state} eq 'open';
         if ($err) {
@@ -551,7 +566,10 @@ sub _fetch {
             $self->{pin_wait} = [];
             $_->() for @next;
         }
-    });
+    };
+    my $sent = eval { $self->{run}{client}->txn([], \@ops, [], $on_answer); 1 };
+    $self->_fail(EV::Etcd::STM::_error(2, 'stm: a read could not be sent: ' . _reason($@)))
+        unless $sent;
     return;
 }
 
@@ -759,6 +777,14 @@ without commit or abort>: the last reference to an open attempt went away
 (for example the apply function returned without reading, committing or
 aborting, or a read callback returned without doing any of these).
 
+=item a request the client refused
+
+The same code and status with the message C<stm: a read could not be
+sent: ...> or C<stm: the commit could not be sent: ...> and the client's
+croak: everything is checked when it is buffered, so this happens only
+when the client itself cannot be used any more (for example an stm that
+was pending across C<fork> and continues in the child).
+
 =item a failed request
 
 The client's error hash of the read or the commit that failed, unchanged
@@ -815,8 +841,10 @@ L<EV::Etcd::Future> (and L<Future>).
 
     $stm->put($key, $value, [\%opts]);
 
-Buffers a put. Options: C<lease>, C<prev_kv>, C<ignore_lease> (as for
-L<EV::Etcd/put>; unknown ones croak).
+Buffers a put. Options: C<lease> (a lease id, checked at once),
+C<prev_kv>, C<ignore_lease> (as for L<EV::Etcd/put>; unknown ones croak).
+With C<prev_kv> the previous entry comes back in the result's
+C<responses>.
 
 =head2 del, delete
 
