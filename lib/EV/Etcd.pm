@@ -1327,7 +1327,8 @@ C<election_campaign>, C<election_proclaim>, C<election_leader>,
 C<election_resign>; C<watch>, C<keepalive> and C<observe> for watches,
 keepalives and observations; C<rpc> for C<auth_enable>, C<auth_disable>
 and every C<user_*> and C<role_*> method; C<internal> for failures of the
-client's own processing.
+client's own processing; C<stm> for the outcomes of L</stm> itself
+(conflicts exhausted, abort, exception: see L<EV::Etcd::STM>).
 
 A watch that ended because its revision was compacted adds a sixth key,
 C<compact_revision> (see L</WATCHES>).

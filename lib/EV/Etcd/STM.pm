@@ -210,7 +210,6 @@ use warnings;
 use Carp ();
 use Scalar::Util ();
 
-
 sub _new {
     my ($class, $run) = @_;
     my $iso = $run->{isolation};
