@@ -217,9 +217,9 @@ The client's arguments without the callback, e.g.
     my $f = $etcd->stm(sub {
         my ($stm) = @_;
         return $stm->get_f('/acct/a')->then(sub {
-            my ($a) = @_;
-            $stm->put('/acct/a', $a - 10);
-            Future->done($a - 10);
+            my ($from) = @_;
+            $stm->put('/acct/a', $from - 10);
+            Future->done($from - 10);
         });
     }, { isolation => 'serializable' });
     my $res = $f->get;    # { succeeded => 1, attempts => N, value => ..., ... }
@@ -227,9 +227,9 @@ The client's arguments without the callback, e.g.
     # or, with Future::AsyncAwait
     $etcd->stm(async sub {
         my ($stm) = @_;
-        my $a = await $stm->get_f('/acct/a');
-        $stm->put('/acct/a', $a - 10);
-        return $a - 10;
+        my $from = await $stm->get_f('/acct/a');
+        $stm->put('/acct/a', $from - 10);
+        return $from - 10;
     });
 
 The client's L<EV::Etcd/stm> with an apply function that returns a

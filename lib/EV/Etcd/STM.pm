@@ -88,10 +88,10 @@ sub _start {
         for my $k (@{ $opts->{prefetch} }) {
             Carp::croak("$name: prefetch must be an array reference of keys")
                 unless defined $k && !ref $k && length $k;
-            my $b = _bytes($k);
-            Carp::croak("$name: prefetch key too large: " . length($b) . " bytes (max $MAX_SIZE)")
-                if length $b > $MAX_SIZE;
-            push @prefetch, $b;
+            my $bytes = _bytes($k);
+            Carp::croak("$name: prefetch key too large: " . length($bytes) . " bytes (max $MAX_SIZE)")
+                if length $bytes > $MAX_SIZE;
+            push @prefetch, $bytes;
         }
         my %seen;
         @prefetch = grep { !$seen{$_}++ } @prefetch;
@@ -592,12 +592,12 @@ EV::Etcd::STM - software transactional memory over etcd for EV::Etcd
     $etcd->stm(sub {
         my ($stm) = @_;                  # one attempt
         $stm->get('/acct/a', sub {
-            my ($a) = @_;                # the value, undef when absent
+            my ($from) = @_;             # the value, undef when absent
             $stm->get('/acct/b', sub {
-                my ($b) = @_;
-                return $stm->abort('insufficient funds') if ($a // 0) < 10;
-                $stm->put('/acct/a', $a - 10);
-                $stm->put('/acct/b', ($b // 0) + 10);
+                my ($to) = @_;
+                return $stm->abort('insufficient funds') if ($from // 0) < 10;
+                $stm->put('/acct/a', $from - 10);
+                $stm->put('/acct/b', ($to // 0) + 10);
                 $stm->commit;
             });
         });
