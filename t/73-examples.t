@@ -27,6 +27,8 @@ my %expect = (
     'mutex_fencing.pl'   => [ qr/^2 workers x 5 fenced increments: counter = 10$/m,
                               qr/^stale holder: lock lost \(NOT_FOUND\)$/m,
                               qr/^stale holder's fenced write: succeeded = 0$/m, qr/^done$/m ],
+    'stm.pl'             => [ qr/^balances: \d+ \d+ \d+ \d+ \d+$/m,
+                              qr/^4 workers x 25 transfers: \d+ committed \(\d+ conflicts retried\), \d+ refused; total 500$/m ],
     'namespace_async.pl' => [ qr/^billing sees: config\/currency=EUR, config\/retries=3$/m,
                               qr/^search sees: config\/retries=5, config\/shards=8$/m,
                               qr/fails: NOT_FOUND/ ],

@@ -66,6 +66,8 @@ my %pkg_file = map {
 # classes that live in another one's file
 $pkg_file{'EV::Etcd::Session::Acquire'}   = 'lib/EV/Etcd/Session.pm';
 $pkg_file{'EV::Etcd::Election::Observer'} = 'lib/EV/Etcd/Election.pm';
+require EV::Etcd::STM;
+$pkg_file{'EV::Etcd::STM::Txn'} = 'lib/EV/Etcd/STM.pm';
 
 for my $pkg (sort keys %pkg_file) {
     my $file = $pkg_file{$pkg};

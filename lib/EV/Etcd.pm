@@ -169,6 +169,13 @@ sub session {
     return EV::Etcd::Session->_start($self, @_);
 }
 
+# Software transactional memory (EV::Etcd::STM), loaded on demand.
+sub stm {
+    require EV::Etcd::STM;
+    EV::Etcd::STM::_start('EV::Etcd::stm', @_);
+    return;
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -380,6 +387,20 @@ its next sync.
 Returns an L<EV::Etcd::Future> adapter around the client, whose request
 methods return L<Future> objects (usable with L<Future::AsyncAwait>).
 Loads L<EV::Etcd::Future>, and thus L<Future>, on first use only.
+
+=head2 stm
+
+    $etcd->stm(sub {
+        my ($stm) = @_;
+        $stm->get($key, sub { my ($value) = @_; $stm->put($key, $value + 1); $stm->commit });
+    }, [{ isolation => 'serializable_snapshot', retries => 16, prefetch => \@keys },] $cb);
+
+Runs an apply function as a software transactional memory transaction
+(after C<NewSTM> of etcd's Go client): its reads are checked and its
+buffered writes applied in one C<txn>, and it runs again on a conflict.
+C<$cb> gets C<({ succeeded =E<gt> 1, attempts =E<gt> $n, revision =E<gt>
+$rev, ... }, undef)> or C<(undef, $error)>. See L<EV::Etcd::STM> (loaded
+on first use) for the isolation levels, options and errors.
 
 =head1 CALLING CONVENTIONS
 
@@ -1407,7 +1428,8 @@ C<election_campaign>, C<election_proclaim>, C<election_leader>,
 C<election_resign>; C<watch>, C<keepalive> and C<observe> for watches,
 keepalives and observations; C<rpc> for C<auth_enable>, C<auth_disable>
 and every C<user_*> and C<role_*> method; C<internal> for failures of the
-client's own processing.
+client's own processing; C<stm> for the outcomes of L</stm> itself
+(conflicts exhausted, abort, exception: see L<EV::Etcd::STM>).
 
 A watch that ended because its revision was compacted adds a sixth key,
 C<compact_revision> (see L</WATCHES>).

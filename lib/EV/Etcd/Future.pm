@@ -65,6 +65,21 @@ sub session {
     return $f;
 }
 
+# Software transactional memory (EV::Etcd::STM) with an apply function that
+# returns a future: its completion commits the attempt.
+sub stm {
+    my $self = shift;
+    Carp::croak('Usage: $etcd->future->stm($apply, [\%opts])') unless @_ == 1 || @_ == 2;
+    my ($apply, $opts) = @_;
+    Carp::croak('EV::Etcd::Future::stm: apply must be a code reference')
+        unless ref $apply && Scalar::Util::reftype($apply) eq 'CODE';
+    my $f = EV::Etcd::Future::EV->new;
+    require EV::Etcd::STM;
+    EV::Etcd::STM::_start('EV::Etcd::Future::stm', $self->{client},
+        sub { $_[0]->_apply_future($apply) }, $opts, _settle($f));
+    return $f;
+}
+
 sub CLONE_SKIP { 1 }
 
 # Futures that can wait for themselves: ->get (and a top-level await) runs
@@ -213,6 +228,38 @@ mutexes and elections have future forms of their own (C<lock_f>,
 C<campaign_f>, ...: L<EV::Etcd::Session/FUTURES>).
 
 =back
+
+=head2 stm
+
+    my $f = $etcd->stm(sub {
+        my ($stm) = @_;
+        return $stm->get_f('/acct/a')->then(sub {
+            my ($from) = @_;
+            $stm->put('/acct/a', $from - 10);
+            Future->done($from - 10);
+        });
+    }, { isolation => 'serializable' });
+    my $res = $f->get;    # { succeeded => 1, attempts => N, value => ..., ... }
+
+    # or, with Future::AsyncAwait
+    $etcd->stm(async sub {
+        my ($stm) = @_;
+        my $from = await $stm->get_f('/acct/a');
+        $stm->put('/acct/a', $from - 10);
+        return $from - 10;
+    });
+
+The client's L<EV::Etcd/stm> with an apply function that returns a
+future (an C<async sub> does): when that future is done the attempt
+commits (unless the function already called C<commit> or C<abort>), and
+the result hash gets its first value as C<value>; when it fails, the run
+fails (with the read's error hash when a C<get_f> read failed, else with
+C<stm: apply function failed: MESSAGE>, code 2). On a conflict the
+function runs again. Reads are C<< $stm->get_f($key) >>, writes C<put>,
+C<del>; options and errors as in L<EV::Etcd::STM>. The returned future is
+done with the result hash, or fails with C<($message, 'etcd', $error)>.
+An apply function that returns something other than a future fails the
+run (C<stm: apply function died: ...>).
 
 =head1 SEE ALSO
 

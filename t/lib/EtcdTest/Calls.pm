@@ -34,6 +34,7 @@ sub method_calls {
         [ role_grant_permission => 'r', 'READ', "${p}k", undef ],
         [ role_revoke_permission => 'r', "${p}k", undef ],
         [ snapshot => sub { } ],
+        [ stm => sub { $_[0]->commit } ],
     );
     require EV::Etcd;
     return grep { EV::Etcd->can($_->[0]) } @calls;
