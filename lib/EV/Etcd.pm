@@ -989,6 +989,9 @@ lease that does not exist fails with C<UNKNOWN> (C<etcdserver: requested
 lease not found>). Returns an C<EV::Etcd::Request> handle (L</Cancelling a
 lock or a campaign>).
 
+For locks with try-lock, fencing and loss notification built in, see
+L</CONCURRENCY> (L<EV::Etcd::Mutex>).
+
 =head2 unlock
 
     $etcd->unlock($key, $cb);
@@ -1124,6 +1127,36 @@ observation and calls C<$cb> once, from the loop, with C<({}, undef)>.
 Dropping the handle does not end the observation; an open observation
 keeps C<EV::run> running.
 
+=head1 CONCURRENCY
+
+Besides etcd's own lock and election services (L</LOCK METHODS>,
+L</ELECTION METHODS>), whose waits are single requests bounded by the
+call's C<timeout> (L</PER-CALL OPTIONS>) and cancellable (L</Cancelling a
+lock or a campaign>), the distribution has the coordination layer of
+etcd's Go client (package C<go.etcd.io/etcd/client/v3/concurrency>) in
+pure Perl, on top of the methods above: sessions, mutexes and elections
+that wait on the event loop for as long as needed, can be cancelled, and
+say when they are lost.
+
+=head2 Sessions
+
+    $etcd->session({ ttl => 10, on_lost => sub { my ($err) = @_; ... } }, sub {
+        my ($session, $err) = @_;
+        ...
+    });
+
+A session (L<EV::Etcd::Session>) is a lease kept alive in the background
+with C<lease_keepalive_start>. Every key that its mutexes and elections
+write is attached to that lease, so they all go together when the session
+ends: on C<< $session->close >> (the lease is revoked at once), or when the
+lease is lost - it expired, somebody revoked it, or no renewal got through
+within the TTL (the process stalled, the cluster was out of reach). A loss
+is reported once, with the keepalive's error hash, to the session's
+C<on_lost> listeners and, before them, to its mutexes and elections.
+Closing is not a loss. The TTL is the time a crashed or cut-off holder
+keeps others waiting, and the time a stalled holder may believe it still
+holds what it has lost.
+
 =head2 session
 
     $etcd->session([{ ttl => 10, lease => $id, on_lost => sub { my ($err) = @_ } },]
@@ -1135,6 +1168,117 @@ with C<try_lock> and fencing through C<is_owner>) and L<EV::Etcd::Election>
 (C<< $session->election($name) >>) are built in Perl, after etcd's Go
 client. See L<EV::Etcd::Session> for the methods and what happens when the
 lease is lost.
+
+=head2 Mutexes
+
+    my $m = $session->mutex('/locks/job', { on_lost => sub { ... } });
+    my $wait = $m->lock({ timeout => 30 }, sub { my ($m, $err) = @_; ... });
+    $m->try_lock(sub { my ($m, $err) = @_; ... $err->{locked} ... });
+    $m->unlock(sub { ... });
+
+Each contender writes its own key under the mutex's name; the one with the
+oldest key holds the lock, the others wait - in the order they came - for
+the keys before theirs to go. C<lock> waits as long as it takes or
+C<timeout> seconds, and returns a handle whose C<cancel> gives up;
+C<try_lock> fails at once, with an error whose C<locked> key is true, when
+the lock is held. A timed out, cancelled or failed C<lock> and a refused
+C<try_lock> delete their key before calling back. A session lost while
+holding calls the mutex's C<on_lost> once; C<is_held> turns false. See
+L<EV::Etcd::Mutex>.
+
+=head2 Fencing
+
+A lock does not stop anybody from writing, and a holder can lose it
+without knowing yet (a pause longer than the TTL, a network split). Make
+the writes that need the lock conditional on still holding it:
+
+    $etcd->txn([ $m->is_owner ], [ { put => { key => $k, value => $v } } ], [],
+        sub {
+            my ($r, $err) = @_;
+            # $r->{succeeded} == 0: the lock was lost, nothing was written
+        });
+
+C<< $m->is_owner >> is the compare entry C<< { key => $m->key, target =>
+'create', result => '=', create_revision => $m->revision } >>: true only
+while the holder's key exists with the revision it was granted with, so
+once the lock has passed on (the key expired with the lease, or was
+deleted) the transaction takes its failure branch. Add compares of your
+own (the C<mod_revision> of what you read) for read-modify-write.
+
+=head2 Elections
+
+    my $e = $session->election('/elect/scheduler', { on_lost => sub { ... } });
+    $e->campaign('host-a', { timeout => 60 }, sub { my ($e, $err) = @_; ... });
+    $e->proclaim('host-a, busy', sub { ... });
+    my $obs = $e->observe(sub { my ($kv, $err) = @_; ... });
+    $e->leader(sub { my ($kv, $err) = @_; ... });
+    $e->resign(sub { ... });
+
+Candidates are elected in the order they joined (L<EV::Etcd::Election>).
+A campaign whose session lease ended while it waited never reports
+leadership: after the wait it reads its own key again and fails with
+C<NOT_FOUND> (C<election: session lost during campaign>) if the key is
+gone or no longer its own. C<proclaim> is guarded by the candidate's key,
+so a deposed leader cannot overwrite its successor's value. A session lost
+while leading calls C<on_lost> once.
+
+=head2 Failures
+
+Each method calls back exactly once. A wait survives member restarts and
+failover (it is a watch); a request that fails (no member reachable within
+the client's C<timeout>) ends C<lock> or C<campaign> with the client's
+error and deletes the candidate's key, and a new call starts over. Errors
+of these modules carry C<source> C<mutex>, C<election> or C<session>; a
+session's loss is reported with the keepalive's error (source
+C<keepalive>).
+
+Futures: C<< $etcd->future->session(...) >>, C<lock_f>, C<campaign_f> and
+friends (L<EV::Etcd::Session/FUTURES>).
+
+=head2 STM
+
+    $etcd->stm(sub {
+        my ($stm) = @_;                         # one attempt
+        $stm->get('/acct/a', sub {
+            my ($from) = @_;                    # undef when absent
+            $stm->get('/acct/b', sub {
+                my ($to) = @_;
+                return $stm->abort('insufficient funds') if $from < 10;
+                $stm->put('/acct/a', $from - 10);
+                $stm->put('/acct/b', $to + 10);
+                $stm->commit;
+            });
+        });
+    }, { isolation => 'serializable_snapshot', retries => 16 }, sub {
+        my ($res, $err) = @_;                   # $res->{attempts}, {revision}
+    });
+
+L<EV::Etcd::STM> is software transactional memory after the C<STM> of
+etcd's Go client package C<client/v3/concurrency>. The apply function
+reads keys through the attempt object (asynchronously, with a callback or,
+with L<EV::Etcd::Future>, C<get_f>), buffers writes with C<put> and C<del>,
+and ends with C<commit> or C<abort>. The commit is a single C<txn> whose
+compares check that what the attempt read is still current; if another
+client changed it (a conflict), the apply function runs again with fresh
+reads, up to C<retries> times with a short backoff. The final callback
+runs exactly once: with C<{ succeeded =E<gt> 1, attempts =E<gt> $n,
+revision =E<gt> $rev, header =E<gt> ..., responses =E<gt> ... }>, or an
+error hash: C<ABORTED> C<stm: too many conflicts> (source C<stm>) when the
+retries ran out, C<CANCELLED> with the reason for an abort, C<UNKNOWN>
+C<stm: apply function died: ...> for an exception in the apply function or
+a read callback, or the error of a read or of the commit itself.
+
+Isolation levels (option C<isolation>): C<serializable_snapshot> (the
+default, as in Go: reads at the first read's revision, and the commit also
+fails when a key written but not read changed since), C<serializable>
+(reads at the first read's revision; read keys checked),
+C<repeatable_read> (local reads of the newest data; read keys checked) and
+C<read_committed> (local reads, nothing checked: no conflicts, but lost
+updates are possible). Option C<prefetch =E<gt> \@keys> reads keys in one
+round trip before each attempt. The apply function may run several times,
+so it must not have side effects it cannot repeat. The same with futures:
+C<< $etcd->future->stm(async sub { my ($stm) = @_; my $v = await
+$stm->get_f($key); ... }) >> (L<EV::Etcd::Future/stm>).
 
 =head1 CLUSTER METHODS
 
