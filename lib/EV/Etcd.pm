@@ -475,6 +475,14 @@ failover happen within it (L</RETRIES AND FAILOVER>). Anything but a
 positive number croaks with C<METHOD: timeout must be a positive number of
 seconds>.
 
+=item endpoint => 'host:port'
+
+Only for C<status>, C<defragment>, C<hash>, C<hash_kv> and C<alarm>
+(others croak with C<METHOD: endpoint is an option of status, defragment,
+hash, hash_kv, alarm only>): the call asks that member, one of the
+client's endpoints (with or without C<http://>), and no other; see
+L</One member at a time>.
+
 =back
 
 Methods that already have an options hash (C<get>, C<put>, C<delete>,
@@ -618,6 +626,28 @@ Sub-response headers carry only C<revision>. A transaction of reads only
 FAILOVER>).
 
 =head1 MAINTENANCE METHODS
+
+=head2 One member at a time
+
+Maintenance calls answer for the member they reach, and normally reach
+whichever endpoint the client is using (with failover). To address one
+member - a rolling defragmentation, a per-member health or hash check -
+name it with the option C<endpoint>:
+
+    for my $ep ($etcd->endpoints) {
+        $etcd->defragment({ endpoint => $ep, timeout => 60 }, sub {
+            my ($r, $err) = @_;
+            warn "defragment $ep: $err->{message}\n" if $err;
+        });
+    }
+
+Such a call goes to that endpoint only: retries (per L</RETRIES AND
+FAILOVER>) stay on it, and a member that is down or cut off is reported
+as the error (C<UNAVAILABLE>, C<DEADLINE_EXCEEDED>) instead of being
+answered for by another. An endpoint that is not one of the client's
+calls back with C<NOT_FOUND> (C<endpoint HOST:PORT is not one of the
+client's endpoints>). The response's C<header>{C<member_id>} names the
+member that answered.
 
 =head2 status
 
@@ -1900,6 +1930,21 @@ under sequential puts: p50 about 0.23 ms, p99 about 0.45 ms.
 With the server down for 6 s and a watch open, the client uses about 0.01
 s of CPU (reconnects back off to one attempt every 2 s) and makes no error
 callbacks; the watch resumes when the server is back.
+
+=back
+
+=head1 ENVIRONMENT
+
+=over 4
+
+=item EV_ETCD_LINGER_US
+
+After it answers the last outstanding request, the engine thread stays
+awake (yielding the CPU to anyone who wants it) for this many
+microseconds, default 60, so that the next request of a program making
+one at a time does not have to wake it first. 0 turns this off; at most
+10000. Read once, the first time it is needed. A client with no request
+outstanding never lingers: an idle client costs no CPU.
 
 =back
 

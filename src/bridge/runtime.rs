@@ -45,6 +45,8 @@ pub enum Job {
         /// campaign: the call is abandoned, its key on the server deleted
         /// (`Call::held_key`), and CANCELLED reported.
         cancel: Option<tokio::sync::oneshot::Receiver<()>>,
+        /// The one endpoint to ask (a per-member maintenance call).
+        member: Option<String>,
     },
     /// A command for the client's watch engine.
     Watch {
@@ -460,6 +462,7 @@ fn handle(
             deadline,
             solo,
             cancel,
+            member,
         } => {
             trace::stamp(Stage::Pickup);
             let Some(live) = clients.get(&client) else {
@@ -494,7 +497,10 @@ fn handle(
                         }
                     }
                     // Boxed: the spawned future stays small (no large copies).
-                    Box::pin(c.unary(call, deadline)).await
+                    match member {
+                        None => Box::pin(c.unary(call, deadline)).await,
+                        Some(ep) => Box::pin(c.unary_on(ep, call, deadline)).await,
+                    }
                 };
                 let closing = async {
                     match closed.as_mut() {

@@ -17,6 +17,12 @@ use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Verdict};
 use super::tls::Tls;
 
+tokio::task_local! {
+    /// The endpoint of a per-member call (`Client::unary_on`), for the
+    /// attempts of that call alone.
+    static PINNED: Option<String>;
+}
+
 /// `at` before the first attempt has chosen an endpoint.
 pub const NO_ENDPOINT: usize = usize::MAX;
 
@@ -142,6 +148,40 @@ impl Client {
         Ok(reply)
     }
 
+    /// `unary` asking endpoint `ep` alone (retries stay on it, no
+    /// failover): per-member maintenance calls. `ep` is one of the
+    /// client's endpoints, with or without its scheme.
+    pub async fn unary_on(
+        &self,
+        ep: String,
+        call: Call,
+        deadline: Instant,
+    ) -> Result<Reply, Error> {
+        PINNED.scope(Some(ep), self.unary(call, deadline)).await
+    }
+
+    /// The endpoint a pinned call (`unary_on`) must use, if any.
+    fn pinned(&self) -> Result<Option<usize>, Error> {
+        let Ok(Some(ep)) = PINNED.try_with(|p| p.clone()) else {
+            return Ok(None);
+        };
+        let bare = |s: &str| {
+            s.trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+                .to_owned()
+        };
+        let want = bare(&ep);
+        let names = self.endpoints.state().names();
+        match names.iter().position(|n| bare(n) == want) {
+            Some(i) => Ok(Some(i)),
+            None => Err(Error::new(
+                error::NOT_FOUND,
+                format!("endpoint {ep} is not one of the client's endpoints"),
+            )),
+        }
+    }
+
     /// `send` inside `with_token`: the plain unary path.
     pub async fn send_with_token(&self, call: Call, deadline: Instant) -> Result<Reply, Error> {
         if self.auth.tokenless() {
@@ -239,9 +279,16 @@ impl Client {
         let class = call.class();
         let mut backoff = Backoff::new();
         let mut attempt: u32 = 0;
+        let pinned = self.pinned()?;
+        // A pinned call has one endpoint to try, however many the client has.
+        let tries = if pinned.is_some() {
+            1
+        } else {
+            self.endpoints.len()
+        };
         loop {
             attempt += 1;
-            let idx = self.endpoints.current();
+            let idx = pinned.unwrap_or_else(|| self.endpoints.current());
             at.store(idx, Ordering::Relaxed);
             let ch = self
                 .endpoints
@@ -256,7 +303,10 @@ impl Client {
                 Err(status) => status,
             };
             self.record(idx, &status);
-            let not_applied = self.fail_over_if_unreachable(idx, &status);
+            let not_applied = match pinned {
+                None => self.fail_over_if_unreachable(idx, &status),
+                Some(_) => error::never_sent(&status) || error::before_raft(&status),
+            };
             let code = status.code();
             // A refusal before raft (no leader, overload) is tried again,
             // on the next endpoint, until the deadline: an election takes
@@ -268,13 +318,13 @@ impl Client {
                     not_applied,
                     attempt,
                     self.cfg.max_retries,
-                    self.endpoints.len(),
+                    tries,
                 ) == Verdict::Fail
             {
                 return Err(self.error(&status));
             }
             // Each other endpoint is tried at once; a full round backs off.
-            if (attempt as usize).is_multiple_of(self.endpoints.len().max(1)) {
+            if (attempt as usize).is_multiple_of(tries.max(1)) {
                 let wake = Instant::now() + backoff.next_delay();
                 // A retry that would start too close to the deadline could
                 // only end in DEADLINE_EXCEEDED (on a busy machine even a

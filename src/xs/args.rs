@@ -67,22 +67,39 @@ pub fn fixed_form(p: &Perl, a: &[Sv], n: usize, usage: &str) -> Res<(u64, SvBox)
 pub struct Reply {
     pub cb: SvBox,
     pub timeout: Option<Duration>,
+    /// `endpoint`: the member to ask, with no failover (maintenance calls).
+    pub endpoint: Option<String>,
 }
+
+/// The methods that take `endpoint` (POD "One member at a time").
+const PER_MEMBER: &[&str] = &["status", "defragment", "hash", "hash_kv", "alarm"];
 
 /// The callback `cb` and the per-call options read from `opts` (if it is
 /// a hash reference) for method `usage` (its name is what precedes `(`).
 pub fn reply<'a>(p: &Perl<'a>, cb: Sv<'a>, opts: Option<Sv<'a>>, usage: &str) -> Res<Reply> {
     let o = Opts::new(p, opts);
+    let method = usage.split(['(', ' ']).next().unwrap_or(usage);
     let timeout = match o.get("timeout") {
         None => None,
-        Some(v) => Some(seconds(number(p, v)).ok_or_else(|| {
-            let method = usage.split(['(', ' ']).next().unwrap_or(usage);
-            format!("{method}: timeout must be a positive number of seconds")
-        })?),
+        Some(v) => Some(
+            seconds(number(p, v))
+                .ok_or_else(|| format!("{method}: timeout must be a positive number of seconds"))?,
+        ),
+    };
+    let endpoint = match o.get("endpoint") {
+        None => None,
+        Some(_) if !PER_MEMBER.contains(&method) => {
+            return Err(format!(
+                "{method}: endpoint is an option of {} only",
+                PER_MEMBER.join(", ")
+            ))
+        }
+        Some(v) => Some(p.text(v)),
     };
     Ok(Reply {
         cb: callback(p, cb)?,
         timeout,
+        endpoint,
     })
 }
 

@@ -155,6 +155,7 @@ fn withdraw(m: &mut Registry, client: u64, done: &mut Completion) {
         deadline: std::time::Instant::now() + timeout,
         solo: false,
         cancel: None,
+        member: None,
     };
     let _ = super::submit::queue(m, job);
 }

@@ -44,6 +44,7 @@ fn submit_call(
         false => (None, None),
     };
     let own = reply.timeout;
+    let member = reply.endpoint;
     crate::bridge::trace::stamp(crate::bridge::trace::Stage::Submit);
     enqueue(p, client, kind, callback(reply.cb), tx, |req, timeout| {
         Job::Unary {
@@ -51,8 +52,9 @@ fn submit_call(
             req,
             call,
             deadline: now + own.unwrap_or(timeout),
-            solo: own.is_some(),
+            solo: own.is_some() || member.is_some(),
             cancel: rx,
+            member,
         }
     })
 }
