@@ -176,6 +176,104 @@ sub stm {
     return;
 }
 
+# All keys of a range in pages, at one revision (POD "get_all"): pure Perl
+# over get with limit and revision.
+my %GET_ALL_OPT = map { $_ => 1 } qw(range_end prefix page_size on_page revision
+    serializable keys_only timeout min_mod_revision max_mod_revision
+    min_create_revision max_create_revision);
+
+# The end of the range of keys that start with $p (etcd's prefix end).
+sub _prefix_end {
+    my ($p) = @_;
+    $p =~ s/\xff+\z//;
+    return "\0" unless length $p;
+    substr($p, -1) = chr(ord(substr($p, -1)) + 1);
+    return $p;
+}
+
+sub get_all {
+    my $self = shift;
+    require Carp;
+    my $cb = pop;
+    Carp::croak('Usage: $client->get_all($key, [\%opts,] $callback)') unless @_ == 1 || @_ == 2;
+    Carp::croak('callback must be a code reference') unless _is_code($cb);
+    my ($key, $o) = @_;
+    $o //= {};
+    Carp::croak('get_all: options must be a hash reference')
+        unless ref $o && Scalar::Util::reftype($o) eq 'HASH';
+    for my $k (sort keys %$o) {
+        Carp::croak("get_all: unknown option '$k' (pages come in key order, limit is page_size)")
+            unless $GET_ALL_OPT{$k};
+    }
+    Carp::croak('get_all: key must be defined') unless defined $key;
+    my $size = $o->{page_size} // 1000;
+    Carp::croak('get_all: page_size must be a positive integer')
+        unless !ref $size && $size =~ /\A[0-9]+\z/ && $size > 0;
+    my $on_page = $o->{on_page};
+    Carp::croak('get_all: on_page must be a code reference') if defined $on_page && !_is_code($on_page);
+    $key = "$key";
+    my $end = $o->{prefix} ? _prefix_end($key) : $o->{range_end};
+    Carp::croak('get_all: a range (range_end or prefix) is required') unless defined $end && length $end;
+    my %get = map { exists $o->{$_} ? ($_ => $o->{$_}) : () }
+        qw(serializable keys_only timeout min_mod_revision max_mod_revision
+           min_create_revision max_create_revision);
+    $get{range_end} = $end;
+    $get{limit}     = $size;
+    my $rev   = $o->{revision};
+    my $state = { pages => 0, kvs => [], first => undef };
+    my $fail = sub {
+        my ($what, $e) = @_;
+        chomp $e;
+        return { code => 2, status => 'UNKNOWN', message => "get_all: $what: $e",
+                 source => 'get_all', retryable => 0 };
+    };
+    my $page;
+    $page = sub {
+        my ($from) = @_;
+        my $sent = eval {
+            $self->get($from, { %get, (defined $rev ? (revision => $rev) : ()) }, sub {
+            my ($r, $err) = @_;
+            if ($err) {
+                undef $page;
+                return $cb->(undef, $err);
+            }
+            $state->{first} //= $r;
+            $rev //= $r->{header}{revision};
+            my $kvs = $r->{kvs} || [];
+            $state->{pages}++;
+            $state->{count} += @$kvs;
+            if ($on_page) {
+                my $info = { page => $state->{pages}, revision => $rev,
+                             total => $state->{first}{count}, more => $r->{more} ? 1 : 0 };
+                unless (eval { $on_page->($kvs, $info); 1 }) {
+                    undef $page;
+                    return $cb->(undef, $fail->('on_page died', $@));
+                }
+            } else {
+                push @{ $state->{kvs} }, @$kvs;
+            }
+            if ($r->{more} && @$kvs) {
+                return $page->($kvs->[-1]{key} . "\0");
+            }
+            undef $page;
+            my %res = (header => $state->{first}{header}, revision => $rev,
+                       count => $state->{count}, pages => $state->{pages});
+            $res{kvs} = $state->{kvs} unless $on_page;
+            $cb->(\%res, undef);
+            });
+            1;
+        };
+        return if $sent;
+        my $e = $@;
+        undef $page;
+        # the first page: a bad argument croaks from get_all itself
+        die $e unless $state->{pages};
+        $cb->(undef, $fail->('a page could not be requested', $e));
+    };
+    $page->($key);
+    return;
+}
+
 sub CLONE_SKIP { 1 }
 
 END { _shutdown() }
@@ -555,6 +653,29 @@ A serializable (possibly stale, but local) read.
 Server-side filters.
 
 =back
+
+=head2 get_all
+
+    $etcd->get_all($prefix, { prefix => 1, page_size => 1000,
+        on_page => sub { my ($kvs, $info) = @_; ... } }, $cb);
+    $etcd->get_all($key, { range_end => $end }, sub { my ($r, $err) = @_; ... });
+
+Every key of a range, read in pages of C<page_size> keys (default 1000)
+so that no single response is huge, all at one revision: the first page's
+(or the C<revision> option's), so writes made meanwhile are not seen and
+no key is seen twice or missed. A range is required: C<prefix =E<gt> 1>
+or C<range_end>. Pages come in key order. With C<on_page>, each page's
+C<kvs> goes to it as it arrives, with C<< { page => $n, revision => $rev,
+total => $count_at_that_revision, more => 0|1 } >>, and the result has no
+C<kvs>; without it, the result holds them all. C<$cb> gets C<header> (of
+the first page), C<revision>, C<count> (keys read), C<pages> and, without
+C<on_page>, C<kvs>. Options also accepted: C<serializable>, C<keys_only>,
+C<timeout> (per page), and the min/max mod/create revision filters;
+others croak (C<get_all: unknown option 'limit'>). A page that fails ends
+the read with its error: C<OUT_OF_RANGE> when the revision was compacted
+meanwhile. An exception in C<on_page> ends it with C<UNKNOWN>
+(C<get_all: on_page died: ...>, source C<get_all>). Pure Perl over
+L</get> with C<limit> and C<revision>.
 
 =head2 put
 

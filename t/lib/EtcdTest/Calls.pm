@@ -12,7 +12,8 @@ use warnings;
 sub method_calls {
     my ($p) = @_;
     my @calls = (
-        [ get => "${p}k" ], [ put => "${p}k", 'v' ], [ delete => "${p}k" ],
+        [ get => "${p}k" ], [ get_all => "${p}k", { prefix => 1 } ],
+        [ put => "${p}k", 'v' ], [ delete => "${p}k" ],
         [ compact => 1 ], [ txn => [], [], [] ], [ watch => "${p}w" ],
         [ lease_grant => 5 ], [ lease_revoke => 1 ], [ lease_time_to_live => 1 ],
         [ lease_leases => () ], [ lease_keepalive => 1 ], [ lease_keepalive_start => 1 ],
