@@ -865,8 +865,15 @@ to C<$file.part>, synced, and renamed to C<$file> once all of it arrived,
 so a failed snapshot never leaves a partial file under that name. Given a
 code reference, that callback receives each chunk (bytes) in order, and
 C<$cb> runs after the last one. C<$cb> then gets C<size> (the number of
-bytes), C<file> (in file mode) and C<header> when the server sends one
-(etcd 3.4 does not). The stream may take long: rather than one deadline
+bytes), C<file> (in file mode), C<header> when the server sends one
+(etcd 3.4 does not) and C<version>, the server's version, when it sends
+that (etcd 3.6 and later). etcd ends the data with the SHA-256 of the
+database before it (the file keeps it: C<etcdutl snapshot restore> checks
+it); the client checks it as the data passes, and data that does not
+match - a stream altered or cut on the way - fails with C<DATA_LOSS>
+(C<snapshot: the data does not match the SHA-256 the server sent with
+it>) and leaves no file (in chunk mode the chunks were delivered, and
+C<$cb> reports the mismatch). The stream may take long: rather than one deadline
 for the whole snapshot, each piece must arrive within the client's
 C<timeout>. Errors carry C<source> C<snapshot>; a file that cannot be
 written fails with C<INTERNAL> (source C<internal>) and a message that

@@ -25,6 +25,7 @@ pub const RESOURCE_EXHAUSTED: Code = Code::ResourceExhausted;
 pub const UNAVAILABLE: Code = Code::Unavailable;
 pub const INTERNAL: Code = Code::Internal;
 pub const UNIMPLEMENTED: Code = Code::Unimplemented;
+pub const DATA_LOSS: Code = Code::DataLoss;
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Error {

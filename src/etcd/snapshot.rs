@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::call::Reply;
 use super::client::Client;
-use super::error::Error;
+use super::error::{self, Error};
 use super::pb::etcdserverpb as rpc;
 use super::stream::{self, ReqSink};
 
@@ -33,6 +33,52 @@ pub struct Finished {
     pub header: Option<rpc::ResponseHeader>,
     pub size: u64,
     pub file: Option<PathBuf>,
+    /// The server's version, when it says (etcd 3.6 and later).
+    pub version: Option<String>,
+}
+
+/// etcd ends the stream with the SHA-256 of the database before it (the
+/// server's `maintenanceServer.Snapshot`; `etcdutl snapshot restore`
+/// checks it). The check runs as the data passes: all but the latest 32
+/// bytes go into the digest.
+pub struct Checksum {
+    digest: ring::digest::Context,
+    tail: Vec<u8>,
+}
+
+const SUM: usize = 32;
+
+impl Default for Checksum {
+    fn default() -> Checksum {
+        Checksum {
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            tail: Vec::with_capacity(2 * SUM),
+        }
+    }
+}
+
+impl Checksum {
+    pub fn update(&mut self, chunk: &[u8]) {
+        if chunk.len() >= SUM {
+            self.digest.update(&self.tail);
+            let (body, last) = chunk.split_at(chunk.len() - SUM);
+            self.digest.update(body);
+            self.tail.clear();
+            self.tail.extend_from_slice(last);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            if self.tail.len() > SUM {
+                let over = self.tail.len() - SUM;
+                self.digest.update(&self.tail[..over]);
+                self.tail.drain(..over);
+            }
+        }
+    }
+
+    /// Whether the last 32 bytes are the SHA-256 of everything before.
+    pub fn verify(self) -> bool {
+        self.tail.len() == SUM && self.digest.finish().as_ref() == self.tail.as_slice()
+    }
 }
 
 pub async fn snapshot(client: Arc<Client>, target: Target, sink: ReqSink) {
@@ -148,7 +194,9 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished
             header: None,
             size: 0,
             file: None,
+            version: None,
         };
+        let mut sum = Checksum::default();
         loop {
             let m = match tokio::time::timeout(idle, stream.message()).await {
                 Err(_) => return Err(Error::deadline()),
@@ -159,7 +207,11 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished
             if m.header.is_some() {
                 done.header = m.header;
             }
+            if !m.version.is_empty() {
+                done.version = Some(m.version);
+            }
             done.size += m.blob.len() as u64;
+            sum.update(&m.blob);
             let taken = match &out {
                 Some(w) => w.write(m.blob).await,
                 None => {
@@ -175,6 +227,13 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished
         }
         if done.size == 0 {
             return Err(Error::internal("snapshot: the server sent no data"));
+        }
+        // A stream cut or altered on the way: no file is put in place.
+        if !sum.verify() {
+            return Err(Error::new(
+                error::DATA_LOSS,
+                "snapshot: the data does not match the SHA-256 the server sent with it",
+            ));
         }
         Ok(done)
     }
@@ -193,5 +252,46 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished
             Err(e)
         }
         (r, None) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(b: &[u8]) -> Vec<u8> {
+        ring::digest::digest(&ring::digest::SHA256, b)
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn checksum_in_any_chunking() {
+        let db: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut stream = db.clone();
+        stream.extend_from_slice(&sha(&db));
+        for size in [1, 5, 31, 32, 33, 64, 1000, 20_000] {
+            let mut c = Checksum::default();
+            stream.chunks(size).for_each(|ch| c.update(ch));
+            assert!(c.verify(), "chunks of {size}");
+        }
+        // the server's way: the data, then the sum as a message of its own
+        let mut c = Checksum::default();
+        c.update(&db);
+        c.update(&sha(&db));
+        assert!(c.verify());
+        // one byte altered, the sum cut short, or no sum at all
+        let mut bad = stream.clone();
+        bad[5000] ^= 1;
+        let mut c = Checksum::default();
+        c.update(&bad);
+        assert!(!c.verify(), "altered");
+        let mut c = Checksum::default();
+        c.update(&stream[..stream.len() - 1]);
+        assert!(!c.verify(), "cut");
+        let mut c = Checksum::default();
+        c.update(&db);
+        assert!(!c.verify(), "without its sum");
+        assert!(!Checksum::default().verify(), "nothing");
     }
 }

@@ -251,6 +251,9 @@ macro_rules! reply_dispatch {
                     if let Some(f) = &d.file {
                         hv.bytes("file", f.as_os_str().as_encoded_bytes());
                     }
+                    if let Some(v) = &d.version {
+                        hv.bytes("version", v.as_bytes());
+                    }
                     hv.finish()
                 }
                 Reply::KeepAlive(x) => {
