@@ -2069,10 +2069,13 @@ callbacks; the watch resumes when the server is back.
 
 After it answers the last outstanding request, the engine thread stays
 awake (yielding the CPU to anyone who wants it) for this many
-microseconds, default 60, so that the next request of a program making
-one at a time does not have to wake it first. 0 turns this off; at most
-10000. Read once, the first time it is needed. A client with no request
-outstanding never lingers: an idle client costs no CPU.
+microseconds, so that the next request of a program making one at a time
+does not have to wake it first. Default 0 (off); at most 10000. It spends
+CPU to save a thread wakeup per request, which pays where the client has
+cores to spare (the server elsewhere); on a machine shared with a busy
+server it takes CPU the server needs. Read once, the first time it is
+needed. A client with no request outstanding never lingers: an idle
+client costs no CPU.
 
 =back
 

@@ -1,20 +1,24 @@
-//! The runtime thread lingers a moment before it sleeps when it has just
-//! answered the last call outstanding: a program that makes one request at
-//! a time sends its next one from the callback, some microseconds later,
-//! and a thread still awake takes it at once, where a sleeping one would
-//! first have to be woken (a futex or eventfd wake and a trip through the
-//! scheduler, on the critical path of every round trip). It lingers only
-//! after such an answer, never while calls are outstanding (their answers
-//! come from the network, not from the Perl thread) and never on an idle
-//! client (no wakeups: nothing happens until a request is made).
+//! On request (`EV_ETCD_LINGER_US`), the runtime thread lingers a moment
+//! before it sleeps when it has just answered the last call outstanding: a
+//! program that makes one request at a time sends its next one from the
+//! callback, some microseconds later, and a thread still awake takes it at
+//! once, where a sleeping one would first have to be woken (a futex or
+//! eventfd wake and a trip through the scheduler, on the critical path of
+//! every round trip). It lingers only after such an answer, never while
+//! calls are outstanding (their answers come from the network, not from
+//! the Perl thread) and never on an idle client (no wakeups: nothing
+//! happens until a request is made). Off by default: on a machine whose
+//! cores the client shares with a busy server the lingering thread takes
+//! CPU from the server and the Perl thread, and bench/kv.pl showed no gain
+//! there beyond its noise (bench/latency.pl shows the pickup it saves).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the runtime thread stays awake for the next request, unless
-/// `EV_ETCD_LINGER_US` says otherwise (0: never linger).
-pub const LINGER: Duration = Duration::from_micros(60);
+/// `EV_ETCD_LINGER_US` says otherwise: by default it does not linger.
+pub const LINGER: Duration = Duration::ZERO;
 
 fn linger() -> Duration {
     static CHOSEN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
@@ -53,10 +57,13 @@ impl Activity {
     /// the answer to the last outstanding call, wait up to `LINGER` for
     /// the next job.
     pub fn before_park(&self) {
+        self.linger_for(linger());
+    }
+
+    fn linger_for(&self, limit: Duration) {
         if !self.armed.swap(false, Ordering::Relaxed) {
             return;
         }
-        let limit = linger();
         if limit.is_zero() {
             return;
         }
@@ -99,10 +106,11 @@ mod tests {
 
     #[test]
     fn lingers_only_after_the_last_answer() {
+        const L: Duration = Duration::from_millis(20);
         let a = Arc::new(Activity::default());
         let t = Instant::now();
-        a.before_park();
-        assert!(t.elapsed() < LINGER, "an idle runtime does not linger");
+        a.linger_for(L);
+        assert!(t.elapsed() < L, "an idle runtime does not linger");
         let (one, two) = (a.call(), a.call());
         drop(one);
         assert!(
@@ -111,19 +119,27 @@ mod tests {
         );
         drop(two);
         let t = Instant::now();
-        a.before_park();
-        assert!(t.elapsed() >= LINGER, "lingers after the last answer");
+        a.linger_for(L);
+        assert!(t.elapsed() >= L, "lingers after the last answer");
         let t = Instant::now();
-        a.before_park();
-        assert!(t.elapsed() < LINGER, "once");
+        a.linger_for(L);
+        assert!(t.elapsed() < L, "once");
+        // a job ends the lingering
         drop(a.call());
         let b = a.clone();
         let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_micros(5));
+            std::thread::sleep(Duration::from_millis(1));
             b.sent();
         });
-        a.before_park();
+        let t = Instant::now();
+        a.linger_for(Duration::from_secs(10));
         sender.join().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "woken by the job");
         assert_eq!(a.sent.load(Ordering::Relaxed), 1);
+        // by default nothing lingers
+        drop(a.call());
+        let t = Instant::now();
+        a.linger_for(LINGER);
+        assert!(t.elapsed() < L, "off by default");
     }
 }
