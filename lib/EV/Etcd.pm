@@ -827,6 +827,24 @@ the hash covers). A compacted revision fails with C<OUT_OF_RANGE>; on etcd 3.4 t
 includes the compaction revision itself. Any other argument count croaks
 with C<Usage: $client-E<gt>hash_kv([$revision,] $callback)>.
 
+=head2 downgrade
+
+    $etcd->downgrade($action, $version, [\%opts,] $cb);
+
+etcd's cluster downgrade (etcd 3.5 and later; downgrades themselves are
+carried out by etcd 3.6 and later). C<$action> is C<validate> (may the
+cluster go down to C<$version>, given as C<MAJOR.MINOR>, one minor below
+the cluster's?), C<enable> (start it) or C<cancel> (stop one in
+progress; C<$version> is ignored and may be C<undef>); any case, others
+croak with C<downgrade: invalid action: X (expected validate, enable or
+cancel)>. Response: C<header> and C<version>, the cluster's version.
+etcd's refusals come as errors: C<INVALID_ARGUMENT> (C<etcdserver: invalid
+downgrade target version>), C<FAILED_PRECONDITION> (C<etcdserver: no
+inflight downgrade job>, C<etcdserver: cluster has a downgrade job in
+progress>). A server without the call (etcd 3.4) answers C<UNIMPLEMENTED>,
+with the message C<downgrade needs etcd 3.5 or later (the server said:
+...)>. C<validate> is retried like a read, the others are never replayed.
+
 =head2 move_leader
 
     $etcd->move_leader($target_id, $cb);

@@ -154,6 +154,7 @@ macro_rules! unary_rpc_table {
             Hash(rpc::HashRequest => rpc::HashResponse) = MaintenanceClient.hash, R, "hash";
             HashKv(rpc::HashKvRequest => rpc::HashKvResponse) = MaintenanceClient.hash_kv, R, "hash_kv";
             MoveLeader(rpc::MoveLeaderRequest => rpc::MoveLeaderResponse) = MaintenanceClient.move_leader, W, "move_leader";
+            Downgrade(rpc::DowngradeRequest => rpc::DowngradeResponse) = MaintenanceClient.downgrade, W, "downgrade";
             MemberList(rpc::MemberListRequest => rpc::MemberListResponse) = ClusterClient.member_list, R, "member_list";
             MemberAdd(rpc::MemberAddRequest => rpc::MemberAddResponse) = ClusterClient.member_add, W, "member_add";
             MemberRemove(rpc::MemberRemoveRequest => rpc::MemberRemoveResponse) = ClusterClient.member_remove, W, "member_remove";
@@ -238,6 +239,11 @@ impl Call {
     pub fn class(&self) -> RetryClass {
         match self {
             Call::Alarm(a) if a.action == rpc::alarm_request::AlarmAction::Get as i32 => {
+                RetryClass::Idempotent
+            }
+            Call::Downgrade(d)
+                if d.action == rpc::downgrade_request::DowngradeAction::Validate as i32 =>
+            {
                 RetryClass::Idempotent
             }
             Call::Txn(t) if t.success.iter().chain(&t.failure).all(is_read_op) => {
@@ -378,6 +384,7 @@ mod tests {
             (Call::HashKv(Default::default()), RetryClass::Idempotent),
             (Call::Hash(Default::default()), RetryClass::Idempotent),
             (Call::MoveLeader(Default::default()), RetryClass::AtMostOnce),
+            (Call::Downgrade(Default::default()), RetryClass::Idempotent),
             (Call::AuthStatus(Default::default()), RetryClass::Idempotent),
             (
                 Call::Authenticate(Default::default()),

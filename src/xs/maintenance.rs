@@ -87,6 +87,35 @@ pub fn move_leader<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     Ok(None)
 }
 
+/// `downgrade($action, $version, [\%opts,] $cb)`: etcd 3.5's cluster
+/// downgrade (POD "downgrade").
+pub fn downgrade<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    use rpc::downgrade_request::DowngradeAction;
+    let (id, cb) = args::request_form(p, a, 4, "downgrade(client, action, version, callback)")?;
+    let word = p.text(a[1]);
+    let action = match word.to_ascii_uppercase().as_str() {
+        "VALIDATE" => DowngradeAction::Validate,
+        "ENABLE" => DowngradeAction::Enable,
+        "CANCEL" => DowngradeAction::Cancel,
+        _ => {
+            return Err(format!(
+                "downgrade: invalid action: {word} (expected validate, enable or cancel)"
+            ))
+        }
+    };
+    let version = if p.is_defined(a[2]) {
+        p.text(a[2])
+    } else {
+        String::new()
+    };
+    let r = rpc::DowngradeRequest {
+        action: action as i32,
+        version,
+    };
+    callbacks::submit(p, id, Call::Downgrade(r), cb)?;
+    Ok(None)
+}
+
 /// Answered from a probe on servers without the AuthStatus RPC (etcd 3.4),
 /// see src/etcd/auth.rs.
 pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {

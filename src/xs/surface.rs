@@ -81,6 +81,7 @@ surface! {
     Unary "hash" => maintenance::hash;
     Unary "hash_kv" => maintenance::hash_kv;
     Unary "move_leader" => maintenance::move_leader;
+    Unary "downgrade" => maintenance::downgrade;
     Unary "auth_status" => maintenance::auth_status;
     Unary "authenticate" => auth::authenticate;
     Unary "auth_enable" => auth::auth_enable;

@@ -213,7 +213,7 @@ The client's arguments without the callback, e.g.
 
 =item member_list, member_add, member_remove, member_update, member_promote
 
-=item status, alarm, defragment, hash, hash_kv, move_leader, auth_status
+=item status, alarm, defragment, hash, hash_kv, move_leader, downgrade, auth_status
 
 =item authenticate, auth_enable, auth_disable
 

@@ -307,9 +307,18 @@ fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
 /// The five-key error hash of POD "ERRORS".
 pub fn error(p: &Perl, e: &Error, label: &str) -> NewSv {
     let mut hv = p.new_hash();
+    // etcd before 3.5 does not know the call at all.
+    let message = if label == "downgrade" && e.code == tonic::Code::Unimplemented {
+        format!(
+            "downgrade needs etcd 3.5 or later (the server said: {})",
+            e.message
+        )
+    } else {
+        e.message.clone()
+    };
     hv.iv("code", i64::from(e.code as i32))
         .bytes("status", e.status_name().as_bytes())
-        .bytes("message", e.message.as_bytes())
+        .bytes("message", message.as_bytes())
         .bytes(
             "source",
             if e.internal {

@@ -140,6 +140,14 @@ impl ToPerl for rpc::HashKvResponse {
     }
 }
 
+impl ToPerl for rpc::DowngradeResponse {
+    fn to_perl(&self, p: &Perl) -> NewSv {
+        let mut hv = with_header(p, &self.header);
+        hv.bytes("version", self.version.as_bytes());
+        hv.finish()
+    }
+}
+
 impl ToPerl for rpc::AuthStatusResponse {
     fn to_perl(&self, p: &Perl) -> NewSv {
         let mut hv = with_header(p, &self.header);

@@ -26,6 +26,7 @@ sub method_calls {
         [ member_remove => 1 ], [ member_update => 1, ['http://127.0.0.1:1'] ],
         [ member_promote => 1 ], [ status => () ], [ alarm => 'GET' ],
         [ defragment => () ], [ hash => () ], [ hash_kv => () ], [ move_leader => 1 ],
+        [ downgrade => 'validate', '3.4' ],
         [ auth_status => () ], [ authenticate => 'u', 'p' ],
         [ auth_enable => () ], [ auth_disable => () ],
         [ user_add => 'u', 'p' ], [ user_delete => 'u' ],
