@@ -355,6 +355,19 @@ passed between them.
 How many times a failed request may be retried (default 3; negative means
 0). See L</RETRIES AND FAILOVER>.
 
+=item retry_backoff_min => $seconds, retry_backoff_max => $seconds
+
+The floor (default 0.05) and cap (default 2) of the backoff between
+rounds of retries over the endpoints and between stream reconnects: the
+delay starts at the floor and doubles up to the cap, each one drawn
+between half and all of its step (never below the floor), so that many
+clients do not retry in step. Fractions allowed, up to 3600; anything
+else croaks (C<EV::Etcd-E<gt>new: retry_backoff_min must be a number of
+seconds above 0, at most 3600>), as does a cap below the floor. A fleet
+whose clients all lose their member at once (a restart, an overloaded
+cluster answering C<too many requests>) spreads its retries with a
+higher floor and cap.
+
 =item auth_token => $token
 
 A token to send as C<authorization> metadata with every request. Ignored
@@ -1770,7 +1783,8 @@ only range operations, C<member_list>, C<hash>, C<hash_kv>, C<alarm> with
 C<GET>, C<auth_status>, C<user_get>, C<user_list>, C<role_get> and
 C<role_list>) are retried when the server is unavailable, on the next
 endpoint, with a backoff that starts at 50 ms and
-doubles up to 2 s (with jitter), while retries remain (C<max_retries>)
+doubles up to 2 s (with jitter; C<retry_backoff_min> and
+C<retry_backoff_max> change both), while retries remain (C<max_retries>)
 and the request's C<timeout> has not run out. Writes are retried only
 when they provably never left the client (no connection could be made)
 or the member refused them before they entered the cluster's log (no

@@ -14,7 +14,7 @@ use super::endpoints::{Conn, EndpointStates, Endpoints};
 use super::error::{self, Error};
 use super::leader::{self, LeaderWatch};
 use super::namespace::Namespace;
-use super::retry::{verdict, Backoff, Verdict};
+use super::retry::{verdict, Backoff, Limits, Verdict};
 use super::tls::Tls;
 
 tokio::task_local! {
@@ -59,6 +59,8 @@ pub struct Config {
     pub leader_check_interval: Duration,
     /// How often the member list replaces the endpoint list; zero: never.
     pub auto_sync_interval: Duration,
+    /// Floor and cap of the backoff between retries and reconnects.
+    pub backoff: Limits,
 }
 
 /// HTTP/2 keepalive of the connections to the members (POD "new",
@@ -104,6 +106,7 @@ impl Config {
             liveness: Liveness::default(),
             leader_check_interval: Duration::ZERO,
             auto_sync_interval: Duration::ZERO,
+            backoff: Limits::default(),
         }
     }
 }
@@ -277,7 +280,7 @@ impl Client {
         at: &AtomicUsize,
     ) -> Result<Reply, Error> {
         let class = call.class();
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::within(self.cfg.backoff);
         let mut attempt: u32 = 0;
         let pinned = self.pinned()?;
         // A pinned call has one endpoint to try, however many the client has.

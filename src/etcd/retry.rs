@@ -54,6 +54,25 @@ pub fn verdict(
 pub struct Backoff {
     next: Duration,
     seed: u64,
+    floor: Duration,
+    cap: Duration,
+}
+
+/// The floor and cap of a client's backoffs (POD "new",
+/// `retry_backoff_min`, `retry_backoff_max`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub floor: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            floor: FLOOR,
+            cap: CAP,
+        }
+    }
 }
 
 pub const FLOOR: Duration = Duration::from_millis(50);
@@ -67,29 +86,40 @@ impl Default for Backoff {
 
 impl Backoff {
     pub fn new() -> Backoff {
+        Backoff::within(Limits::default())
+    }
+
+    /// A backoff between `l.floor` and `l.cap` (a cap below the floor is
+    /// the floor).
+    pub fn within(l: Limits) -> Backoff {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15)
             | 1;
-        Backoff { next: FLOOR, seed }
+        Backoff {
+            next: l.floor,
+            seed,
+            floor: l.floor,
+            cap: l.cap.max(l.floor),
+        }
     }
 
     /// The next delay: between half and all of the current step (never
     /// below the floor), then the step doubles up to the cap.
     pub fn next_delay(&mut self) -> Duration {
         let step = self.next;
-        self.next = (self.next * 2).min(CAP);
+        self.next = (self.next * 2).min(self.cap);
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         let half = step / 2;
         let jitter = Duration::from_nanos(self.seed % (half.as_nanos() as u64 + 1));
-        (half + jitter).max(FLOOR)
+        (half + jitter).max(self.floor)
     }
 
     pub fn reset(&mut self) {
-        self.next = FLOOR;
+        self.next = self.floor;
     }
 }
 

@@ -168,7 +168,7 @@ impl Session<'_> {
 /// a stream while it has something to carry, reopened after every loss as
 /// `Reconnect` decides.
 pub async fn supervise<E: Engine>(mut e: E, mut cmds: mpsc::UnboundedReceiver<E::Cmd>) {
-    let mut rc = Reconnect::default();
+    let mut rc = Reconnect::within(e.client().cfg.backoff);
     loop {
         while e.idle() && !e.finished() {
             match cmds.recv().await {
@@ -354,6 +354,14 @@ pub struct Reconnect {
 }
 
 impl Reconnect {
+    /// A policy whose backoff keeps within `l` (the client's limits).
+    pub fn within(l: super::retry::Limits) -> Reconnect {
+        Reconnect {
+            backoff: Backoff::within(l),
+            ..Reconnect::default()
+        }
+    }
+
     /// The server answered on the stream: the next loss starts afresh.
     pub fn answered(&mut self) {
         self.backoff.reset();

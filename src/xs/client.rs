@@ -7,6 +7,7 @@ use super::callbacks;
 use crate::etcd::auth::Credentials;
 use crate::etcd::client::{Config, Liveness};
 use crate::etcd::endpoints::EndpointStates;
+use crate::etcd::retry::Limits;
 use crate::etcd::tls::{self, Tls, TlsPaths};
 use crate::perl::{Perl, Sv, XsResult};
 
@@ -80,6 +81,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         .int("auto_sync_interval")
         .unwrap_or(0)
         .clamp(0, MAX_TIMEOUT) as u64;
+    let backoff = backoff_option(&o)?;
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
@@ -94,6 +96,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         liveness,
         leader_check_interval: Duration::from_secs(leader_check),
         auto_sync_interval: Duration::from_secs(auto_sync),
+        backoff,
     };
     p.check()?;
     let id = callbacks::new_client(cfg)?;
@@ -104,6 +107,31 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
 
 /// `keepalive_time`, `keepalive_timeout` (whole seconds, at least 1) and
 /// `keepalive_while_idle`: the connections' HTTP/2 pings (POD "new").
+/// `retry_backoff_min`, `retry_backoff_max` (POD "RETRIES AND FAILOVER"):
+/// seconds, fractions allowed.
+fn backoff_option(o: &Opts) -> Result<Limits, String> {
+    let d = Limits::default();
+    let secs = |k: &str, default: Duration| match o.get(k) {
+        None => Ok(default),
+        Some(v) => {
+            let n = o.p.nv(v);
+            if n.is_finite() && n > 0.0 && n <= 3600.0 {
+                Ok(Duration::from_secs_f64(n))
+            } else {
+                Err(format!(
+                    "EV::Etcd->new: {k} must be a number of seconds above 0, at most 3600"
+                ))
+            }
+        }
+    };
+    let floor = secs("retry_backoff_min", d.floor)?;
+    let cap = secs("retry_backoff_max", d.cap.max(floor))?;
+    if cap < floor {
+        return Err("EV::Etcd->new: retry_backoff_max is below retry_backoff_min".into());
+    }
+    Ok(Limits { floor, cap })
+}
+
 fn liveness_option(o: &Opts) -> Result<Liveness, String> {
     let d = Liveness::default();
     let secs = |k: &str, default: Duration| match o.int(k) {
