@@ -29,6 +29,8 @@ my %expect = (
                               qr/^stale holder's fenced write: succeeded = 0$/m, qr/^done$/m ],
     'stm.pl'             => [ qr/^balances: \d+ \d+ \d+ \d+ \d+$/m,
                               qr/^4 workers x 25 transfers: \d+ committed \(\d+ conflicts retried\), \d+ refused; total 500$/m ],
+    'rolling_defrag.pl'  => [ qr/^\S+: member \d+, db [\d.]+ MB -> [\d.]+ MB, in use [\d.]+ MB$/m,
+                              qr/^kv hashes: all members agree$/m, qr/^done$/m ],
     'namespace_async.pl' => [ qr/^billing sees: config\/currency=EUR, config\/retries=3$/m,
                               qr/^search sees: config\/retries=5, config\/shards=8$/m,
                               qr/fails: NOT_FOUND/ ],
