@@ -781,7 +781,8 @@ as the error (C<UNAVAILABLE>, C<DEADLINE_EXCEEDED>) instead of being
 answered for by another. An endpoint that is not one of the client's
 calls back with C<NOT_FOUND> (C<endpoint HOST:PORT is not one of the
 client's endpoints>). The response's C<header>{C<member_id>} names the
-member that answered.
+member that answered. F<eg/rolling_defrag.pl> is a complete rolling
+defragmentation with per-member status and a kv hash comparison.
 
 =head2 status
 
