@@ -50,13 +50,17 @@ $writer = sub {
     # new keys inside the range, and new values for keys that exist
     $c->put(sprintf('%sk%06d', $P, $i % 2 ? $N + $i : $i), "changed$i", sub { $writer->() });
 };
-$writer->() for 1 .. 4;
 my ($r, $err, $rec) = $cc->call('get_all', $P, {
     prefix    => 1,
     page_size => 777,
     on_page   => sub {
         my ($kvs, $info) = @_;
-        $info0 //= $info;
+        # the writer starts once the first page fixed the revision: all its
+        # writes come after it
+        unless ($info0) {
+            $info0 = $info;
+            $writer->() for 1 .. 4;
+        }
         $pages++;
         $max_page = @$kvs if @$kvs > $max_page;
         for my $kv (@$kvs) {
