@@ -485,7 +485,9 @@ fn handle(
             let done = done.clone();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::from_std(deadline);
+                let started = std::sync::atomic::AtomicBool::new(false);
                 let run = async {
+                    started.store(true, std::sync::atomic::Ordering::Relaxed);
                     // A deadline already past (a tiny per-call timeout):
                     // nothing is sent.
                     if tokio::time::Instant::now() >= deadline {
@@ -516,17 +518,52 @@ fn handle(
                         None => std::future::pending().await,
                     }
                 };
+                let (mut run, mut closing) = (Box::pin(run), Box::pin(closing));
                 let result = tokio::select! {
                     biased;
-                    _ = closing => return,
-                    _ = cancelled => {
-                        if let Some(key) = held {
-                            withdraw(&c, key).await;
-                        }
-                        Err(Error::cancelled())
-                    }
-                    r = run => r,
+                    _ = &mut closing => return,
+                    _ = cancelled => None,
+                    r = &mut run => Some(r),
                 };
+                let Some(result) = result else {
+                    // Cancelled: the key goes, the caller hears so at once,
+                    // and the call itself goes on (a lock the server is
+                    // granting this moment would otherwise be put back
+                    // after the delete): what it is granted is given back.
+                    if let Some(key) = held {
+                        withdraw(&c, key, c.cfg.timeout).await;
+                    }
+                    let c2 = Completion {
+                        req,
+                        result: Err(Error::cancelled()),
+                        last: true,
+                    };
+                    done.answer(c2, counted);
+                    // Never sent: nothing can be granted.
+                    if !started.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = &mut closing => {}
+                        r = &mut run => {
+                            if let Ok(granted) = r {
+                                give_back(&c, granted).await;
+                            }
+                        }
+                    }
+                    return;
+                };
+                // A lock or campaign that ran out of time: its key goes
+                // before the caller hears of it, so the abandoned request
+                // cannot be granted behind its back (the server also drops
+                // it when it sees the stream reset, but later). Briefly: a
+                // cluster out of reach must not delay the answer much.
+                if let (Some(key), Err(e)) = (held, &result) {
+                    if e.code == crate::etcd::error::DEADLINE_EXCEEDED {
+                        withdraw(&c, key, WITHDRAW_AFTER_TIMEOUT).await;
+                    }
+                }
                 done.answer(
                     Completion {
                         req,
@@ -540,12 +577,30 @@ fn handle(
     }
 }
 
-/// Deletes the key a cancelled lock or campaign held or waited with, so
-/// the server neither grants it later nor keeps what it granted. Bounded
-/// by the client's timeout; failing that, the key goes with its lease.
-async fn withdraw(c: &Client, key: Vec<u8>) {
+/// Releases what a cancelled lock or campaign was granted (unlock,
+/// resign), bounded by the client's timeout.
+async fn give_back(c: &Client, granted: Reply) {
+    use crate::etcd::pb::{v3electionpb as el, v3lockpb as lk};
+    let release = match granted {
+        Reply::Lock(r) => Call::Unlock(lk::UnlockRequest { key: r.key }),
+        Reply::Campaign(r) => Call::Resign(el::ResignRequest { leader: r.leader }),
+        _ => return,
+    };
+    let _ = c
+        .unary(release, tokio::time::Instant::now() + c.cfg.timeout)
+        .await;
+}
+
+/// How long a lock or campaign that ran out of time may spend deleting
+/// its key before its callback hears of the timeout.
+const WITHDRAW_AFTER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Deletes the key a cancelled or timed-out lock or campaign held or
+/// waited with, so the server neither grants it later nor keeps what it
+/// granted. Bounded by `limit`; failing that, the key goes with its lease.
+async fn withdraw(c: &Client, key: Vec<u8>, limit: std::time::Duration) {
     use crate::etcd::pb::etcdserverpb::DeleteRangeRequest;
-    let deadline = tokio::time::Instant::now() + c.cfg.timeout;
+    let deadline = tokio::time::Instant::now() + limit;
     let del = Call::DeleteRange(DeleteRangeRequest {
         key,
         ..Default::default()
