@@ -580,11 +580,8 @@ fn handle(
 /// Releases what a cancelled lock or campaign was granted (unlock,
 /// resign), bounded by the client's timeout.
 async fn give_back(c: &Client, granted: Reply) {
-    use crate::etcd::pb::{v3electionpb as el, v3lockpb as lk};
-    let release = match granted {
-        Reply::Lock(r) => Call::Unlock(lk::UnlockRequest { key: r.key }),
-        Reply::Campaign(r) => Call::Resign(el::ResignRequest { leader: r.leader }),
-        _ => return,
+    let Some(release) = granted.release() else {
+        return;
     };
     let _ = c
         .unary(release, tokio::time::Instant::now() + c.cfg.timeout)

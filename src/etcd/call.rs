@@ -192,6 +192,16 @@ impl Reply {
             r => Ok(r),
         }
     }
+
+    /// The call that gives back what a granted lock or campaign holds
+    /// (unlock its key, resign its leadership); `None` for any other reply.
+    pub fn release(self) -> Option<Call> {
+        match self {
+            Reply::Lock(r) => Some(Call::Unlock(lock::UnlockRequest { key: r.key })),
+            Reply::Campaign(r) => Some(Call::Resign(election::ResignRequest { leader: r.leader })),
+            _ => None,
+        }
+    }
 }
 
 /// Per-call transport settings.
@@ -445,5 +455,27 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(good.checked(), Ok(Reply::LeaseGrant(r)) if r.id == 7));
+    }
+
+    #[test]
+    fn release_gives_back_a_grant() {
+        let lock = Reply::Lock(lock::LockResponse {
+            key: b"name/1f".to_vec(),
+            ..Default::default()
+        });
+        assert!(matches!(lock.release(), Some(Call::Unlock(r)) if r.key == b"name/1f"));
+        let leader = election::LeaderKey {
+            name: b"e".to_vec(),
+            key: b"e/2a".to_vec(),
+            rev: 5,
+            lease: 42,
+        };
+        let won = Reply::Campaign(election::CampaignResponse {
+            leader: Some(leader.clone()),
+            ..Default::default()
+        });
+        assert!(matches!(won.release(), Some(Call::Resign(r)) if r.leader == Some(leader)));
+        assert!(Reply::Put(Default::default()).release().is_none());
+        assert!(Reply::Unlock(Default::default()).release().is_none());
     }
 }

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::bridge::{Completion, Job};
-use crate::etcd::call::{Call, Reply};
+use crate::etcd::call::Reply;
 use crate::etcd::error::Error;
 use crate::perl::{NewSv, Perl, SvBox};
 use crate::xs::convert;
@@ -137,12 +137,9 @@ fn drain_batch(p: &Perl) {
 /// callback gets CANCELLED instead, and what the server granted is given
 /// back (unlock, resign) by a request whose answer nobody waits for.
 fn withdraw(m: &mut Registry, client: u64, done: &mut Completion) {
-    use crate::etcd::pb::{v3electionpb as el, v3lockpb as lk};
     let result = std::mem::replace(&mut done.result, Err(Error::cancelled()));
-    let release = match result {
-        Ok(Reply::Lock(r)) => Call::Unlock(lk::UnlockRequest { key: r.key }),
-        Ok(Reply::Campaign(r)) => Call::Resign(el::ResignRequest { leader: r.leader }),
-        _ => return,
+    let Some(release) = result.ok().and_then(Reply::release) else {
+        return;
     };
     let Some(timeout) = m.clients.get(&client).map(|c| c.timeout) else {
         return;
