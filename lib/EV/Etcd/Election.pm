@@ -9,6 +9,7 @@ use EV::Etcd::Session ();
 
 our $VERSION = $EV::Etcd::VERSION;
 our @CARP_NOT = qw(EV::Etcd::Session);
+our @ISA = qw(EV::Etcd::Session::Member);
 
 *_is_code = \&EV::Etcd::Session::_is_code;
 *_opts    = \&EV::Etcd::Session::_opts;
@@ -20,30 +21,9 @@ sub _not_leader { _err(9, 'FAILED_PRECONDITION', 'election: not leader', 'electi
 # $session->election($name, [\%opts])
 sub _new {
     my ($class, $session, $name, @rest) = @_;
-    my $where = 'EV::Etcd::Session::election';
-    Carp::croak("$where: name must be a non-empty string")
-        unless EV::Etcd::Session::_string_ok($name) && length "$name";
-    my $o = _opts($where, \@rest, qw(on_lost));
-    Carp::croak("$where: on_lost must be a code reference")
-        if defined $o->{on_lost} && !_is_code($o->{on_lost});
-    my $pfx = "$name/";
-    my $self = bless {
-        session => $session,
-        name    => "$name",
-        prefix  => $pfx,
-        key     => $pfx . sprintf('%x', $session->lease),
-        rev     => undef,
-        leader  => 0,
-        op      => undef,
-        on_lost => $o->{on_lost},
-    }, $class;
-    $session->_add_dep($self);
-    return $self;
+    return $class->_member('EV::Etcd::Session::election', $session, $name, \@rest, leader => 0);
 }
 
-sub session   { $_[0]{session} }
-sub name      { $_[0]{name} }
-sub key       { $_[0]{key} }
 sub revision  { $_[0]{leader} ? $_[0]{rev} : undef }
 sub is_leader { $_[0]{leader} ? 1 : 0 }
 

@@ -252,6 +252,47 @@ sub DESTROY {
 sub CLONE_SKIP { 1 }
 
 # ---------------------------------------------------------------------------
+# The base of EV::Etcd::Mutex and EV::Etcd::Election: their construction
+# (the checks of the name and options, the fields, the registration with
+# the session) and the session, name and key accessors.
+
+package EV::Etcd::Session::Member;
+
+use strict;
+use warnings;
+
+our @CARP_NOT = qw(EV::Etcd::Session);
+
+# $class->_member($where, $session, $name, \@rest, %own): $where names the
+# session method in croaks, @rest holds its optional options hash, %own
+# the class's own fields.
+sub _member {
+    my ($class, $where, $session, $name, $rest, %own) = @_;
+    Carp::croak("$where: name must be a non-empty string")
+        unless EV::Etcd::Session::_string_ok($name) && length "$name";
+    my $o = EV::Etcd::Session::_opts($where, $rest, qw(on_lost));
+    Carp::croak("$where: on_lost must be a code reference")
+        if defined $o->{on_lost} && !EV::Etcd::Session::_is_code($o->{on_lost});
+    my $pfx = "$name/";
+    my $self = bless {
+        session => $session,
+        name    => "$name",
+        prefix  => $pfx,
+        key     => $pfx . sprintf('%x', $session->lease),
+        rev     => undef,
+        op      => undef,
+        on_lost => $o->{on_lost},
+        %own,
+    }, $class;
+    $session->_add_dep($self);
+    return $self;
+}
+
+sub session { $_[0]{session} }
+sub name    { $_[0]{name} }
+sub key     { $_[0]{key} }
+
+# ---------------------------------------------------------------------------
 # One acquisition (Mutex lock / try_lock, Election campaign): Go's
 # tryAcquire + waitDeletes, then a re-read of the own key before success.
 
