@@ -41,6 +41,14 @@ for my $bad ([ retry_backoff_min => 0 ], [ retry_backoff_min => -1 ], [ retry_ba
     ok(!eval { EV::Etcd->new(endpoints => [$closed], @$bad); 1 }, "$bad->[0] => $bad->[1] croaks");
     like($@, qr/^EV::Etcd->new: $bad->[0] must be a number of seconds above 0, at most 3600/, 'message');
 }
+{
+    my @warnings;
+    local $SIG{__WARN__} = sub { push @warnings, @_ };
+    ok(!eval { EV::Etcd->new(endpoints => [$closed], retry_backoff_min => 'abc'); 1 },
+       'a non-numeric string croaks');
+    like($@, qr/^EV::Etcd->new: retry_backoff_min must be a number of seconds above 0, at most 3600/, 'message');
+    is_deeply(\@warnings, [], '... and warns of nothing');
+}
 ok(!eval { EV::Etcd->new(endpoints => [$closed], retry_backoff_min => 2, retry_backoff_max => 1); 1 },
    'a cap below the floor croaks');
 like($@, qr/^EV::Etcd->new: retry_backoff_max is below retry_backoff_min/, 'message');

@@ -106,7 +106,7 @@ pub fn reply<'a>(p: &Perl<'a>, cb: Sv<'a>, opts: Option<Sv<'a>>, usage: &str) ->
 /// A number given as a string is parsed here (no "isn't numeric"
 /// warning for a value that is refused anyway); others are read as Perl
 /// numbers.
-fn number<'a>(p: &Perl<'a>, v: Sv<'a>) -> f64 {
+pub(crate) fn number<'a>(p: &Perl<'a>, v: Sv<'a>) -> f64 {
     if p.is_string(v) {
         p.text(v).trim().parse().unwrap_or(f64::NAN)
     } else {

@@ -114,7 +114,7 @@ fn backoff_option(o: &Opts) -> Result<Limits, String> {
     let secs = |k: &str, default: Duration| match o.get(k) {
         None => Ok(default),
         Some(v) => {
-            let n = o.p.nv(v);
+            let n = args::number(o.p, v);
             if n.is_finite() && n > 0.0 && n <= 3600.0 {
                 Ok(Duration::from_secs_f64(n))
             } else {
