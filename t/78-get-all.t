@@ -110,6 +110,12 @@ is($empty->{pages}, 1, 'one (empty) page');
     my $got = $nc->ok_call('namespaced get_all', 'get_all', 'k00000', { prefix => 1, page_size => 3 });
     is(scalar @{ $got->{kvs} || [] }, 10, 'k00000 .. k00009');
     is($got->{kvs}[0]{key}, 'k000000', 'keys without the namespace');
+    # the empty key with prefix: the whole namespace, as get sees it
+    my $whole = $nc->ok_call('namespace count', 'get', '', { prefix => 1, count_only => 1 });
+    my $every = $nc->ok_call('get_all of the empty key', 'get_all', '',
+        { prefix => 1, keys_only => 1, page_size => 5000, on_page => sub { } });
+    cmp_ok($whole->{count}, '>=', $N, 'get: at least the seeded keys');
+    is($every->{count}, $whole->{count}, 'get_all: every key of the namespace');
 }
 
 # --- errors -----------------------------------------------------------------------------------

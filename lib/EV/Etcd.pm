@@ -182,15 +182,6 @@ my %GET_ALL_OPT = map { $_ => 1 } qw(range_end prefix page_size on_page revision
     serializable keys_only timeout min_mod_revision max_mod_revision
     min_create_revision max_create_revision);
 
-# The end of the range of keys that start with $p (etcd's prefix end).
-sub _prefix_end {
-    my ($p) = @_;
-    $p =~ s/\xff+\z//;
-    return "\0" unless length $p;
-    substr($p, -1) = chr(ord(substr($p, -1)) + 1);
-    return $p;
-}
-
 sub get_all {
     my $self = shift;
     require Carp;
@@ -212,7 +203,9 @@ sub get_all {
     my $on_page = $o->{on_page};
     Carp::croak('get_all: on_page must be a code reference') if defined $on_page && !_is_code($on_page);
     $key = "$key";
-    my $end = $o->{prefix} ? _prefix_end($key) : $o->{range_end};
+    # prefix: the engine's prefix end (_prefix_end, XS), and for the empty
+    # key every key ("\0")
+    my $end = !$o->{prefix} ? $o->{range_end} : length $key ? _prefix_end($key) : "\0";
     Carp::croak('get_all: a range (range_end or prefix) is required') unless defined $end && length $end;
     my %get = map { exists $o->{$_} ? ($_ => $o->{$_}) : () }
         qw(serializable keys_only timeout min_mod_revision max_mod_revision

@@ -28,6 +28,14 @@ pub fn range_end(o: &Opts, key: &[u8], id: u64) -> Res<Vec<u8>> {
     Ok(Vec::new())
 }
 
+/// `_prefix_end($key)`: the range end of every key that starts with the
+/// bytes of `$key` (`prefix_range_end`), for get_all's pages, which keep
+/// one end while their start key moves.
+pub fn prefix_end<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    args::fixed(a, 1, "_prefix_end(key)")?;
+    Ok(Some(p.new_bytes(&prefix_range_end(&p.bytes(a[0])))))
+}
+
 /// A range request for `key` with the options of `get` (POD "get"), for
 /// `get` and a txn's `request_range`.
 fn range_request(o: &Opts, key: Vec<u8>, id: u64) -> Res<rpc::RangeRequest> {

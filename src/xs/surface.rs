@@ -45,6 +45,7 @@ surface! {
     Internal "_unary_methods" => unary_methods;
     Internal "_endpoints" => client::endpoints;
     Internal "set_endpoints" => client::set_endpoints;
+    Internal "_prefix_end" => kv::prefix_end;
     Unary "get" => kv::get;
     Unary "put" => kv::put;
     Unary "delete" => kv::delete;
