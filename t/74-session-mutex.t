@@ -4,7 +4,7 @@ use Test::More;
 use Time::HiRes ();
 use Scalar::Util ();
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(rec wait_rec call new_session);
 use EV;
 use EV::Etcd;
 
@@ -13,34 +13,8 @@ use EV::Etcd;
 # cancel, try_lock, a session lost while holding (on_lost, fenced writes
 # refused), croaks.
 
-my @eps = EtcdTest::endpoints();
-my $P   = EtcdTest::prefix();
-my $c   = EV::Etcd->new(endpoints => [@eps], timeout => 10);
-my $other = EV::Etcd->new(endpoints => [@eps], timeout => 10);
-
-my @records;    # every callback record: { what, n, args }
-
-# Starts a call whose last argument is a recording callback; returns the record.
-sub rec {
-    my ($what) = @_;
-    my $r = { what => $what, n => 0 };
-    push @records, $r;
-    return ($r, sub { $r->{n}++; $r->{args} = [@_]; $r->{at} = Time::HiRes::time() });
-}
-
-sub wait_rec {
-    my ($r, $t) = @_;
-    ok(EtcdTest::run_until($t // 15, sub { $r->{n} }), "$r->{what}: called back")
-        or return;
-    return @{ $r->{args} };
-}
-
-sub call {
-    my ($what, $code) = @_;
-    my ($r, $cb) = rec($what);
-    $code->($cb);
-    return wait_rec($r);
-}
+my $P = EtcdTest::prefix();
+my ($c, $other) = EtcdTest::clients(2, timeout => 10);
 
 sub get_kv {
     my ($key, $opts) = @_;
@@ -49,19 +23,12 @@ sub get_kv {
     return $resp;
 }
 
-sub new_session {
-    my ($opts, $client) = @_;
-    my ($s, $err) = call('session', sub { ($client || $c)->session($opts || {}, $_[0]) });
-    isa_ok($s, 'EV::Etcd::Session') or diag explain $err;
-    return $s;
-}
-
 # ---------------------------------------------------------------------------
 # session: grant, keys on the lease, close revokes
 
 {
     my @lost;
-    my $s = new_session({ ttl => 4, on_lost => sub { push @lost, @_ } });
+    my $s = new_session($c, { ttl => 4, on_lost => sub { push @lost, @_ } });
     ok($s->lease > 0, 'session has a lease id');
     is($s->ttl, 4, 'ttl granted');
     is($s->client, $c, 'client');
@@ -103,7 +70,7 @@ sub new_session {
 
 {
     my ($g) = call('grant', sub { $c->lease_grant(9, $_[0]) });
-    my $s = new_session({ lease => $g->{id} });
+    my $s = new_session($c, { lease => $g->{id} });
     is($s->lease, $g->{id}, 'adopted lease id');
     is($s->ttl, 9, 'adopted lease ttl from the server');
     my @c = call('close adopted', sub { $s->close($_[0]) });
@@ -118,9 +85,9 @@ sub new_session {
 # ---------------------------------------------------------------------------
 # lock / unlock, contention in order
 
-my $s1 = new_session({ ttl => 30 });
-my $s2 = new_session({ ttl => 30 });
-my $s3 = new_session({ ttl => 30 });
+my $s1 = new_session($c, { ttl => 30 });
+my $s2 = new_session($c, { ttl => 30 });
+my $s3 = new_session($c, { ttl => 30 });
 {
     my $name = "${P}m1";
     my ($m1, $m2, $m3) = map { $_->mutex($name) } $s1, $s2, $s3;
@@ -218,7 +185,7 @@ my $s3 = new_session({ ttl => 30 });
 
 {
     my (@slost, @mlost);
-    my $s = new_session({ ttl => 6, on_lost => sub { push @slost, [@_] } });
+    my $s = new_session($c, { ttl => 6, on_lost => sub { push @slost, [@_] } });
     my $m = $s->mutex("${P}m3", { on_lost => sub { push @mlost, [@_] } });
     call('lock', sub { $m->lock($_[0]) });
     ok($m->is_held, 'held');
@@ -269,7 +236,7 @@ my $s3 = new_session({ ttl => 30 });
 # a session lost while waiting: the lock fails, no key left
 
 {
-    my $s = new_session({ ttl => 6 });
+    my $s = new_session($c, { ttl => 6 });
     my $m1 = $s1->mutex("${P}m4");
     call('lock', sub { $m1->lock($_[0]) });
     my $m = $s->mutex("${P}m4");
@@ -378,8 +345,6 @@ SKIP: {
 }
 
 call("close $_", sub { $_->close($_[0]) }) for grep { $_ } $s1, $s2, $s3;
-EtcdTest::run_loop(0.3);
-is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } @records ], [],
-          'every callback ran exactly once');
+EtcdTest::rec_exactly_once();
 EtcdTest::cleanup($c);
 done_testing;

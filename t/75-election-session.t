@@ -3,7 +3,7 @@ use warnings;
 use Test::More;
 use Time::HiRes ();
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(rec wait_rec call new_session);
 use EV;
 use EV::Etcd;
 
@@ -13,35 +13,9 @@ use EV::Etcd;
 # first or only by the re-read of its key); a session lost while leading
 # calls on_lost; timeout and cancel withdraw the candidacy.
 
-my @eps   = EtcdTest::endpoints();
-my $P     = EtcdTest::prefix();
-my $c     = EV::Etcd->new(endpoints => [@eps], timeout => 10);
-my $other = EV::Etcd->new(endpoints => [@eps], timeout => 10);
+my $P = EtcdTest::prefix();
+my ($c, $other) = EtcdTest::clients(2, timeout => 10);
 
-my @records;
-sub rec {
-    my ($what) = @_;
-    my $r = { what => $what, n => 0 };
-    push @records, $r;
-    return ($r, sub { $r->{n}++; $r->{args} = [@_]; $r->{at} = Time::HiRes::time() });
-}
-sub wait_rec {
-    my ($r, $t) = @_;
-    ok(EtcdTest::run_until($t // 15, sub { $r->{n} }), "$r->{what}: called back") or return;
-    return @{ $r->{args} };
-}
-sub call {
-    my ($what, $code) = @_;
-    my ($r, $cb) = rec($what);
-    $code->($cb);
-    return wait_rec($r);
-}
-sub new_session {
-    my ($opts) = @_;
-    my ($s, $err) = call('session', sub { $c->session($opts || {}, $_[0]) });
-    isa_ok($s, 'EV::Etcd::Session') or diag explain $err;
-    return $s;
-}
 sub count_prefix {
     my ($pfx) = @_;
     my ($r) = call("count $pfx", sub { $c->get($pfx, { prefix => 1 }, $_[0]) });
@@ -49,7 +23,7 @@ sub count_prefix {
 }
 
 my $name = "${P}e";
-my ($s1, $s2, $s3) = map { new_session({ ttl => 30 }) } 1 .. 3;
+my ($s1, $s2, $s3) = map { new_session($c, { ttl => 30 }) } 1 .. 3;
 my ($e1, $e2, $e3) = map { $_->election($name) } $s1, $s2, $s3;
 
 # an observer on its own session's election object
@@ -109,7 +83,7 @@ is_deeply(\@seen, [ [ $e1->key, 'v1' ], [ $e1->key, 'v1b' ], [ $e2->key, 'v2' ] 
 # once, before the keepalive can notice; the re-read refuses leadership
 
 {
-    my $s = new_session({ ttl => 30 });
+    my $s = new_session($c, { ttl => 30 });
     my $e = $s->election($name);
     call('campaign e1 again', sub { $e1->campaign('v1', $_[0]) });
     ok($e1->is_leader, 'e1 leads');
@@ -139,7 +113,7 @@ is_deeply(\@seen, [ [ $e1->key, 'v1' ], [ $e1->key, 'v1b' ], [ $e2->key, 'v2' ] 
 
 # the same, the loss noticed by the keepalive while waiting
 {
-    my $s = new_session({ ttl => 6 });
+    my $s = new_session($c, { ttl => 6 });
     my $e = $s->election($name);
     call('campaign e1 again', sub { $e1->campaign('v1', $_[0]) });
     my ($rw, $cbw) = rec('standby campaign 2');
@@ -156,7 +130,7 @@ is_deeply(\@seen, [ [ $e1->key, 'v1' ], [ $e1->key, 'v1b' ], [ $e2->key, 'v2' ] 
 
 # a standby whose lease runs out (keepalive stopped) while it waits
 {
-    my $s = new_session({ ttl => 2 });
+    my $s = new_session($c, { ttl => 2 });
     $s->{ka}->stop;    # stop renewing without telling the session
     my $e = $s->election($name);
     call('campaign e1 again', sub { $e1->campaign('v1', $_[0]) });
@@ -186,7 +160,7 @@ is_deeply(\@seen, [ [ $e1->key, 'v1' ], [ $e1->key, 'v1b' ], [ $e2->key, 'v2' ] 
 
 {
     my @lost;
-    my $s = new_session({ ttl => 6 });
+    my $s = new_session($c, { ttl => 6 });
     my $e = $s->election($name, { on_lost => sub { push @lost, [@_] } });
     call('campaign', sub { $e->campaign('short', $_[0]) });
     ok($e->is_leader, 'leads');
@@ -267,8 +241,6 @@ SKIP: {
 }
 
 call("close", sub { $_->close($_[0]) }) for $s1, $s2, $s3;
-EtcdTest::run_loop(0.3);
-is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } @records ], [],
-          'every callback ran exactly once');
+EtcdTest::rec_exactly_once();
 EtcdTest::cleanup($c);
 done_testing;

@@ -8,6 +8,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Exporter 'import';
 use File::Path ();
 use File::Spec ();
 use File::Temp ();
@@ -710,6 +711,71 @@ sub watch_recorder {
     return $rec;
 }
 
+# $n clients of endpoints(), each made with %opts.
+sub clients {
+    my ($n, %opts) = @_;
+    require EV::Etcd;
+    my @eps = endpoints();
+    return map { EV::Etcd->new(endpoints => [@eps], %opts) } 1 .. $n;
+}
+
+# ---------------------------------------------------------------------------
+# Callback records, for tests whose calls are code blocks (sessions,
+# mutexes, elections): rec, wait_rec, call, new_session, rec_exactly_once.
+# Their names can be imported (use EtcdTest qw(rec wait_rec call new_session)).
+
+our @EXPORT_OK = qw(rec wait_rec call new_session);
+
+my @RECORDS;    # every rec() of this process: { what, n, args, at }
+
+# A recording callback: returns the record ({ what, n = times called, args
+# of the last call, at = its Time::HiRes time }) and the callback.
+sub rec {
+    my ($what) = @_;
+    my $r = { what => $what, n => 0 };
+    push @RECORDS, $r;
+    return ($r, sub { $r->{n}++; $r->{args} = [@_]; $r->{at} = Time::HiRes::time() });
+}
+
+# Runs the loop until the record's callback ran (a test, $timeout default
+# 15 s); returns its arguments, or the empty list on timeout.
+sub wait_rec {
+    my ($r, $t) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    require Test::More;
+    Test::More::ok(run_until($t // 15, sub { $r->{n} }), "$r->{what}: called back")
+        or return;
+    return @{ $r->{args} };
+}
+
+# $code->($cb) with a recording callback, then wait_rec.
+sub call {
+    my ($what, $code) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    my ($r, $cb) = rec($what);
+    $code->($cb);
+    return wait_rec($r);
+}
+
+# $client->session(\%opts) that must succeed (a test); returns the session.
+sub new_session {
+    my ($client, $opts) = @_;
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    my ($s, $err) = call('session', sub { $client->session($opts || {}, $_[0]) });
+    Test::More::isa_ok($s, 'EV::Etcd::Session') or Test::More::diag(Test::More::explain($err));
+    return $s;
+}
+
+# Lets late duplicates arrive (0.3 s of loop), then tests that every rec()
+# callback so far ran exactly once.
+sub rec_exactly_once {
+    local $Test::Builder::Level = ($Test::Builder::Level // 1) + 1;
+    require Test::More;
+    run_loop(0.3);
+    Test::More::is_deeply([ map { "$_->{what}: $_->{n}" } grep { $_->{n} != 1 } @RECORDS ], [],
+                          'every callback ran exactly once');
+}
+
 # Deletes this process's prefix through $client; true when the delete
 # succeeded.  Optional: END does the same with etcdctl on external clusters.
 sub cleanup {
@@ -799,6 +865,7 @@ the timer stopped it), C<free_port>, C<closed_port> (a bound, non-listening
 port: connections are refused), C<run_etcdctl(\@endpoints, @args)>,
 C<method_calls($prefix)> (one well-formed argument list, callback excluded,
 for every request method: C<[$method, @args]>), C<call_method($client, $call, $cb)>,
+C<clients($n, %opts)> (C<$n> clients of C<endpoints>, each made with C<%opts>),
 C<seeded($env_var, $default)> (srand from the environment or the default, with
 a diag line saying how to repeat the run), C<watch_recorder($client, $key, \%opts, [$map])> (a watch whose deliveries land in
 C<events> (mapped by C<$map>), C<errs>, C<created>; the handle is C<w>),
@@ -807,6 +874,19 @@ command), C<make_pki([$dir])> (creates with C<openssl> a test CA, a server
 certificate for 127.0.0.1 and localhost, a client certificate and an
 unrelated second CA; returns a hash of PEM file names: C<ca>, C<ca_key>,
 C<server_cert>, C<server_key>, C<client_cert>, C<client_key>, C<other_ca>).
+
+=head1 CALLBACK RECORDS
+
+For calls made by code blocks (sessions, mutexes, elections); C<rec>,
+C<wait_rec>, C<call> and C<new_session> can be imported
+(C<use EtcdTest qw(rec wait_rec call new_session)>).
+
+    my ($r, $cb) = rec('lock');       # $r: what, n (times called), args, at
+    $m->lock($cb);
+    my ($m2, $err) = wait_rec($r, 10);                    # a test; default 15 s
+    my ($resp, $err) = call('unlock', sub { $m->unlock($_[0]) });   # both at once
+    my $s = new_session($client, { ttl => 30 });         # a session that must come
+    EtcdTest::rec_exactly_once();     # every rec() callback ran once (a test)
 
 =head1 EtcdTest::Caller
 
