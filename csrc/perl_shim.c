@@ -55,6 +55,7 @@ void ev_etcd_warn_sv(void *pi, SV *msg) { SHIM_THX; warn_sv(msg); }
 SV *ev_etcd_undef(void *pi) { SHIM_THX; return &PL_sv_undef; }
 SV *ev_etcd_new_iv(void *pi, IV v) { SHIM_THX; return newSViv(v); }
 SV *ev_etcd_new_uv(void *pi, UV v) { SHIM_THX; return newSVuv(v); }
+SV *ev_etcd_new_nv(void *pi, double v) { SHIM_THX; return newSVnv((NV)v); }
 SV *ev_etcd_new_pvn(void *pi, const char *s, STRLEN len) { SHIM_THX; return newSVpvn(s, len); }
 SV *ev_etcd_new_rv_noinc(void *pi, SV *sv) { SHIM_THX; return newRV_noinc(sv); }
 SV *ev_etcd_new_sv_copy(void *pi, SV *sv) { SHIM_THX; return newSVsv(sv); }

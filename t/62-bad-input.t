@@ -142,9 +142,10 @@ my @methods = sort keys %calls_for;
 # (future, the adapter constructor, and endpoints / set_endpoints, which
 # answer at once, take no callback and are not requests; t/47-membership.t
 # checks their croaks; session, pure Perl over lease_grant and
-# lease_keepalive_start, whose croaks t/74-session-mutex.t checks)
+# lease_keepalive_start, whose croaks t/74-session-mutex.t checks; stats,
+# which answers at once and whose croaks t/82-events.t checks)
 my @expected = sort grep {
-    !/^_/ && !/^(?:new|DESTROY|CLONE_SKIP|BEGIN|END|can|isa|import|bootstrap|dl_load_flags|future|endpoints|set_endpoints|session)$/ && defined &{"EV::Etcd::$_"}
+    !/^_/ && !/^(?:new|DESTROY|CLONE_SKIP|BEGIN|END|can|isa|import|bootstrap|dl_load_flags|future|endpoints|set_endpoints|session|stats)$/ && defined &{"EV::Etcd::$_"}
 } keys %EV::Etcd::;
 is_deeply(\@methods, \@expected, 'every public request method is in EtcdTest::method_calls');
 my %streaming = map { $_ => 1 } qw(watch election_observe lease_keepalive_start);

@@ -458,7 +458,32 @@ With 1 idle connections are pinged too (etcd counts pings without an open
 stream against the client and closes such connections from time to time;
 they are reopened on the next request).
 
+=item on_event => sub { my ($event) = @_; ... }
+
+Called with a hash reference for each thing the client does on its own:
+a retry, a failover, a stream lost or resumed, a re-login, an endpoint
+going down or coming back, a managed keepalive lost, backpressure on or
+off. See L</EVENTS AND COUNTERS>. Must be a code reference (else
+C<EV::Etcd-E<gt>new: on_event must be a code reference>). Without it (and
+without C<EV_ETCD_DEBUG>) no event is ever built.
+
+=item max_pending => $n
+
+How many completions (answers, watch responses) may wait for the Perl
+side before the client's watch streams stop reading from the server;
+they read again once the wait is down to half. Default 1000; a whole
+number, at least 1 (else C<EV::Etcd-E<gt>new: max_pending must be a whole
+number of completions, at least 1>). See L</BACKPRESSURE>.
+
 =back
+
+=head2 stats
+
+    my $s = $etcd->stats;
+    printf "%d requests, %d retries, %d failovers\n", @$s{qw(requests retries failovers)};
+
+The client's counters, as a hash reference (see L</EVENTS AND COUNTERS>).
+Answers at once; takes no arguments (else C<Usage: EV::Etcd::stats(client)>).
 
 =head2 endpoints
 
@@ -1969,6 +1994,140 @@ An enabled monitor keeps C<EV::run> running, like any active EV timer.
 Destroying the client stops it; a monitor inherited by a forked child
 stops itself there without calling back.
 
+=head1 EVENTS AND COUNTERS
+
+    my $etcd = EV::Etcd->new(
+        endpoints => \@endpoints,
+        on_event  => sub {
+            my ($e) = @_;
+            warn "etcd: $e->{type} " . join(' ', map { "$_=$e->{$_}" } grep { !ref $e->{$_} } sort keys %$e) . "\n";
+        },
+    );
+
+Much of what the client does happens without a call of yours: a request
+is retried, requests move to another member, a watch stream is lost and
+resumed, the token is renewed. C<on_event> sees each of these as it
+happens, and C<stats> counts them.
+
+Every event is a hash with C<type> and C<time> (epoch seconds, with
+fractions, of when it happened in the client), and by type:
+
+=over 4
+
+=item retry: method, attempt, delay, error
+
+A failed attempt of a unary request is tried again: C<method> is the
+method's name, C<attempt> the number of the attempt about to start (2 for
+the first retry), C<delay> the seconds it waits first (0 when it moves
+straight to the next endpoint), C<error> the error hash of the failed
+attempt (as a callback would get it).
+
+=item failover: from, to, why
+
+Requests and streams leave endpoint C<from> for C<to>. C<why> is text: the
+error that caused it (C<UNAVAILABLE (Connection refused ...)>, C<UNAVAILABLE
+(etcdserver: no leader)>), C<no answer within the timeout>, or the health
+check's finding.
+
+=item stream_lost: kind, endpoint, error
+
+An open stream (C<kind> C<watch>, C<keepalive> or C<observe>) on
+C<endpoint> ended with C<error> (an error hash). It is reopened, on the
+same or the next endpoint, unless the error is final.
+
+=item stream_resumed: kind, endpoint, revision
+
+A stream lost before is open again on C<endpoint>. For watches,
+C<revision> is the newest revision delivered before the loss (the watches
+go on after it); 0 for the other kinds.
+
+=item relogin: ok, error
+
+The server refused the client's token (expired, or voided by a restart)
+and the client logged in again with its C<user> and C<password>: C<ok> 1,
+or 0 with the login's C<error>.
+
+=item endpoint_down, endpoint_up: endpoint
+
+The transport of C<endpoint> failed (connection refused or lost, TLS
+failure, keepalive timeout) or, with C<require_leader>, it answered that it
+has no leader; C<endpoint_up>: it answered again after that.
+
+=item keepalive_lost: lease, error
+
+A lease kept by C<lease_keepalive_start> is lost (expired, revoked, or
+its TTL ran out without a renewal getting through); the handle's
+C<on_lost> (or callback) is called too.
+
+=item backpressure_on, backpressure_off: pending
+
+C<pending> completions wait for the Perl side: past C<max_pending> the
+client's watch streams stop reading; below half of it they read again.
+See L</BACKPRESSURE>.
+
+=back
+
+Events are delivered from the loop, like callbacks, after the completions
+that were waiting; an event's C<time> says when it happened. An
+C<on_event> that dies does not disturb the client: as for callbacks, the
+error goes to C<$EV::DIED>, or is warned without one.
+
+With the environment variable C<EV_ETCD_DEBUG> set (to anything but ""
+or 0) when a client is created, the client prints the same events to
+STDERR as they happen, one line each: C<EV::Etcd: retry method=put
+attempt=2 delay=0.000 error=UNAVAILABLE (Connection refused (os error
+111))>.
+
+When nothing listens (no C<on_event>, no C<EV_ETCD_DEBUG>) no event is
+built: the only cost is a flag read where one would be.
+
+C<stats> returns these counters, all integers:
+
+=over 4
+
+=item requests, retries, failovers
+
+Unary requests sent (each counted once, however many attempts it took),
+retried attempts, and changes of the endpoint in use.
+
+=item reconnects, relogins
+
+Streams reopened after a loss, and logins after a refused token.
+
+=item in_flight, watches, keepalives
+
+Requests waiting for their answer, open watches, and managed keepalives,
+now.
+
+=item queued
+
+Completions that arrived and wait for the loop to run their callbacks,
+now (shared by the clients of the process).
+
+=item bytes_in, bytes_out
+
+Bytes read from and written to the client's connections (with TLS, the
+encrypted bytes).
+
+=back
+
+=head1 BACKPRESSURE
+
+A watch can deliver faster than its callback keeps up with: a burst of
+writes, a callback that does slow work. Answers arrive on the engine's
+thread and wait for the loop in a queue; left alone, that queue would grow
+with the stream. Instead, when more than C<max_pending> completions wait
+(default 1000), the client stops reading its watch streams. HTTP/2 flow
+control then holds the server back: the server keeps the events (a watcher
+that falls behind is caught up from the store), and the client's memory
+stays bounded. Once the queue is down to half of C<max_pending>, reading
+resumes. No event is lost or reordered; requests and other streams carry
+on meanwhile. C<on_event> sees C<backpressure_on> and C<backpressure_off>.
+
+A lower C<max_pending> bounds memory more tightly (each waiting watch
+response holds its events); a higher one rides out longer pauses of the
+loop without stopping the streams.
+
 =head1 THE EVENT LOOP
 
 All work runs from the L<EV> default loop: callbacks only run while
@@ -2090,6 +2249,11 @@ callbacks; the watch resumes when the server is back.
 =head1 ENVIRONMENT
 
 =over 4
+
+=item EV_ETCD_DEBUG
+
+Set to anything but "" or 0 when a client is created: that client prints
+its events to STDERR (see L</EVENTS AND COUNTERS>).
 
 =item EV_ETCD_LINGER_US
 

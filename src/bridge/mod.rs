@@ -18,6 +18,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use runtime::{Completion, Job};
 
+use crate::etcd::backlog::Backlog;
+
 /// The process's bridge: the Perl thread's end of the runtime thread.
 pub struct Bridge {
     jobs: UnboundedSender<Job>,
@@ -26,6 +28,8 @@ pub struct Bridge {
     wake: notify::Receiver,
     /// Tells the runtime thread that a job is on its way (linger.rs).
     activity: Arc<linger::Activity>,
+    /// The completion queue's length, as the stream engines see it.
+    backlog: Arc<Backlog>,
     /// The process that started it (a forked child needs its own).
     pid: u32,
 }
@@ -36,6 +40,8 @@ impl Bridge {
         let (n, wake) = notify::pair()?;
         let notify = Arc::new(n);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let depth = done_tx.clone();
+        let backlog = Arc::new(Backlog::new(move || depth.len()));
         let activity = Arc::new(linger::Activity::default());
         let jobs = runtime::spawn(done_tx, notify.clone(), activity.clone())?;
         Ok(Bridge {
@@ -44,6 +50,7 @@ impl Bridge {
             notify,
             wake,
             activity,
+            backlog,
             pid: crate::sys::process::pid(),
         })
     }
@@ -76,6 +83,22 @@ impl Bridge {
     /// Makes the fd readable, so the loop comes back for what is left.
     pub fn wake_again(&self) {
         self.notify.force();
+    }
+
+    /// The completion queue's length, for a new client's stream engines.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
+    }
+
+    /// The drain took completions: streams paused by backpressure look
+    /// at the queue again.
+    pub fn progress(&self) {
+        self.backlog.progress();
+    }
+
+    /// How many completions wait for the drain.
+    pub fn queued(&self) -> usize {
+        self.done_rx.len()
     }
 
     /// The next completion, if one has arrived.

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::etcd::call::{Call, Reply};
 use crate::etcd::client::{Client, Config};
 use crate::etcd::error::Error;
+use crate::etcd::events::Counters;
 use crate::etcd::keepalive::{self as ka, Keeper};
 use crate::etcd::leader;
 use crate::etcd::observe;
@@ -380,6 +381,9 @@ fn handle(
                 keeper: None,
                 observes: HashMap::new(),
             };
+            let notify = done.notify.clone();
+            let wake = move || notify.signal();
+            tasks.client.events().set_wake(Box::new(wake));
             tasks.spawn_until_closed(leader::check(tasks.client.clone()));
             tasks.spawn_until_closed(leader::auto_sync(tasks.client.clone()));
             clients.insert(id, tasks);
@@ -469,6 +473,7 @@ fn handle(
                 return;
             };
             let counted = activity.call();
+            Counters::add(&live.client.events().counters.requests, 1);
             // Ordered after the watches created before it (see Barrier).
             let barrier = live.barrier.wait();
             if barrier.is_none() && !solo && cancel.is_none() && live.client.groupable(&call) {

@@ -22,6 +22,7 @@ use tonic::Code;
 use super::call::{Call, CallOpts, Reply};
 use super::client::Client;
 use super::error::{self, auth_kind, AuthKind, Error};
+use super::events::{Counters, Event};
 use super::pb::etcdserverpb as rpc;
 
 /// Tokens longer than this are refused (POD "ERRORS").
@@ -302,7 +303,26 @@ impl Client {
             max_recv: self.cfg.max_recv_size,
             require_leader: self.cfg.require_leader,
         };
-        match self.send(call, &plain, deadline).await {
+        let result = self.login_once(call, &plain, gen, deadline).await;
+        if stale.is_some() {
+            Counters::add(&self.events().counters.relogins, 1);
+            self.events().emit(|| Event::Relogin {
+                error: result.as_ref().err().cloned(),
+            });
+        }
+        result
+    }
+
+    /// Sends the login `call` and stores the token it gets (or forgets the
+    /// token of generation `gen` when auth turned out to be off).
+    async fn login_once(
+        &self,
+        call: Call,
+        plain: &CallOpts,
+        gen: u64,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        match self.send(call, plain, deadline).await {
             Ok(Reply::Authenticate(r)) if !r.token.is_empty() => self.auth.store(&r.token),
             Ok(_) => {
                 self.auth.clear(gen, true);

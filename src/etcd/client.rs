@@ -9,9 +9,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::auth::{Auth, Credentials};
+use super::backlog::Backlog;
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::{Conn, EndpointStates, Endpoints};
 use super::error::{self, Error};
+use super::events::{Counters, Event, Observer};
 use super::leader::{self, LeaderWatch};
 use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Limits, Verdict};
@@ -21,6 +23,12 @@ tokio::task_local! {
     /// The endpoint of a per-member call (`Client::unary_on`), for the
     /// attempts of that call alone.
     static PINNED: Option<String>;
+}
+
+/// A status as events name it: `CODE (message)`.
+pub fn describe(status: &tonic::Status) -> String {
+    let e = Error::from_status(status);
+    format!("{} ({})", e.status_name(), e.message)
 }
 
 /// `at` before the first attempt has chosen an endpoint.
@@ -61,6 +69,11 @@ pub struct Config {
     pub auto_sync_interval: Duration,
     /// Floor and cap of the backoff between retries and reconnects.
     pub backoff: Limits,
+    /// Completions waiting for the Perl thread beyond which watch streams
+    /// stop reading until the queue drains (POD "BACKPRESSURE").
+    pub max_pending: usize,
+    /// The completion queue those are counted in (set by the Perl thread).
+    pub backlog: Option<Arc<Backlog>>,
 }
 
 /// HTTP/2 keepalive of the connections to the members (POD "new",
@@ -107,6 +120,8 @@ impl Config {
             leader_check_interval: Duration::ZERO,
             auto_sync_interval: Duration::ZERO,
             backoff: Limits::default(),
+            max_pending: 1000,
+            backlog: None,
         }
     }
 }
@@ -251,7 +266,8 @@ impl Client {
     pub fn unanswered(&self, idx: usize) {
         if idx < self.endpoints.len() {
             self.endpoints.state().set_conn(idx, Conn::Down);
-            self.endpoints.failover(idx);
+            self.endpoints
+                .failover(idx, || "no answer within the timeout".into());
         }
     }
 
@@ -265,7 +281,7 @@ impl Client {
         let not_applied = error::never_sent(status) || error::before_raft(status);
         let lost = status.code() == error::UNAVAILABLE || error::is_transport(status);
         if not_applied || lost {
-            self.endpoints.failover(idx);
+            self.endpoints.failover(idx, || describe(status));
         }
         not_applied
     }
@@ -327,15 +343,27 @@ impl Client {
                 return Err(self.error(&status));
             }
             // Each other endpoint is tried at once; a full round backs off.
-            if (attempt as usize).is_multiple_of(tries.max(1)) {
-                let wake = Instant::now() + backoff.next_delay();
-                // A retry that would start too close to the deadline could
-                // only end in DEADLINE_EXCEEDED (on a busy machine even a
-                // refused connection takes a while): the last error is the
-                // better answer.
-                if wake + LAST_TRY_MARGIN >= deadline {
-                    return Err(self.error(&status));
-                }
+            let delay = if (attempt as usize).is_multiple_of(tries.max(1)) {
+                backoff.next_delay()
+            } else {
+                Duration::ZERO
+            };
+            // A retry that would start too close to the deadline could
+            // only end in DEADLINE_EXCEEDED (on a busy machine even a
+            // refused connection takes a while): the last error is the
+            // better answer.
+            let wake = Instant::now() + delay;
+            if !delay.is_zero() && wake + LAST_TRY_MARGIN >= deadline {
+                return Err(self.error(&status));
+            }
+            Counters::add(&self.events().counters.retries, 1);
+            self.events().emit(|| Event::Retry {
+                method: call.label(),
+                attempt: attempt + 1,
+                delay,
+                error: self.error(&status),
+            });
+            if !delay.is_zero() {
                 tokio::time::sleep_until(wake).await;
             }
         }
@@ -399,5 +427,10 @@ impl Client {
 
     pub fn close(&self) {
         self.endpoints.close();
+    }
+
+    /// The client's events and counters.
+    pub fn events(&self) -> &Observer {
+        self.endpoints.state().events()
     }
 }

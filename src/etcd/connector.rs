@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tonic::codegen::Service;
 
 use super::endpoints::{Conn, EndpointStates};
+use super::events::Counters;
 
 /// Dials endpoint `name` of a client.
 #[derive(Clone)]
@@ -81,6 +82,14 @@ impl Watched {
         }
         r
     }
+
+    /// `watch` for a write, counting the bytes written.
+    fn wrote(&self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = &r {
+            Counters::add(&self.state.events().counters.bytes_out, *n as u64);
+        }
+        self.watch(r)
+    }
 }
 
 impl AsyncRead for Watched {
@@ -91,9 +100,13 @@ impl AsyncRead for Watched {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        // End of stream: the server closed the connection.
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
-            self.lost();
+        if matches!(r, Poll::Ready(Ok(()))) {
+            let n = buf.filled().len() - before;
+            // End of stream: the server closed the connection.
+            if n == 0 && buf.remaining() > 0 {
+                self.lost();
+            }
+            Counters::add(&self.state.events().counters.bytes_in, n as u64);
         }
         self.watch(r)
     }
@@ -106,7 +119,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.tcp).poll_write(cx, buf);
-        self.watch(r)
+        self.wrote(r)
     }
 
     fn poll_write_vectored(
@@ -115,7 +128,7 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
-        self.watch(r)
+        self.wrote(r)
     }
 
     fn is_write_vectored(&self) -> bool {

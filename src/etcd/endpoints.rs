@@ -15,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::client::Liveness;
 use super::connector::Dialer;
+use super::events::{Event, Observer};
 use super::tls::{self, Tls};
 
 /// What the client knows of one endpoint's transport.
@@ -42,6 +43,8 @@ pub struct EndpointStates {
     list: RwLock<Vec<Slot>>,
     /// How many times the list was replaced.
     changes: AtomicU64,
+    /// The client's events and counters (events.rs).
+    events: Observer,
 }
 
 #[derive(Debug)]
@@ -74,7 +77,13 @@ impl EndpointStates {
             failovers: AtomicU64::new(0),
             list: RwLock::new(names.into_iter().map(slot).collect()),
             changes: AtomicU64::new(0),
+            events: Observer::default(),
         })
+    }
+
+    /// The client's events and counters.
+    pub fn events(&self) -> &Observer {
+        &self.events
     }
 
     /// `n` endpoints named "e0", "e1", ...
@@ -104,8 +113,9 @@ impl EndpointStates {
         self.failovers.load(Ordering::Relaxed)
     }
 
-    /// Moves away from endpoint `from` if it is still the current one.
-    pub fn failover(&self, from: usize) {
+    /// Moves away from endpoint `from` if it is still the current one;
+    /// `why` names the cause in the failover event.
+    pub fn failover(&self, from: usize, why: impl FnOnce() -> String) {
         let n = self.len();
         if n > 1
             && self
@@ -114,6 +124,11 @@ impl EndpointStates {
                 .is_ok()
         {
             self.failovers.fetch_add(1, Ordering::Relaxed);
+            self.events.emit(|| Event::Failover {
+                from: self.name(from),
+                to: self.name(from + 1),
+                why: why(),
+            });
         }
     }
 
@@ -128,16 +143,34 @@ impl EndpointStates {
 
     pub fn set_conn(&self, i: usize, c: Conn) {
         let list = self.list();
-        list[i % list.len()]
-            .conn
-            .store(conn_code(c), Ordering::Relaxed);
+        self.record(&list[i % list.len()], c);
     }
 
     /// `set_conn` by name (a connection outlives list changes); nothing
     /// when the name left the list.
     pub fn set_conn_of(&self, name: &str, c: Conn) {
         if let Some(s) = self.list().iter().find(|s| s.name == name) {
-            s.conn.store(conn_code(c), Ordering::Relaxed);
+            self.record(s, c);
+        }
+    }
+
+    /// Stores `c` as the slot's state; a change to down, or from down to
+    /// up, is an event. The usual case (no change) writes nothing.
+    fn record(&self, s: &Slot, c: Conn) {
+        let code = conn_code(c);
+        if s.conn.load(Ordering::Relaxed) == code {
+            return;
+        }
+        let old = s.conn.swap(code, Ordering::Relaxed);
+        let endpoint = || s.name.clone();
+        match c {
+            Conn::Down if old != code => self.events.emit(|| Event::EndpointDown {
+                endpoint: endpoint(),
+            }),
+            Conn::Up if old == conn_code(Conn::Down) => self.events.emit(|| Event::EndpointUp {
+                endpoint: endpoint(),
+            }),
+            _ => {}
         }
     }
 
@@ -241,8 +274,8 @@ impl Endpoints {
     }
 
     /// Moves away from endpoint `from` if it is still the current one.
-    pub fn failover(&self, from: usize) {
-        self.state.failover(from);
+    pub fn failover(&self, from: usize, why: impl FnOnce() -> String) {
+        self.state.failover(from, why);
     }
 
     /// Forgets the channels of endpoints no longer listed.
@@ -295,17 +328,17 @@ mod tests {
     fn failover_is_round_robin_and_only_from_current() {
         let s = EndpointStates::unnamed(3);
         assert_eq!(s.current(), 0);
-        s.failover(0);
+        s.failover(0, || "test".into());
         assert_eq!(s.current(), 1);
-        s.failover(0); // stale report: ignored
+        s.failover(0, || "test".into()); // stale report: ignored
         assert_eq!(s.current(), 1);
         assert_eq!(s.failovers(), 1);
-        s.failover(1);
-        s.failover(2);
+        s.failover(1, || "test".into());
+        s.failover(2, || "test".into());
         assert_eq!(s.current(), 0);
         assert_eq!(s.failovers(), 3);
         let one = EndpointStates::unnamed(1);
-        one.failover(0);
+        one.failover(0, || "test".into());
         assert_eq!((one.current(), one.failovers()), (0, 0));
     }
 
@@ -322,7 +355,7 @@ mod tests {
     #[test]
     fn replacing_the_list_keeps_what_stays() {
         let s = EndpointStates::new(vec!["a".into(), "b".into(), "c".into()]);
-        s.failover(0);
+        s.failover(0, || "test".into());
         s.set_conn(1, Conn::Down);
         assert!(!s.replace(s.names()), "the same list: no change");
         assert!(s.replace(vec!["d".into(), "b".into()]));

@@ -44,7 +44,7 @@ impl Monitor {
         let down = s.conn(cur) == Conn::Down;
         let healthy = !moved && !down;
         if down && s.len() > 1 {
-            s.failover(cur);
+            s.failover(cur, || "the health check found it down".into());
             cur = s.current();
         }
         self.seen_failovers = s.failovers();
@@ -99,7 +99,7 @@ mod tests {
         let s = EndpointStates::unnamed(2);
         let mut m = Monitor::new(&s);
         s.set_conn(0, Conn::Down);
-        s.failover(0); // a request moved on
+        s.failover(0, || "test".into()); // a request moved on
         s.set_conn(1, Conn::Up);
         assert_eq!(m.tick(&s), t(Some(false), 1, false));
         assert_eq!(m.tick(&s), t(Some(true), 1, false));

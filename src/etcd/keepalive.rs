@@ -22,6 +22,7 @@ use tonic::Status;
 use super::call::Reply;
 use super::client::Client;
 use super::error::{self, Error};
+use super::events::Event;
 use super::pb::etcdserverpb as rpc;
 use super::stream::{self, Opened, Opening, Session, Sink};
 
@@ -151,9 +152,18 @@ impl Keeper {
                         m.id
                     ),
                 );
-                (self.sink)(req, Err(e), true);
+                self.lose(req, m.id, e);
             }
         }
+    }
+
+    /// Managed lease `lease` of request `req` is lost with `e`.
+    fn lose(&self, req: u64, lease: i64, e: Error) {
+        self.client.events().emit(|| Event::KeepaliveLost {
+            lease,
+            error: e.clone(),
+        });
+        (self.sink)(req, Err(e), true);
     }
 
     fn on_answer(&mut self, m: rpc::LeaseKeepAliveResponse) {
@@ -186,7 +196,7 @@ impl Keeper {
                     error::NOT_FOUND,
                     format!("lease {id} expired or was revoked"),
                 );
-                (self.sink)(req, Err(e), true);
+                self.lose(req, id, e);
                 continue;
             }
             if let Some(k) = self.managed.get_mut(&req) {
@@ -265,14 +275,12 @@ impl stream::Engine for Keeper {
     }
 
     fn fail_all(&mut self, e: Error) {
-        let reqs: Vec<u64> = self
-            .once
-            .drain()
-            .flat_map(|(_, q)| q)
-            .chain(self.managed.drain().map(|(r, _)| r))
-            .collect();
-        for req in reqs {
+        let once: Vec<u64> = self.once.drain().flat_map(|(_, q)| q).collect();
+        for req in once {
             (self.sink)(req, Err(e.clone()), true);
+        }
+        for (req, m) in self.managed.drain().collect::<Vec<_>>() {
+            self.lose(req, m.id, e.clone());
         }
     }
 

@@ -88,7 +88,9 @@ impl Client {
     /// leave it.
     pub fn leaderless(&self, idx: usize) {
         self.endpoints.state().set_conn(idx, Conn::Down);
-        self.endpoints.failover(idx);
+        self.endpoints.failover(idx, || {
+            format!("{} (found by the leader check)", super::error::NO_LEADER)
+        });
         self.leader.report(self.endpoints.name(idx));
     }
 }

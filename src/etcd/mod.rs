@@ -8,11 +8,13 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backlog;
 pub mod call;
 pub mod client;
 pub mod connector;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod keepalive;
 pub mod kv;

@@ -20,6 +20,7 @@ use tonic::{Code, Status, Streaming};
 use super::call::{CallOpts, Reply};
 use super::client::Client;
 use super::error::{self, AuthKind, Error};
+use super::events::{Counters, Event};
 use super::retry::Backoff;
 
 /// Where an engine serving many requests sends results:
@@ -124,6 +125,15 @@ pub trait Engine: Send {
     fn open(&mut self, o: &Opening) -> Opened<Self::Message>;
     /// The server took the stream.
     fn accepted(&mut self) {}
+    /// Whether the stream stops reading while the Perl thread falls
+    /// behind (`Config::max_pending`).
+    fn yields(&self) -> bool {
+        false
+    }
+    /// The newest revision the stream delivered (in the resumed event).
+    fn revision(&self) -> i64 {
+        0
+    }
     /// Whether the server answers the opening at once (it has requests to
     /// answer), so that a stream not taken within the client's `timeout`
     /// means a member that does not answer. An observation is answered
@@ -169,6 +179,8 @@ impl Session<'_> {
 /// `Reconnect` decides.
 pub async fn supervise<E: Engine>(mut e: E, mut cmds: mpsc::UnboundedReceiver<E::Cmd>) {
     let mut rc = Reconnect::within(e.client().cfg.backoff);
+    // A stream was lost: the next one taken is a resumption.
+    let mut resuming = false;
     loop {
         while e.idle() && !e.finished() {
             match cmds.recv().await {
@@ -179,15 +191,25 @@ pub async fn supervise<E: Engine>(mut e: E, mut cmds: mpsc::UnboundedReceiver<E:
         if e.finished() {
             return;
         }
-        let ended = session(&mut e, &mut cmds, &rc).await;
+        let ended = session(&mut e, &mut cmds, &rc, &mut resuming).await;
         let lost = match ended {
             Ended::Closed => return,
             Ended::Idle => {
                 e.closed();
+                resuming = false;
                 continue;
             }
             Ended::Lost(l) => l,
         };
+        if lost.stream {
+            resuming = true;
+            let client = e.client();
+            client.events().emit(|| Event::StreamLost {
+                kind: E::NAME,
+                endpoint: client.endpoints.name(lost.endpoint),
+                error: Error::from_status(&lost.status),
+            });
+        }
         if e.closed() {
             rc.answered();
         }
@@ -228,6 +250,7 @@ async fn session<E: Engine>(
     e: &mut E,
     cmds: &mut mpsc::UnboundedReceiver<E::Cmd>,
     rc: &Reconnect,
+    resuming: &mut bool,
 ) -> Ended {
     let o = match open(e.client()).await {
         Ok(o) => o,
@@ -261,9 +284,18 @@ async fn session<E: Engine>(
     };
     e.accepted();
     let client = e.client().clone();
+    if std::mem::take(resuming) {
+        Counters::add(&client.events().counters.reconnects, 1);
+        client.events().emit(|| Event::StreamResumed {
+            kind: E::NAME,
+            endpoint: o.name.clone(),
+            revision: e.revision(),
+        });
+    }
     let _open = client.leader.stream_open(&o.name);
     let mut leader_lost = client.leader.subscribe();
     let mut watching = true;
+    let mut pressure = Pressure::of(&client, e.yields());
     loop {
         if e.idle() {
             return Ended::Idle;
@@ -272,7 +304,9 @@ async fn session<E: Engine>(
             return Ended::Closed;
         }
         let at = e.timer();
+        let paused = pressure.paused();
         tokio::select! {
+            _ = pressure.relieved(), if paused => {}
             r = leader_lost.changed(), if watching => {
                 watching = r.is_ok();
                 let leaderless = watching && leader_lost.borrow_and_update().1 == o.name;
@@ -286,7 +320,7 @@ async fn session<E: Engine>(
                     return o.lost(status, true);
                 }
             }
-            m = inbound.message() => match m {
+            m = inbound.message(), if !paused => match m {
                 Ok(Some(m)) => {
                     if let Some(status) = e.message(m, &s) {
                         return o.lost(status, true);
@@ -304,6 +338,56 @@ async fn session<E: Engine>(
             },
             _ = sleep_until(at) => e.tick(),
         }
+    }
+}
+
+/// A stream's view of the Perl thread's backlog: past the client's
+/// `max_pending` it stops reading until the queue is down to half.
+struct Pressure {
+    client: Arc<Client>,
+    backlog: Option<Arc<super::backlog::Backlog>>,
+    on: bool,
+}
+
+impl Pressure {
+    /// For a stream that `yields`; others never pause.
+    fn of(client: &Arc<Client>, yields: bool) -> Pressure {
+        Pressure {
+            client: client.clone(),
+            backlog: client.cfg.backlog.clone().filter(|_| yields),
+            on: false,
+        }
+    }
+
+    /// Whether to stop reading now (an event when that changes).
+    fn paused(&mut self) -> bool {
+        let Some(b) = &self.backlog else {
+            return false;
+        };
+        if !self.on {
+            let depth = b.depth();
+            if depth > self.client.cfg.max_pending {
+                self.on = true;
+                self.client.events().emit(|| Event::Backpressure {
+                    on: true,
+                    pending: depth,
+                });
+            }
+        }
+        self.on
+    }
+
+    /// Resolves once the queue is down to half of `max_pending`.
+    async fn relieved(&mut self) {
+        let Some(b) = &self.backlog else {
+            return std::future::pending().await;
+        };
+        b.below(self.client.cfg.max_pending / 2).await;
+        self.on = false;
+        self.client.events().emit(|| Event::Backpressure {
+            on: false,
+            pending: b.depth(),
+        });
     }
 }
 
@@ -396,7 +480,9 @@ impl Reconnect {
         client.fail_over_if_unreachable(l.endpoint, &l.status);
         if !l.stream {
             // Never opened there: the next try goes to the next endpoint.
-            client.endpoints.failover(l.endpoint);
+            client
+                .endpoints
+                .failover(l.endpoint, || super::client::describe(&l.status));
         }
         let err = Error::from_status(&l.status);
         let deadline = Instant::now() + client.cfg.timeout;

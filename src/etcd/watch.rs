@@ -404,6 +404,19 @@ impl stream::Engine for Engine {
         self.on_response(m, s)
     }
 
+    fn yields(&self) -> bool {
+        true
+    }
+
+    fn revision(&self) -> i64 {
+        self.watches
+            .values()
+            .map(|w| w.next_rev - 1)
+            .max()
+            .unwrap_or(0)
+            .max(0)
+    }
+
     fn closed(&mut self) -> bool {
         self.reset_stream();
         std::mem::take(&mut self.live)

@@ -79,6 +79,7 @@ extern "C" {
     pub fn ev_etcd_undef(pi: Pi) -> *mut SV;
     pub fn ev_etcd_new_iv(pi: Pi, v: IV) -> *mut SV;
     pub fn ev_etcd_new_uv(pi: Pi, v: UV) -> *mut SV;
+    pub fn ev_etcd_new_nv(pi: Pi, v: f64) -> *mut SV;
     pub fn ev_etcd_new_pvn(pi: Pi, s: *const c_char, len: usize) -> *mut SV;
     pub fn ev_etcd_new_rv_noinc(pi: Pi, sv: *mut SV) -> *mut SV;
     pub fn ev_etcd_new_sv_copy(pi: Pi, sv: *mut SV) -> *mut SV;

@@ -14,6 +14,15 @@ use crate::perl::{Perl, Sv, XsResult};
 use super::args::{self, Opts};
 
 const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
+/// `max_pending` (POD "BACKPRESSURE"): completions waiting for the Perl
+/// thread beyond which watch streams stop reading.
+const DEFAULT_MAX_PENDING: usize = 1000;
+
+/// `EV_ETCD_DEBUG` set to anything but "" or "0": events go to STDERR.
+fn debug_wanted() -> bool {
+    std::env::var_os("EV_ETCD_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Ten years: keeps `now + timeout` representable.
 const MAX_TIMEOUT: i64 = 10 * 365 * 86_400;
 
@@ -82,6 +91,26 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         .unwrap_or(0)
         .clamp(0, MAX_TIMEOUT) as u64;
     let backoff = backoff_option(&o)?;
+    let on_event = match o.get("on_event") {
+        None => None,
+        Some(v) if p.is_code_ref(v) => Some(p.keep(v)),
+        Some(_) => return Err("EV::Etcd->new: on_event must be a code reference".into()),
+    };
+    let max_pending = match o.get("max_pending") {
+        None => DEFAULT_MAX_PENDING,
+        Some(v) => {
+            let n = args::number(p, v);
+            if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= 1e9 {
+                n as usize
+            } else {
+                return Err(
+                    "EV::Etcd->new: max_pending must be a whole number of completions, at least 1"
+                        .into(),
+                );
+            }
+        }
+    };
+    state.events().listen(on_event.is_some(), debug_wanted());
     let cfg = Config {
         endpoints,
         timeout: Duration::from_secs(timeout),
@@ -97,9 +126,11 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         leader_check_interval: Duration::from_secs(leader_check),
         auto_sync_interval: Duration::from_secs(auto_sync),
         backoff,
+        max_pending,
+        backlog: None,
     };
     p.check()?;
-    let id = callbacks::new_client(cfg)?;
+    let id = callbacks::new_client(cfg, on_event)?;
     let (obj, tag) = p.new_object(id, "EV::Etcd");
     callbacks::set_client_tag(id, tag);
     Ok(Some(obj))
@@ -252,6 +283,26 @@ pub fn set_endpoints<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     p.check()?;
     callbacks::set_endpoints(id, names)?;
     Ok(None)
+}
+
+/// `$client->stats`: the client's counters (POD "EVENTS AND COUNTERS").
+pub fn stats<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
+    args::fixed(a, 1, "stats(client)")?;
+    let id = args::client(p, a[0])?;
+    let s = callbacks::stats(id)?;
+    let mut hv = p.new_hash();
+    hv.uv("requests", s.requests)
+        .uv("retries", s.retries)
+        .uv("failovers", s.failovers)
+        .uv("reconnects", s.reconnects)
+        .uv("relogins", s.relogins)
+        .uv("in_flight", s.in_flight)
+        .uv("watches", s.watches)
+        .uv("keepalives", s.keepalives)
+        .uv("queued", s.queued)
+        .uv("bytes_in", s.bytes_in)
+        .uv("bytes_out", s.bytes_out);
+    Ok(Some(hv.finish()))
 }
 
 /// `_fd()`: the notify fd (starts the runtime thread on first use).

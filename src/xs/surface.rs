@@ -46,6 +46,7 @@ surface! {
     Internal "_endpoints" => client::endpoints;
     Internal "set_endpoints" => client::set_endpoints;
     Internal "_prefix_end" => kv::prefix_end;
+    Internal "stats" => client::stats;
     Unary "get" => kv::get;
     Unary "put" => kv::put;
     Unary "delete" => kv::delete;

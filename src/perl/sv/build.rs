@@ -20,6 +20,12 @@ impl<'a> Perl<'a> {
         NewSv { raw, pi: self.pi }
     }
 
+    pub fn new_nv(&self, v: f64) -> NewSv {
+        // SAFETY: allocation in this interpreter.
+        let raw = unsafe { ffi::ev_etcd_new_nv(self.pi, v) };
+        NewSv { raw, pi: self.pi }
+    }
+
     pub fn new_bytes(&self, b: &[u8]) -> NewSv {
         // SAFETY: copies `b.len()` bytes from a valid slice.
         let raw = unsafe { ffi::ev_etcd_new_pvn(self.pi, b.as_ptr().cast::<c_char>(), b.len()) };
@@ -110,6 +116,10 @@ impl HashBuilder<'_, '_> {
     }
     pub fn uv(&mut self, k: &str, v: u64) -> &mut Self {
         let s = self.p.new_uv(v);
+        self.put(k, s)
+    }
+    pub fn nv(&mut self, k: &str, v: f64) -> &mut Self {
+        let s = self.p.new_nv(v);
         self.put(k, s)
     }
     pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {

@@ -41,9 +41,20 @@ pub fn drain(p: &Perl) {
     run_deferred(p);
     drain_batch(p);
     run_deferred(p);
+    deliver_events(p);
     with(|m| m.draining -= 1);
     flush();
     sync_keepalive(p);
+}
+
+/// Calls `on_event` with each event its client queued (POD "EVENTS AND
+/// COUNTERS").
+fn deliver_events(p: &Perl) {
+    for (cb, events) in super::registry::due_events() {
+        for e in &events {
+            p.call_cb(&cb, vec![convert::event(p, e)]);
+        }
+    }
 }
 
 fn run_deferred(p: &Perl) {
@@ -97,6 +108,7 @@ fn drain_batch(p: &Perl) {
     for i in 0..MAX_BATCH {
         if i % FLUSH_EVERY == FLUSH_EVERY - 1 {
             flush();
+            progress();
         }
         let next = with(|m| {
             let mut done = m.bridge.as_ref()?.next()?;
@@ -114,7 +126,10 @@ fn drain_batch(p: &Perl) {
             };
             Some((done, entry))
         });
-        let Some((done, entry)) = next else { return };
+        let Some((done, entry)) = next else {
+            progress();
+            return;
+        };
         let Some((kind, delivery)) = entry else {
             continue;
         };
@@ -129,6 +144,15 @@ fn drain_batch(p: &Perl) {
     with(|m| {
         if let Some(b) = &m.bridge {
             b.wake_again();
+        }
+    });
+}
+
+/// Tells streams paused by backpressure that the queue went down.
+fn progress() {
+    with(|m| {
+        if let Some(b) = &m.bridge {
+            b.progress();
         }
     });
 }
@@ -162,7 +186,9 @@ fn withdraw(m: &mut Registry, client: u64, done: &mut Completion) {
 pub fn shutdown() {
     let pending: Vec<Pending> = with(|m| m.pending.drain().map(|(_, v)| v).collect());
     let deferred: Vec<SvBox> = with(|m| m.deferred.drain(..).collect());
+    let listeners = super::registry::take_listeners();
     drop(pending);
     drop(deferred);
+    drop(listeners);
     crate::perl::mark_perl_dead();
 }

@@ -13,7 +13,7 @@ mod submit;
 pub use drain::{drain, flush, shutdown};
 pub use registry::{
     check_client, check_stream, client_tag_ok, drop_client, endpoints, health_tick, namespaced,
-    new_client, notify_fd, set_client_tag, set_endpoints,
+    new_client, notify_fd, set_client_tag, set_endpoints, stats, Stats,
 };
 pub use submit::{
     cancel_call, cancel_observe, cancel_watch, keepalive_start, lease_keepalive, observe, snapshot,

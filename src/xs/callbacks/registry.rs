@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::bridge::{Bridge, IdMap, Job};
 use crate::etcd::client::Config;
 use crate::etcd::endpoints::EndpointStates;
+use crate::etcd::events::Stamped;
 use crate::etcd::health::Monitor;
 use crate::perl::{Perl, SvBox};
 
@@ -25,6 +26,8 @@ pub(super) struct ClientEntry {
     tls: bool,
     state: Arc<EndpointStates>,
     monitor: Monitor,
+    /// `on_event` (POD "EVENTS AND COUNTERS").
+    on_event: Option<Rc<SvBox>>,
 }
 
 /// What an outstanding request is: it names the error's `source`, and a
@@ -104,6 +107,8 @@ pub(super) struct Registry {
     pub deferred: VecDeque<SvBox>,
     /// In a forked child: ids up to this one were issued by an ancestor.
     inherited_below: u64,
+    /// Clients with an `on_event` listener.
+    pub listeners: usize,
 }
 
 thread_local! {
@@ -154,11 +159,12 @@ pub fn notify_fd() -> Result<RawFd, String> {
 }
 
 /// Registers a new client and hands its settings to the runtime.
-pub fn new_client(cfg: Config) -> Result<u64, String> {
+pub fn new_client(mut cfg: Config, on_event: Option<SvBox>) -> Result<u64, String> {
     notify_fd()?;
     with(|m| {
         m.next_id += 1;
         let id = m.next_id;
+        m.listeners += usize::from(on_event.is_some());
         m.clients.insert(
             id,
             ClientEntry {
@@ -169,9 +175,11 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
                 tls: cfg.tls.is_some(),
                 state: cfg.state.clone(),
                 monitor: Monitor::new(&cfg.state),
+                on_event: on_event.map(Rc::new),
             },
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
+        cfg.backlog = Some(b.backlog());
         b.send(Job::NewClient { id, cfg })?;
         Ok(id)
     })
@@ -180,10 +188,12 @@ pub fn new_client(cfg: Config) -> Result<u64, String> {
 /// Forgets a client: its outstanding callbacks are dropped without being
 /// called (POD "DESTRUCTION") and the runtime cancels its work.
 pub fn drop_client(p: &Perl, id: u64) {
-    let dropped: Vec<Pending> = with(|m| {
-        let Some(entry) = m.clients.remove(&id) else {
-            return Vec::new();
+    let dropped: (Vec<Pending>, Option<Rc<SvBox>>) = with(|m| {
+        let Some(mut entry) = m.clients.remove(&id) else {
+            return (Vec::new(), None);
         };
+        let on_event = entry.on_event.take();
+        m.listeners -= usize::from(on_event.is_some());
         if entry.pid == crate::sys::process::pid() {
             if let Some(b) = &m.bridge {
                 let _ = b.send(Job::DropClient { id });
@@ -195,9 +205,11 @@ pub fn drop_client(p: &Perl, id: u64) {
             .filter(|(_, v)| v.client == id)
             .map(|(k, _)| *k)
             .collect();
-        reqs.into_iter()
+        let pending = reqs
+            .into_iter()
             .filter_map(|r| m.pending.remove(&r))
-            .collect()
+            .collect();
+        (pending, on_event)
     });
     // Released outside the borrow: freeing a closure may run DESTROY code.
     drop(dropped);
@@ -296,6 +308,83 @@ pub fn health_tick(client: u64, limit: Duration) -> Option<(bool, String)> {
             .unwrap_or(&name)
             .to_owned();
         t.change.map(|h| (h, host_port))
+    })
+}
+
+/// The events queued for clients with an `on_event` listener, with the
+/// listener. Nothing is looked at while no client listens.
+pub(super) fn due_events() -> Vec<(Rc<SvBox>, Vec<Stamped>)> {
+    with(|m| {
+        if m.listeners == 0 {
+            return Vec::new();
+        }
+        m.clients
+            .values()
+            .filter_map(|c| {
+                let cb = c.on_event.clone()?;
+                let events = c.state.events().take();
+                (!events.is_empty()).then_some((cb, events))
+            })
+            .collect()
+    })
+}
+
+/// Takes the `on_event` listeners (END-time teardown).
+pub(super) fn take_listeners() -> Vec<Rc<SvBox>> {
+    with(|m| {
+        m.listeners = 0;
+        m.clients
+            .values_mut()
+            .filter_map(|c| c.on_event.take())
+            .collect()
+    })
+}
+
+/// What `stats` reports of a client (POD "EVENTS AND COUNTERS").
+pub struct Stats {
+    pub requests: u64,
+    pub retries: u64,
+    pub failovers: u64,
+    pub reconnects: u64,
+    pub relogins: u64,
+    pub in_flight: u64,
+    pub watches: u64,
+    pub keepalives: u64,
+    pub queued: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// The counters of client `id`, with what this thread knows of it: its
+/// outstanding requests and streams, and the completions waiting for the
+/// drain (the process's, shared by its clients).
+pub fn stats(id: u64) -> Result<Stats, String> {
+    use crate::etcd::events::Counters as C;
+    with(|m| {
+        let c = live_client(m, id)?;
+        let counters = &c.state.events().counters;
+        let mut s = Stats {
+            requests: C::get(&counters.requests),
+            retries: C::get(&counters.retries),
+            failovers: c.state.failovers(),
+            reconnects: C::get(&counters.reconnects),
+            relogins: C::get(&counters.relogins),
+            in_flight: 0,
+            watches: 0,
+            keepalives: 0,
+            queued: m.bridge.as_ref().map_or(0, |b| b.queued() as u64),
+            bytes_in: C::get(&counters.bytes_in),
+            bytes_out: C::get(&counters.bytes_out),
+        };
+        for pd in m.pending.values().filter(|pd| pd.client == id) {
+            match pd.kind {
+                Kind::Unary(_) | Kind::KeepaliveOnce => s.in_flight += 1,
+                Kind::Watch => s.watches += 1,
+                Kind::Keepalive => s.keepalives += 1,
+                Kind::Observe | Kind::Snapshot => {}
+            }
+        }
+        Ok(s)
     })
 }
 

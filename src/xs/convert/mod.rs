@@ -10,9 +10,11 @@ use crate::etcd::pb::{v3electionpb as election, v3lockpb as lock};
 
 use crate::perl::sv::Shape;
 
+mod events;
 mod lease;
 mod ops;
 use crate::perl::{NewSv, Perl};
+pub use events::event;
 
 static HEADER: Shape<4> = Shape(["cluster_id", "member_id", "revision", "raft_term"]);
 
