@@ -21,15 +21,19 @@ for my $bad ('', 1, [], {}) {
     like($@, qr/^EV::Etcd->new: on_event must be a code reference/,
          'on_event ' . (ref $bad || "'$bad'") . ' croaks');
 }
-for my $bad (0, -1, 1.5, 'abc', '', [], 1e12) {
-    my @warnings;
-    local $SIG{__WARN__} = sub { push @warnings, @_ };
-    eval { EV::Etcd->new(max_pending => $bad) };
-    like($@, qr/^EV::Etcd->new: max_pending must be a whole number of completions, at least 1/,
-         'max_pending ' . (ref $bad || "'$bad'") . ' croaks');
-    is("@warnings", '', '... without a warning');
+for my $opt ([ max_pending => 'completions' ], [ max_pending_bytes => 'bytes' ]) {
+    my ($name, $unit) = @$opt;
+    for my $bad (0, -1, 1.5, 'abc', '', '1x', [], 1e13) {
+        my @warnings;
+        local $SIG{__WARN__} = sub { push @warnings, @_ };
+        eval { EV::Etcd->new($name => $bad) };
+        like($@, qr/^EV::Etcd->new: $name must be a whole number of $unit, at least 1/,
+             "$name " . (ref $bad || "'$bad'") . ' croaks');
+        is("@warnings", '', '... without a warning');
+    }
+    ok(EV::Etcd->new($name => 1), "$name 1 is taken");
+    ok(EV::Etcd->new($name => '64'), "$name '64' is taken");
 }
-ok(EV::Etcd->new(max_pending => 1), 'max_pending 1 is taken');
 {
     my $c = EV::Etcd->new(endpoints => ['127.0.0.1:' . EtcdTest::closed_port()]);
     eval { $c->stats(1) };
@@ -123,7 +127,9 @@ ok(EtcdTest::run_until(5, sub { $c->stats->{watches} == 0 }), 'stats: no watch a
 # --- a managed keepalive lost --------------------------------------------------
 
 @ev = ();
-my $lease = $kv->ok_call('lease_grant', 'lease_grant', 30)->{id};
+# A TTL of 6: renewals every 2 s, and the revocation is learnt at the
+# next renewal's answer.
+my $lease = $kv->ok_call('lease_grant', 'lease_grant', 6)->{id};
 my ($renewed, $on_lost) = (0);
 my $ka = $c->lease_keepalive_start($lease, { on_lost => sub { $on_lost = $_[0] } }, sub { $renewed++ });
 ok(EtcdTest::run_until(5, sub { $renewed }), 'keepalive renews');

@@ -10,10 +10,11 @@ use Time::HiRes ();
 
 # POD "BACKPRESSURE": a watch whose callback is slower than the writes it
 # receives. With max_pending => 20 the completions waiting for the loop
-# never pass 20 (the watch stream stops reading beyond it), on_event sees
+# stay at 20 (the watch stream stops reading beyond it), on_event sees
 # backpressure_on and backpressure_off in turn, and every event still
-# arrives, in revision order. With the default (1000) the same run lets
-# the queue grow past 20: the limit is what holds it.
+# arrives, in revision order. With high limits the same run lets the
+# queue grow past 40: the limit is what holds it. max_pending_bytes holds
+# it the same way, by the bytes of keys and values waiting.
 
 EtcdTest::need_etcd();
 
@@ -78,13 +79,21 @@ for my $i (0 .. $#types) {
     $alternating = 0 if $types[$i] ne $want;
 }
 ok($alternating, 'on and off in turn') or diag "@types[0 .. 9]";
-is($types[-1], 'backpressure_off', 'the last one is off');
 my @on = grep { $_->{type} eq 'backpressure_on' } @$ev;
 ok(!(grep { $_->{pending} <= 20 } @on), 'on: more than max_pending were waiting');
 my @off = grep { $_->{type} eq 'backpressure_off' } @$ev;
 ok(!(grep { $_->{pending} > 10 } @off), 'off: half of max_pending or fewer were waiting');
+ok(!(grep { !defined $_->{bytes} } @$ev), 'every event has bytes');
 
-my ($free) = slow_watch('free');
-cmp_ok($free, '>', 40, "the default limit: the queue grew to $free");
+# 200-byte values under a 3-byte prefix and an 8-digit key: about 20 of
+# them fill 4 KiB.
+my ($by_bytes, $bev) = slow_watch('bytes', max_pending => 1_000_000, max_pending_bytes => 4096);
+cmp_ok($by_bytes, '<=', 40, "max_pending_bytes 4096: the queue stayed small (at most $by_bytes waited)");
+my @bon = grep { $_->{type} eq 'backpressure_on' } @$bev;
+cmp_ok(scalar @bon, '>=', 1, 'max_pending_bytes: backpressure_on seen');
+ok(!(grep { $_->{bytes} <= 4096 } @bon), 'on: more than max_pending_bytes were waiting');
+
+my ($free) = slow_watch('free', max_pending => 1_000_000, max_pending_bytes => 1 << 30);
+cmp_ok($free, '>', 40, "high limits: the queue grew to $free");
 
 done_testing;

@@ -43,7 +43,7 @@ impl Bridge {
         let depth = done_tx.clone();
         let backlog = Arc::new(Backlog::new(move || depth.len()));
         let activity = Arc::new(linger::Activity::default());
-        let jobs = runtime::spawn(done_tx, notify.clone(), activity.clone())?;
+        let jobs = runtime::spawn(done_tx, notify.clone(), activity.clone(), backlog.clone())?;
         Ok(Bridge {
             jobs,
             done_rx,
@@ -103,7 +103,9 @@ impl Bridge {
 
     /// The next completion, if one has arrived.
     pub fn next(&self) -> Option<Completion> {
-        self.done_rx.try_recv().ok()
+        let c = self.done_rx.try_recv().ok()?;
+        self.backlog.remove(c.weight());
+        Some(c)
     }
 
     /// Leaves a bridge inherited over fork behind without touching its

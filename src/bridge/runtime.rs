@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::etcd::backlog::Backlog;
 use crate::etcd::call::{Call, Reply};
 use crate::etcd::client::{Client, Config};
 use crate::etcd::error::Error;
@@ -29,7 +30,8 @@ use super::IdMap;
 pub enum Job {
     NewClient {
         id: u64,
-        cfg: Config,
+        /// Boxed: the jobs sent per request stay small.
+        cfg: Box<Config>,
     },
     DropClient {
         id: u64,
@@ -98,6 +100,20 @@ pub struct Completion {
     pub last: bool,
 }
 
+impl Completion {
+    /// The bytes of keys and values a watch response carries, counted in
+    /// the backlog while it waits (POD "BACKPRESSURE"); 0 for the rest.
+    pub fn weight(&self) -> usize {
+        let Ok(Reply::Watch(r)) = &self.result else {
+            return 0;
+        };
+        let kv = |k: &Option<crate::etcd::pb::mvccpb::KeyValue>| {
+            k.as_ref().map_or(0, |k| k.key.len() + k.value.len())
+        };
+        r.events.iter().map(|e| kv(&e.kv) + kv(&e.prev_kv)).sum()
+    }
+}
+
 struct ClientTasks {
     client: Arc<Client>,
     closed: watch::Sender<bool>,
@@ -160,6 +176,7 @@ pub fn spawn(
     done: crossbeam_channel::Sender<Completion>,
     notify: Arc<Notifier>,
     activity: Arc<Activity>,
+    backlog: Arc<Backlog>,
 ) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (tx, rx) = mpsc::unbounded_channel();
     let linger = activity.clone();
@@ -171,7 +188,7 @@ pub fn spawn(
         .name("ev-etcd-runtime".into())
         .spawn(move || {
             crate::sys::process::block_sigpipe();
-            rt.block_on(serve(rx, done, notify, activity))
+            rt.block_on(serve(rx, done, notify, activity, backlog))
         })?;
     Ok(tx)
 }
@@ -184,11 +201,13 @@ struct Completions {
     tx: crossbeam_channel::Sender<Completion>,
     flush: Arc<tokio::sync::Notify>,
     notify: Arc<Notifier>,
+    backlog: Arc<Backlog>,
 }
 
 impl Completions {
     fn send(&self, c: Completion) {
         trace::stamp(Stage::Queued);
+        self.backlog.add(c.weight());
         if self.tx.send(c).is_ok() {
             self.flush.notify_one();
         }
@@ -225,6 +244,7 @@ async fn serve(
     done: crossbeam_channel::Sender<Completion>,
     notify: Arc<Notifier>,
     activity: Arc<Activity>,
+    backlog: Arc<Backlog>,
 ) {
     let flush = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(flusher(flush.clone(), notify.clone()));
@@ -232,6 +252,7 @@ async fn serve(
         tx: done,
         flush,
         notify,
+        backlog,
     };
     let mut clients: IdMap<ClientTasks> = IdMap::default();
     let mut batch = Vec::with_capacity(256);
@@ -374,7 +395,7 @@ fn handle(
         Job::NewClient { id, cfg } => {
             let (closed, _) = watch::channel(false);
             let tasks = ClientTasks {
-                client: Arc::new(Client::new(cfg)),
+                client: Arc::new(Client::new(*cfg)),
                 closed,
                 watches: None,
                 barrier: Barrier::default(),

@@ -17,6 +17,8 @@ const RECHECK: Duration = Duration::from_millis(100);
 
 pub struct Backlog {
     depth: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Bytes of keys and values in the waiting watch responses.
+    bytes: AtomicUsize,
     /// Streams waiting for the queue to go down.
     waiting: AtomicUsize,
     drained: Notify,
@@ -45,6 +47,7 @@ impl Backlog {
     pub fn new(depth: impl Fn() -> usize + Send + Sync + 'static) -> Backlog {
         Backlog {
             depth: Box::new(depth),
+            bytes: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             drained: Notify::new(),
         }
@@ -55,6 +58,31 @@ impl Backlog {
         (self.depth)()
     }
 
+    /// Bytes of keys and values waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// A completion of `n` bytes joins the queue.
+    pub fn add(&self, n: usize) {
+        if n > 0 {
+            self.bytes.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A completion of `n` bytes left the queue.
+    pub fn remove(&self, n: usize) {
+        if n > 0 {
+            self.bytes.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the queue holds more than `count` completions or `bytes`
+    /// bytes.
+    pub fn over(&self, count: usize, bytes: usize) -> bool {
+        self.depth() > count || self.bytes() > bytes
+    }
+
     /// The consumer took completions off the queue: waiting streams look
     /// again. One atomic load when nobody waits.
     pub fn progress(&self) {
@@ -63,8 +91,8 @@ impl Backlog {
         }
     }
 
-    /// Resolves once at most `low` completions wait.
-    pub async fn below(&self, low: usize) {
+    /// Resolves once at most `low` completions and `low_bytes` bytes wait.
+    pub async fn below(&self, low: usize, low_bytes: usize) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _w = Waiting(&self.waiting);
         loop {
@@ -73,7 +101,7 @@ impl Backlog {
             // Registered before the look, so progress made after the look
             // wakes it.
             n.as_mut().enable();
-            if self.depth() <= low {
+            if !self.over(low, low_bytes) {
                 return;
             }
             let _ = tokio::time::timeout(RECHECK, n).await;
@@ -93,7 +121,7 @@ mod tests {
         let b = Arc::new(Backlog::new(move || d.load(Ordering::SeqCst)));
         let waiter = tokio::spawn({
             let b = b.clone();
-            async move { b.below(5).await }
+            async move { b.below(5, 100).await }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
@@ -109,5 +137,20 @@ mod tests {
             .expect("woken by progress")
             .unwrap();
         assert_eq!(b.waiting.load(Ordering::SeqCst), 0);
+        // Bytes hold it too.
+        b.add(101);
+        assert!(b.over(5, 100));
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.below(5, 100).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "101 bytes are above 100");
+        b.remove(1);
+        b.progress();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken by progress")
+            .unwrap();
     }
 }

@@ -72,6 +72,8 @@ pub struct Config {
     /// Completions waiting for the Perl thread beyond which watch streams
     /// stop reading until the queue drains (POD "BACKPRESSURE").
     pub max_pending: usize,
+    /// The same in bytes of keys and values of waiting watch responses.
+    pub max_pending_bytes: usize,
     /// The completion queue those are counted in (set by the Perl thread).
     pub backlog: Option<Arc<Backlog>>,
 }
@@ -121,6 +123,7 @@ impl Config {
             auto_sync_interval: Duration::ZERO,
             backoff: Limits::default(),
             max_pending: 1000,
+            max_pending_bytes: 8 << 20,
             backlog: None,
         }
     }

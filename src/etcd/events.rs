@@ -54,10 +54,14 @@ pub enum Event {
     EndpointUp { endpoint: String },
     /// A lease kept alive by `lease_keepalive_start` is lost.
     KeepaliveLost { lease: i64, error: Error },
-    /// Completions waiting for the Perl thread passed `max_pending`
-    /// (`on`), or went back below the low-water mark: watch streams stop
-    /// or resume reading.
-    Backpressure { on: bool, pending: usize },
+    /// Completions waiting for the Perl thread passed `max_pending` or
+    /// `max_pending_bytes` (`on`), or went back below half of both: watch
+    /// streams stop or resume reading.
+    Backpressure {
+        on: bool,
+        pending: usize,
+        bytes: usize,
+    },
 }
 
 impl Event {
@@ -121,7 +125,9 @@ impl fmt::Display for Event {
             Event::KeepaliveLost { lease, error } => {
                 write!(f, " lease={lease} error={}", error_text(error))
             }
-            Event::Backpressure { pending, .. } => write!(f, " pending={pending}"),
+            Event::Backpressure { pending, bytes, .. } => {
+                write!(f, " pending={pending} bytes={bytes}")
+            }
         }
     }
 }
@@ -274,7 +280,8 @@ mod tests {
         let b = Event::Backpressure {
             on: false,
             pending: 3,
+            bytes: 10,
         };
-        assert_eq!(b.to_string(), "backpressure_off pending=3");
+        assert_eq!(b.to_string(), "backpressure_off pending=3 bytes=10");
     }
 }

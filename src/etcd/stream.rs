@@ -342,7 +342,8 @@ async fn session<E: Engine>(
 }
 
 /// A stream's view of the Perl thread's backlog: past the client's
-/// `max_pending` it stops reading until the queue is down to half.
+/// `max_pending` or `max_pending_bytes` it stops reading until the queue
+/// is down to half of both.
 struct Pressure {
     client: Arc<Client>,
     backlog: Option<Arc<super::backlog::Backlog>>,
@@ -364,15 +365,14 @@ impl Pressure {
         let Some(b) = &self.backlog else {
             return false;
         };
-        if !self.on {
-            let depth = b.depth();
-            if depth > self.client.cfg.max_pending {
-                self.on = true;
-                self.client.events().emit(|| Event::Backpressure {
-                    on: true,
-                    pending: depth,
-                });
-            }
+        let cfg = &self.client.cfg;
+        if !self.on && b.over(cfg.max_pending, cfg.max_pending_bytes) {
+            self.on = true;
+            self.client.events().emit(|| Event::Backpressure {
+                on: true,
+                pending: b.depth(),
+                bytes: b.bytes(),
+            });
         }
         self.on
     }
@@ -382,11 +382,14 @@ impl Pressure {
         let Some(b) = &self.backlog else {
             return std::future::pending().await;
         };
-        b.below(self.client.cfg.max_pending / 2).await;
+        let cfg = &self.client.cfg;
+        b.below(cfg.max_pending / 2, cfg.max_pending_bytes / 2)
+            .await;
         self.on = false;
         self.client.events().emit(|| Event::Backpressure {
             on: false,
             pending: b.depth(),
+            bytes: b.bytes(),
         });
     }
 }

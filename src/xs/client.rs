@@ -18,6 +18,25 @@ const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
 /// thread beyond which watch streams stop reading.
 const DEFAULT_MAX_PENDING: usize = 1000;
 
+/// `max_pending_bytes`: the same in bytes of keys and values.
+const DEFAULT_MAX_PENDING_BYTES: usize = 8 << 20;
+
+/// Option `k`: a whole number from 1 to 2**40 (`unit` names it in the
+/// croak), `default` when absent.
+fn whole(o: &Opts, k: &str, default: usize, unit: &str) -> Result<usize, String> {
+    let Some(v) = o.get(k) else {
+        return Ok(default);
+    };
+    let n = args::number(o.p, v);
+    if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= (1u64 << 40) as f64 {
+        Ok(n as usize)
+    } else {
+        Err(format!(
+            "EV::Etcd->new: {k} must be a whole number of {unit}, at least 1"
+        ))
+    }
+}
+
 /// `EV_ETCD_DEBUG` set to anything but "" or "0": events go to STDERR.
 fn debug_wanted() -> bool {
     std::env::var_os("EV_ETCD_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
@@ -96,20 +115,8 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         Some(v) if p.is_code_ref(v) => Some(p.keep(v)),
         Some(_) => return Err("EV::Etcd->new: on_event must be a code reference".into()),
     };
-    let max_pending = match o.get("max_pending") {
-        None => DEFAULT_MAX_PENDING,
-        Some(v) => {
-            let n = args::number(p, v);
-            if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= 1e9 {
-                n as usize
-            } else {
-                return Err(
-                    "EV::Etcd->new: max_pending must be a whole number of completions, at least 1"
-                        .into(),
-                );
-            }
-        }
-    };
+    let max_pending = whole(&o, "max_pending", DEFAULT_MAX_PENDING, "completions")?;
+    let max_pending_bytes = whole(&o, "max_pending_bytes", DEFAULT_MAX_PENDING_BYTES, "bytes")?;
     state.events().listen(on_event.is_some(), debug_wanted());
     let cfg = Config {
         endpoints,
@@ -127,6 +134,7 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
         auto_sync_interval: Duration::from_secs(auto_sync),
         backoff,
         max_pending,
+        max_pending_bytes,
         backlog: None,
     };
     p.check()?;

@@ -66,16 +66,22 @@ fn run_deferred(p: &Perl) {
 /// The callback a completion goes to, and its arguments.
 fn arguments(
     p: &Perl,
-    done: &Completion,
+    done: &mut Completion,
     kind: Kind,
     delivery: Delivery,
 ) -> Option<(Rc<SvBox>, Vec<NewSv>)> {
     let error = |e: &Error| convert::error(p, e, kind.source());
-    let pair = |cb, result: &Result<Reply, Error>| match result {
+    let pair = |cb, result: &mut Result<Reply, Error>| match result {
+        // Taken: its values are freed as they are copied.
+        Ok(Reply::Watch(w)) => (
+            cb,
+            vec![convert::watch_owned(p, std::mem::take(w)), NewSv::undef()],
+        ),
         Ok(reply) => (cb, vec![convert::reply(p, reply), NewSv::undef()]),
         Err(e) => (cb, vec![NewSv::undef(), error(e)]),
     };
-    Some(match (delivery, &done.result) {
+    let last = done.last;
+    Some(match (delivery, &mut done.result) {
         (Delivery::Callback(cb), r) => pair(cb, r),
         (
             Delivery::Keepalive {
@@ -89,7 +95,7 @@ fn arguments(
                 on_chunk: Some(f), ..
             },
             Ok(chunk),
-        ) if !done.last => (f, vec![convert::reply(p, chunk)]),
+        ) if !last => (f, vec![convert::reply(p, chunk)]),
         (Delivery::Snapshot { cb, .. }, r) => pair(cb, r),
     })
 }
@@ -133,7 +139,8 @@ fn drain_batch(p: &Perl) {
         let Some((kind, delivery)) = entry else {
             continue;
         };
-        let call = arguments(p, &done, kind, delivery);
+        let mut done = done;
+        let call = arguments(p, &mut done, kind, delivery);
         drop(done);
         if let Some((cb, args)) = call {
             crate::bridge::trace::close();

@@ -180,7 +180,10 @@ pub fn new_client(mut cfg: Config, on_event: Option<SvBox>) -> Result<u64, Strin
         );
         let b = m.bridge.as_ref().ok_or("EV::Etcd: no runtime")?;
         cfg.backlog = Some(b.backlog());
-        b.send(Job::NewClient { id, cfg })?;
+        b.send(Job::NewClient {
+            id,
+            cfg: Box::new(cfg),
+        })?;
         Ok(id)
     })
 }

@@ -61,8 +61,8 @@ pub fn event(p: &Perl, s: &Stamped) -> NewSv {
             hv.iv("lease", *lease)
                 .put("error", super::error(p, error, "keepalive"));
         }
-        Event::Backpressure { pending, .. } => {
-            hv.uv("pending", *pending as u64);
+        Event::Backpressure { pending, bytes, .. } => {
+            hv.uv("pending", *pending as u64).uv("bytes", *bytes as u64);
         }
     }
     hv.finish()

@@ -283,8 +283,26 @@ static WATCH: Shape<6> = Shape([
 
 /// One watch message (POD "watch"); cancellations never get here.
 fn watch(p: &Perl, r: &rpc::WatchResponse) -> NewSv {
-    let mut events = p.new_array(r.events.len());
-    for e in &r.events {
+    watch_with(p, r, &r.events)
+}
+
+/// `watch` of a message the caller gives up: each event's keys and
+/// values are freed as soon as they are copied, so a large message is
+/// never held twice in full (POD "BACKPRESSURE").
+pub fn watch_owned(p: &Perl, mut r: rpc::WatchResponse) -> NewSv {
+    let events = std::mem::take(&mut r.events);
+    watch_with(p, &r, events)
+}
+
+fn watch_with<E: std::borrow::Borrow<mvccpb::Event>>(
+    p: &Perl,
+    r: &rpc::WatchResponse,
+    list: impl IntoIterator<Item = E, IntoIter: ExactSizeIterator>,
+) -> NewSv {
+    let list = list.into_iter();
+    let mut events = p.new_array(list.len());
+    for e in list {
+        let e = e.borrow();
         let put = e.r#type == mvccpb::event::EventType::Put as i32;
         let kind = Some(p.new_bytes(if put { b"PUT" } else { b"DELETE" }));
         let k = e.kv.as_ref().map(|k| kv(p, k));
