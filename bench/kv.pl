@@ -4,7 +4,7 @@
 # tonic/prost stack (bench/kv_baseline.rs) and the etcd-client crate run as
 # its users run it, on a tokio runtime with one worker (bench/etcd-client/).
 #
-#   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5]
+#   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5] [--on-event]
 #
 # Uses EV_ETCD_ENDPOINTS (first endpoint) when set, otherwise starts a
 # throwaway etcd (t/lib/EtcdTest.pm: --unsafe-no-fsync when etcd has it, so
@@ -28,8 +28,9 @@ use Time::HiRes qw(time clock_gettime CLOCK_PROCESS_CPUTIME_ID);
 use EV;
 use EV::Etcd;
 
-my ($ops, $inflight, $seq, $rounds) = (20_000, 100, 2_000, 5);
-GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq, 'rounds=i' => \$rounds)
+my ($ops, $inflight, $seq, $rounds, $on_event) = (20_000, 100, 2_000, 5, 0);
+GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq, 'rounds=i' => \$rounds,
+           'on-event' => \$on_event)
     or die "bad options\n";
 
 my ($endpoint, $server, $server_pid);
@@ -121,7 +122,11 @@ sub around_end {
     ];
 }
 
-my $c = EV::Etcd->new(endpoints => [$endpoint], timeout => 30);
+# --on-event: the module's client has an event listener (POD "EVENTS AND
+# COUNTERS"); without it nothing listens, and events cost nothing.
+my $events = 0;
+my $c = EV::Etcd->new(endpoints => [$endpoint], timeout => 30,
+                      ($on_event ? (on_event => sub { $events++ }) : ()));
 my $value = 'some-value-of-32-bytes-length...';
 
 sub pipelined {
