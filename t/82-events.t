@@ -8,7 +8,7 @@ use EV::Etcd;
 
 # POD "EVENTS AND COUNTERS": on_event sees what the client does on its own
 # (a failover with its retry, a watch stream lost and resumed across a
-# member restart, a re-login after the restart voided the token, a managed
+# member killed and restarted, a re-login after the restart voided the token, a managed
 # keepalive lost), EV_ETCD_DEBUG prints the same lines, and stats counts
 # them: every counter that has an event agrees with the events seen.
 
@@ -88,6 +88,9 @@ my $rev = $kv->ok_call('get', 'get', "${P}w")->{kvs}[0]{mod_revision};
 $puts++;
 
 @ev = ();
+# Killed outright where etcd keeps acknowledged writes across that
+# (EtcdTest::crash_safe), stopped otherwise; started again with its data.
+$m->kill if EtcdTest::crash_safe();
 $m->restart;
 ok(EtcdTest::run_until(20, sub { grep { $_->{type} eq 'stream_resumed' } @ev }),
    'the watch stream is resumed after the restart');
