@@ -437,3 +437,154 @@ impl Client {
         self.endpoints.state().events()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::pb::etcdserverpb as rpc;
+    use tonic::codegen::Bytes;
+    use tonic::Code;
+
+    /// What a fake member answers to a call.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        Ok,
+        Refuse(Code, &'static str),
+    }
+
+    /// etcd's overload refusal, as it is sent.
+    const OVERLOADED: Answer = Answer::Refuse(Code::Unknown, error::TOO_MANY_REQUESTS);
+
+    /// A gRPC server on a loopback port answering its calls with `answers`
+    /// in turn (the last one again once they run out): an empty message, or
+    /// a status. Returns its address and how many calls it got.
+    async fn member(answers: Vec<Answer>) -> (String, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                let (seen, answers) = (seen.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(sock).await else {
+                        return;
+                    };
+                    while let Some(Ok((_req, mut tx))) = conn.accept().await {
+                        let n = seen.fetch_add(1, Ordering::SeqCst);
+                        let answer = answers[n.min(answers.len() - 1)];
+                        let head = http::Response::builder()
+                            .status(200)
+                            .header("content-type", "application/grpc");
+                        match answer {
+                            Answer::Refuse(code, text) => {
+                                let head = head
+                                    .header("grpc-status", (code as i32).to_string())
+                                    .header("grpc-message", text);
+                                let _ = tx.send_response(head.body(()).unwrap(), true);
+                            }
+                            Answer::Ok => {
+                                let Ok(mut body) = tx.send_response(head.body(()).unwrap(), false)
+                                else {
+                                    continue;
+                                };
+                                let _ = body.send_data(Bytes::from_static(&[0; 5]), false);
+                                let mut trailers = http::HeaderMap::new();
+                                trailers.insert("grpc-status", "0".parse().unwrap());
+                                let _ = body.send_trailers(trailers);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, calls)
+    }
+
+    /// A client of fake members answering with `scripts`, one each, whose
+    /// backoff rounds take at least `floor`; returns it and their counters.
+    async fn client(
+        scripts: Vec<Vec<Answer>>,
+        max_retries: u32,
+        floor: Duration,
+    ) -> (Client, Vec<Arc<AtomicUsize>>) {
+        let mut names = Vec::new();
+        let mut calls = Vec::new();
+        for answers in scripts {
+            let (addr, n) = member(answers).await;
+            names.push(addr);
+            calls.push(n);
+        }
+        let c = Client::new(Config {
+            state: EndpointStates::new(names.clone()),
+            endpoints: names,
+            max_retries,
+            backoff: Limits { floor, cap: floor },
+            ..Config::for_test(1)
+        });
+        (c, calls)
+    }
+
+    /// A put through `c` within `secs`: its outcome and how long it took.
+    async fn put(c: &Client, secs: u64) -> (Result<Reply, Error>, Duration) {
+        let start = Instant::now();
+        let call = Call::Put(rpc::PutRequest {
+            key: b"k".to_vec(),
+            value: vec![b'v'; 64 * 1024],
+            ..Default::default()
+        });
+        let r = c
+            .send_with_token(call, start + Duration::from_secs(secs))
+            .await;
+        (r, start.elapsed())
+    }
+
+    fn counts(calls: &[Arc<AtomicUsize>]) -> Vec<usize> {
+        calls.iter().map(|n| n.load(Ordering::SeqCst)).collect()
+    }
+
+    const SLOW: Duration = Duration::from_secs(5);
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_overloaded_member_gets_the_write_again_after_backoff() {
+        // max_retries 0 does not stop it: the write never entered raft.
+        let floor = Duration::from_millis(100);
+        for refusal in [
+            OVERLOADED,
+            Answer::Refuse(Code::ResourceExhausted, error::TOO_MANY_REQUESTS),
+        ] {
+            let (c, calls) = client(vec![vec![refusal, refusal, Answer::Ok]], 0, floor).await;
+            let (r, took) = put(&c, 20).await;
+            assert!(matches!(r, Ok(Reply::Put(_))), "{r:?}");
+            assert_eq!(counts(&calls), [3]);
+            assert!(took >= floor * 2, "two backoffs: {took:?}");
+        }
+        // With two members the other one is asked at once.
+        let (c, calls) = client(vec![vec![OVERLOADED], vec![Answer::Ok]], 0, SLOW).await;
+        let (r, took) = put(&c, 20).await;
+        assert!(matches!(r, Ok(Reply::Put(_))), "{r:?}");
+        assert_eq!(counts(&calls), [1, 1]);
+        assert!(took < Duration::from_secs(2), "no backoff: {took:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lasting_overload_is_reported_as_resource_exhausted() {
+        let (c, calls) = client(vec![vec![OVERLOADED]], 3, Duration::from_millis(50)).await;
+        let (r, took) = put(&c, 1).await;
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Code::ResourceExhausted, error::TOO_MANY_REQUESTS)
+        );
+        assert!(e.retryable());
+        assert!(
+            counts(&calls)[0] >= 3,
+            "tried until the deadline: {:?}",
+            counts(&calls)
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "the last refusal, not a timeout: {took:?}"
+        );
+    }
+}

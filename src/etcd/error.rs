@@ -66,6 +66,11 @@ impl Error {
             // to etcd programs OUT_OF_RANGE means "revision compacted".
             code = RESOURCE_EXHAUSTED;
         }
+        if s.code() == Code::Unknown && message == TOO_MANY_REQUESTS {
+            // etcd sends its overload refusal as UNKNOWN (BEFORE_RAFT);
+            // its code is RESOURCE_EXHAUSTED, as etcd's own client says.
+            code = RESOURCE_EXHAUSTED;
+        }
         if transport_code(s) {
             // Transport failures carry their cause in the source chain only.
             if let Some(cause) = transport_cause(s) {
@@ -235,25 +240,37 @@ fn transport_cause(s: &Status) -> Option<String> {
 /// etcd's refusal by a member without a leader (`rpctypes.ErrGRPCNoLeader`).
 pub const NO_LEADER: &str = "etcdserver: no leader";
 
+/// etcd's overload refusal (`etcdserver.ErrTooManyRequests`).
+pub const TOO_MANY_REQUESTS: &str = "etcdserver: too many requests";
+
 /// What etcd answers before a request entered raft, so that even a write
-/// was not applied and may go to another member (POD "PARTITIONS AND
-/// LEADER LOSS"), from etcd's server (3.4 to 3.6):
+/// was not applied and may go to another member (POD "OVERLOAD" and
+/// "PARTITIONS AND LEADER LOSS"), as etcd 3.4, 3.5 and 3.6 send them
+/// (3.4: `etcdserver/`, 3.5 and later: `server/etcdserver/`):
 /// - "etcdserver: no leader" (UNAVAILABLE): the require-leader check of
-///   the unary interceptor (`api/v3rpc/interceptor.go`), before the
-///   handler runs; elsewhere only from lease lookups that wait for a
-///   leader (`waitLeader`), never after a proposal;
-/// - "etcdserver: too many requests" (RESOURCE_EXHAUSTED): the
-///   applied/committed gap check at the top of
-///   `processInternalRaftRequestOnce`, before the proposal;
-/// - "raft proposal dropped" (UNKNOWN): raft refused the proposal (a
-///   follower without a leader, a leader transferring leadership), so it
-///   was never appended to the log.
+///   the unary interceptor (`api/v3rpc/interceptor.go`,
+///   `newUnaryInterceptor`), before the handler runs; elsewhere only from
+///   lease calls that wait for a leader (`waitLeader`), never after a
+///   proposal;
+/// - "etcdserver: too many requests": the check at the top of
+///   `processInternalRaftRequestOnce` (`v3_server.go`) that the committed
+///   index is at most 5000 entries ahead of the applied one, before the
+///   proposal. `api/v3rpc/util.go` (`togRPCError`) maps the error to
+///   `rpctypes.ErrTooManyRequests`, an `EtcdError` that carries no gRPC
+///   status, so gRPC sends it as UNKNOWN; RESOURCE_EXHAUSTED, the code of
+///   `rpctypes.ErrGRPCRequestTooManyRequests`, is accepted too;
+/// - "raft proposal dropped" (UNKNOWN): `processInternalRaftRequestOnce`'s
+///   `Propose` failed because raft refused the entry (`raft/raft.go`,
+///   `ErrProposalDropped`: a follower or candidate without a leader, a
+///   leader transferring leadership or removed from the cluster), so it
+///   was never appended to the log; `togRPCError` has no mapping for it.
 ///
 /// "etcdserver: leader changed" is not among them: it comes from the
 /// linearizable read path, and reads are retried anyway.
 const BEFORE_RAFT: &[(Code, &str)] = &[
     (Code::Unavailable, NO_LEADER),
-    (Code::ResourceExhausted, "etcdserver: too many requests"),
+    (Code::Unknown, TOO_MANY_REQUESTS),
+    (Code::ResourceExhausted, TOO_MANY_REQUESTS),
     (Code::Unknown, "raft proposal dropped"),
 ];
 
@@ -400,6 +417,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn overload_is_resource_exhausted() {
+        // etcd sends it as UNKNOWN; its code is RESOURCE_EXHAUSTED.
+        let e = Error::from_status(&Status::unknown(TOO_MANY_REQUESTS));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (RESOURCE_EXHAUSTED, TOO_MANY_REQUESTS)
+        );
+        assert!(e.retryable());
+        let e = Error::from_status(&Status::unknown("raft proposal dropped"));
+        assert_eq!(e.code, Code::Unknown);
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn refused_connection_is_never_sent() {
         use crate::etcd::pb::etcdserverpb::kv_client::KvClient;
@@ -431,6 +461,10 @@ mod tests {
         for (code, text) in BEFORE_RAFT {
             assert!(before_raft(&Status::new(*code, *text)), "{text}");
         }
+        // As etcd sends them.
+        assert!(before_raft(&Status::unknown(
+            "etcdserver: too many requests"
+        )));
         // Same text, other code; and what may follow a proposal.
         assert!(!before_raft(&Status::unknown("etcdserver: no leader")));
         for text in [
