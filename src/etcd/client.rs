@@ -275,7 +275,8 @@ impl Client {
     }
 
     /// After `status` from endpoint `idx`: a request that never reached it,
-    /// one the member refused before it entered raft (no leader, overload),
+    /// one the member refused before it entered raft (no leader, overload,
+    /// a request over its size limit),
     /// an unavailable member, or a connection that died under the request
     /// (reset, keepalive timeout: tonic may report these as UNKNOWN) sends
     /// what follows to the next endpoint. True when the request was
@@ -301,6 +302,8 @@ impl Client {
         let class = call.class();
         let mut backoff = Backoff::within(self.cfg.backoff);
         let mut attempt: u32 = 0;
+        // Refusals of the request by a member's own size limit.
+        let mut too_large: usize = 0;
         let pinned = self.pinned()?;
         // A pinned call has one endpoint to try, however many the client has.
         let tries = if pinned.is_some() {
@@ -330,6 +333,15 @@ impl Client {
                 Some(_) => error::never_sent(&status) || error::before_raft(&status),
             };
             let code = status.code();
+            // A refusal by the member's own limit is tried on the next
+            // endpoint, whose limit may be higher, but final once as many
+            // refusals as the client has endpoints came back.
+            if error::member_limit(&status) {
+                too_large += 1;
+                if too_large >= tries {
+                    return Err(self.error(&status));
+                }
+            }
             // A refusal before raft (no leader, overload) is tried again,
             // on the next endpoint, until the deadline: an election takes
             // longer than a few quick retries.
@@ -452,6 +464,7 @@ mod tests {
         Refuse(Code, &'static str),
     }
 
+    const TOO_LARGE: Answer = Answer::Refuse(Code::InvalidArgument, error::REQUEST_TOO_LARGE);
     /// etcd's overload refusal, as it is sent.
     const OVERLOADED: Answer = Answer::Refuse(Code::Unknown, error::TOO_MANY_REQUESTS);
 
@@ -544,6 +557,44 @@ mod tests {
     }
 
     const SLOW: Duration = Duration::from_secs(5);
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_too_large_for_one_member_goes_to_the_next() {
+        let (c, calls) = client(
+            vec![vec![TOO_LARGE], vec![Answer::Ok], vec![Answer::Ok]],
+            3,
+            SLOW,
+        )
+        .await;
+        let (r, took) = put(&c, 20).await;
+        assert!(matches!(r, Ok(Reply::Put(_))), "{r:?}");
+        assert_eq!(counts(&calls), [1, 1, 0]);
+        assert!(took < Duration::from_secs(2), "no backoff: {took:?}");
+        assert_eq!(c.endpoints.current(), 1, "later calls start there");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn too_large_everywhere_is_reported_after_one_round() {
+        let (c, calls) = client(vec![vec![TOO_LARGE]; 3], 3, SLOW).await;
+        let (r, took) = put(&c, 20).await;
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Code::InvalidArgument, error::REQUEST_TOO_LARGE)
+        );
+        assert!(!e.internal);
+        assert_eq!(counts(&calls), [1, 1, 1], "each member asked once");
+        assert!(took < Duration::from_secs(2), "no backoff: {took:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn too_large_on_the_only_endpoint_is_reported_at_once() {
+        let (c, calls) = client(vec![vec![TOO_LARGE, Answer::Ok]], 3, SLOW).await;
+        let (r, took) = put(&c, 20).await;
+        assert_eq!(r.unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(counts(&calls), [1]);
+        assert!(took < Duration::from_secs(2), "no backoff: {took:?}");
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_overloaded_member_gets_the_write_again_after_backoff() {

@@ -243,6 +243,10 @@ pub const NO_LEADER: &str = "etcdserver: no leader";
 /// etcd's overload refusal (`etcdserver.ErrTooManyRequests`).
 pub const TOO_MANY_REQUESTS: &str = "etcdserver: too many requests";
 
+/// etcd's refusal of a proposal larger than the member's own
+/// `--max-request-bytes` (`etcdserver.ErrRequestTooLarge`).
+pub const REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
+
 /// What etcd answers before a request entered raft, so that even a write
 /// was not applied and may go to another member (POD "OVERLOAD" and
 /// "PARTITIONS AND LEADER LOSS"), as etcd 3.4, 3.5 and 3.6 send them
@@ -263,7 +267,11 @@ pub const TOO_MANY_REQUESTS: &str = "etcdserver: too many requests";
 ///   `Propose` failed because raft refused the entry (`raft/raft.go`,
 ///   `ErrProposalDropped`: a follower or candidate without a leader, a
 ///   leader transferring leadership or removed from the cluster), so it
-///   was never appended to the log; `togRPCError` has no mapping for it.
+///   was never appended to the log; `togRPCError` has no mapping for it;
+/// - "etcdserver: request is too large" (INVALID_ARGUMENT): the size check
+///   in `processInternalRaftRequestOnce`, against the receiving member's
+///   own `--max-request-bytes`, before the proposal. Members may differ,
+///   so it is tried once on each endpoint (`member_limit`).
 ///
 /// "etcdserver: leader changed" is not among them: it comes from the
 /// linearizable read path, and reads are retried anyway.
@@ -272,6 +280,7 @@ const BEFORE_RAFT: &[(Code, &str)] = &[
     (Code::Unknown, TOO_MANY_REQUESTS),
     (Code::ResourceExhausted, TOO_MANY_REQUESTS),
     (Code::Unknown, "raft proposal dropped"),
+    (Code::InvalidArgument, REQUEST_TOO_LARGE),
 ];
 
 /// True when etcd refused the request before it entered raft.
@@ -279,6 +288,13 @@ pub fn before_raft(s: &Status) -> bool {
     BEFORE_RAFT
         .iter()
         .any(|(code, text)| s.code() == *code && s.message() == *text)
+}
+
+/// True for a refusal before raft that depends on the member's own
+/// settings, not on the moment: another member may take the request, the
+/// same member never will.
+pub fn member_limit(s: &Status) -> bool {
+    s.code() == Code::InvalidArgument && s.message() == REQUEST_TOO_LARGE
 }
 
 /// True when the status proves the request never left the client: no
@@ -428,6 +444,11 @@ mod tests {
         assert!(e.retryable());
         let e = Error::from_status(&Status::unknown("raft proposal dropped"));
         assert_eq!(e.code, Code::Unknown);
+        let e = Error::from_status(&Status::invalid_argument(REQUEST_TOO_LARGE));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Code::InvalidArgument, REQUEST_TOO_LARGE)
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -465,8 +486,15 @@ mod tests {
         assert!(before_raft(&Status::unknown(
             "etcdserver: too many requests"
         )));
+        let too_large = Status::invalid_argument("etcdserver: request is too large");
+        assert!(before_raft(&too_large) && member_limit(&too_large));
+        for (code, text) in BEFORE_RAFT.iter().filter(|(_, t)| *t != REQUEST_TOO_LARGE) {
+            assert!(!member_limit(&Status::new(*code, *text)), "{text}");
+        }
         // Same text, other code; and what may follow a proposal.
         assert!(!before_raft(&Status::unknown("etcdserver: no leader")));
+        assert!(!before_raft(&Status::unknown(REQUEST_TOO_LARGE)));
+        assert!(!member_limit(&Status::unknown(REQUEST_TOO_LARGE)));
         for text in [
             "etcdserver: request timed out",
             "etcdserver: leader changed",
