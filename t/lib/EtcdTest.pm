@@ -217,12 +217,16 @@ sub start {
 
 # Starts $n members forming one cluster; returns them in order.  Waits until
 # every member answers /health (possible only once a quorum is up).
+# member_args => [\@args_of_first, ...] adds flags to single members.
 sub start_cluster {
     my ($class, $n, %opt) = @_;
     need_etcd();
     $n ||= 3;
+    my $own = delete $opt{member_args} || [];
     my @spec = map { { name => 'm' . $$ . '-' . ++$MEMBER_SEQ,
-                       client_port => free_port(), peer_port => free_port() } } 1 .. $n;
+                       client_port => free_port(), peer_port => free_port(),
+                       extra_args => [ @{ $opt{extra_args} || [] }, @{ $own->[$_ - 1] || [] } ],
+                     } } 1 .. $n;
     my $initial = join ',', map { "$_->{name}=http://127.0.0.1:$_->{peer_port}" } @spec;
     my @members = map {
         $class->start(%opt, %$_, initial_cluster => $initial, wait => 0)
@@ -920,7 +924,10 @@ C<ca_file> verifies it in readiness checks; C<client_cert_auth =E<gt> 1>
 demands client certificates signed by C<ca_file>, and then C<client_cert>
 and C<client_key> are what the readiness check presents). Readiness and
 C<healthy> of a TLS member go through C<openssl s_client>.
-C<< EtcdTest->start_cluster($n, %opts) >> returns C<$n> members of one cluster.
+C<< EtcdTest->start_cluster($n, %opts) >> returns C<$n> members of one cluster;
+besides the options of C<start> (C<extra_args> go to every member) it takes
+C<member_args>, an array of arrays of flags for the first, second, ... member
+alone (e.g. C<< member_args =E<gt> [['--max-request-bytes=4096']] >>).
 
 Members have C<endpoint>, C<url>, C<peer_url>, C<host>, C<client_port>, C<peer_port>,
 C<name>, C<pid>, C<data_dir>, C<log_file>, C<log_tail([$lines])>,
