@@ -1810,7 +1810,7 @@ C<retry_backoff_max> change both), while retries remain (C<max_retries>)
 and the request's C<timeout> has not run out. Writes are retried only
 when they provably never left the client (no connection could be made)
 or the member refused them before they entered the cluster's log (no
-leader, overload: see L</PARTITIONS AND LEADER LOSS>), so a write that may
+leader, overload: see L</OVERLOAD> and L</PARTITIONS AND LEADER LOSS>), so a write that may
 have been applied is never replayed behind your back. The same holds for C<lock> and C<election_campaign>: a lock or a
 candidacy is never requested twice. A request that cannot connect to one
 endpoint is tried on each of the others at least once. The error finally reported is the last one seen.
@@ -1831,6 +1831,67 @@ A member that stops answering without closing its connection (a stopped
 process, a network partition) is noticed when a request to it runs out
 of its C<timeout>: that request fails with C<DEADLINE_EXCEEDED>, and the
 client moves to the next endpoint for the requests that follow.
+
+=head1 OVERLOAD
+
+A member refuses some requests before they enter the cluster's log (its
+raft log): nothing of such a request has happened, so the client sends it
+again, writes included, with no risk of applying it twice. These
+refusals are, in the words of etcd's server (F<v3_server.go>,
+C<processInternalRaftRequestOnce>; F<api/v3rpc/interceptor.go> for the
+leader check):
+
+=over 4
+
+=item C<etcdserver: too many requests> (C<RESOURCE_EXHAUSTED>)
+
+The member has committed more than 5000 log entries that it has not yet
+applied: its disk is slow, a defragmentation holds its database, or
+writes come in faster than it applies them. etcd sends this refusal with
+the code C<UNKNOWN>; the client reports it as C<RESOURCE_EXHAUSTED>
+(code 8, C<retryable> 1), the code etcd itself gives it.
+
+=item C<etcdserver: no leader> (C<UNAVAILABLE>)
+
+The member has no leader (see L</PARTITIONS AND LEADER LOSS>).
+
+=item C<raft proposal dropped> (C<UNKNOWN>)
+
+The member's raft took no new entry: the member has no leader, or it is
+the leader and is handing leadership over.
+
+=item C<etcdserver: request is too large> (C<INVALID_ARGUMENT>)
+
+The request is larger than the member's C<--max-request-bytes> (default
+1.5 MiB). Members may be set differently, so the client tries the next
+endpoint at once; once as many endpoints as it has have refused the
+request, the refusal goes to the callback as it is. A client of a single
+endpoint gets it at once. Give all members the same limit.
+
+=back
+
+The first three are passing states: the client tries the next endpoint at once, and
+after each round of all its endpoints waits before the next round. The
+wait starts at C<retry_backoff_min> (default 0.05 s) and doubles up to
+C<retry_backoff_max> (default 2 s), each one drawn between half and all
+of its step, so that clients refused together do not come back together.
+These refusals are tried again for as long as the request's C<timeout>
+allows, whatever C<max_retries> says (an election or an overload outlasts
+a few quick retries; C<max_retries> bounds the other retries of
+L</RETRIES AND FAILOVER>). When too little of the C<timeout> is left for
+another round, the callback gets the last refusal rather than
+C<DEADLINE_EXCEEDED>; so a request whose C<timeout> is at most
+C<retry_backoff_min> plus 0.1 s tries each endpoint once and gets the
+last refusal at once.
+
+Many clients that overload a cluster together also retry together. For a
+fleet, raise the floor and the cap (for instance C<< retry_backoff_min
+=E<gt> 0.5, retry_backoff_max =E<gt> 5 >>): the refused requests then come
+back spread over seconds instead of every few milliseconds, and the
+member spends its time applying its backlog instead of refusing them.
+Give writes a C<timeout> longer than an overload may last (the
+defragmentation of a large database takes seconds; defragment one member
+at a time, see L</One member at a time>).
 
 =head1 PARTITIONS AND LEADER LOSS
 
@@ -1853,7 +1914,7 @@ the request's C<timeout> allows, whatever C<max_retries> says. Writes are tried 
 they entered the cluster's log. The same holds for C<etcdserver: too many
 requests> (an overloaded member) and C<raft proposal dropped> (a member
 without a leader, or a leader handing over leadership, refused the
-write).
+write); see L</OVERLOAD>.
 
 =item *
 
