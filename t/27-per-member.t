@@ -6,9 +6,10 @@ use lib 't/lib';
 use EtcdTest;
 use EV::Etcd;
 
-# POD "One member at a time": status, defragment, hash, hash_kv and alarm
-# with { endpoint => ... } ask that member and no other, on a private
-# 3-member cluster; a member that is down is reported, not replaced.
+# POD "One member at a time": status, defragment, hash, hash_kv, alarm and
+# snapshot with { endpoint => ... } ask that member and no other, on a
+# private 3-member cluster; a member that is down is reported, not
+# replaced.
 
 my @members = EtcdTest->start_cluster(3);
 my @eps     = map { $_->endpoint } @members;
@@ -45,7 +46,17 @@ for my $i (0 .. $#eps) {
     $hash_kv_of{$ep} = [ $h->{hash}, $s->{header}{revision} ];
     my $hh = $caller->ok_call("hash of $ep", 'hash', { endpoint => $ep });
     is("$hh->{header}{member_id}", $id_of{$ep}, "hash of $ep: answered by that member");
+    my $bytes = 0;
+    my $snap = $caller->ok_call("snapshot of $ep", 'snapshot', sub { $bytes += length $_[0] },
+                                { endpoint => $ep });
+    cmp_ok($snap->{size}, '>', 0, "snapshot of $ep: data");
+    is($bytes, $snap->{size}, "snapshot of $ep: every chunk delivered");
+    # etcd 3.4 sends no header with a snapshot
+    is("$snap->{header}{member_id}", $id_of{$ep}, "snapshot of $ep: answered by that member")
+        if $snap->{header};
 }
+ok(!eval { $client->snapshot(sub { }, [], sub { }); 1 }, 'snapshot with a non-hash options croaks');
+like($@, qr/^Usage: EV::Etcd::snapshot\(client, file_or_callback, callback\)/, '... with its usage');
 # every member holds the same data at the same revision
 my %hashes;
 my $rev = $hash_kv_of{ $eps[0] }[1];
@@ -64,7 +75,7 @@ like($e->{message} // '', qr/endpoint \Q$stranger\E is not one of the client's e
 
 # --- croaks ----------------------------------------------------------------------------
 ok(!eval { $client->get('/k', { endpoint => $eps[0] }, sub { }); 1 }, 'get with endpoint croaks');
-like($@, qr/^get: endpoint is an option of status, defragment, hash, hash_kv, alarm only/,
+like($@, qr/^get: endpoint is an option of status, defragment, hash, hash_kv, alarm, snapshot only/,
      'naming the methods that take it');
 
 # --- a member that is down: an error, not another member's answer ---------------------
@@ -79,6 +90,11 @@ for my $m (qw(defragment hash)) {
 }
 $e = $caller->err_call('alarm GET at the stopped member', 'alarm', 'GET', { endpoint => $eps[2] });
 is($e->{status}, 'UNAVAILABLE', 'alarm at the stopped member: UNAVAILABLE');
+$e = $caller->err_call('snapshot of the stopped member', 'snapshot', sub { }, { endpoint => $eps[2] });
+is($e->{status}, 'UNAVAILABLE', 'snapshot of the stopped member: UNAVAILABLE, not taken elsewhere');
+is($e->{source}, 'snapshot', '... from snapshot');
+$e = $caller->err_call('snapshot of a stranger', 'snapshot', sub { }, { endpoint => $stranger });
+is($e->{status}, 'NOT_FOUND', 'snapshot of a stranger: NOT_FOUND');
 my $s = $caller->ok_call('status without endpoint fails over', 'status');
 isnt("$s->{header}{member_id}", $id_of{ $eps[2] }, 'answered by a running member');
 $s = $caller->ok_call('status of a running member', 'status', { endpoint => $eps[1] });

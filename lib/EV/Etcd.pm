@@ -609,11 +609,11 @@ seconds>.
 
 =item endpoint => 'host:port'
 
-Only for C<status>, C<defragment>, C<hash>, C<hash_kv> and C<alarm>
-(others croak with C<METHOD: endpoint is an option of status, defragment,
-hash, hash_kv, alarm only>): the call asks that member, one of the
-client's endpoints (with or without C<http://>), and no other; see
-L</One member at a time>.
+Only for C<status>, C<defragment>, C<hash>, C<hash_kv>, C<alarm> and
+C<snapshot> (others croak with C<METHOD: endpoint is an option of status,
+defragment, hash, hash_kv, alarm, snapshot only>): the call asks that
+member, one of the client's endpoints (with or without C<http://>), and
+no other; see L</One member at a time>.
 
 =back
 
@@ -796,6 +796,11 @@ name it with the option C<endpoint>:
         });
     }
 
+C<snapshot> takes the option in a hash before its callback
+(C<< $etcd->snapshot($file, { endpoint => $ep }, $cb) >>), so a backup of
+a particular member - one known to be healthy, or each member in turn -
+does not depend on which endpoint the client is using.
+
 Such a call goes to that endpoint only: retries (per L</RETRIES AND
 FAILOVER>) stay on it, and a member that is down or cut off is reported
 as the error (C<UNAVAILABLE>, C<DEADLINE_EXCEEDED>) instead of being
@@ -911,8 +916,11 @@ usual.
 
     $etcd->snapshot($file, $cb);
     $etcd->snapshot(sub { my ($chunk) = @_; ... }, $cb);
+    $etcd->snapshot($file, { endpoint => '10.0.0.2:2379' }, $cb);
 
-Streams the backend database of the member the client talks to - the file
+Streams the backend database of the member the client talks to (or of
+the member named by C<endpoint>, with no failover: L</One member at a
+time>) - the file
 C<etcdctl snapshot restore> takes. Given a file name, the data is written
 to C<$file.part>, synced, and renamed to C<$file> once all of it arrived,
 so a failed snapshot never leaves a partial file under that name. Given a

@@ -77,6 +77,8 @@ pub enum Job {
         client: u64,
         req: u64,
         target: snapshot::Target,
+        /// The one endpoint to ask (`{ endpoint => ... }`).
+        member: Option<String>,
     },
     /// The health monitor found `endpoint` down: try to reach it once.
     Probe {
@@ -437,11 +439,13 @@ fn handle(
             client,
             req,
             target,
+            member,
         } => {
             let Some(live) = clients.get(&client) else {
                 return;
             };
-            let work = snapshot::snapshot(live.client.clone(), target, req_sink(done, req));
+            let sink = req_sink(done, req);
+            let work = snapshot::snapshot(live.client.clone(), target, member, sink);
             live.spawn_until_closed(work);
         }
         Job::ObserveCancel { client, req } => {

@@ -181,8 +181,19 @@ impl Client {
         PINNED.scope(Some(ep), self.unary(call, deadline)).await
     }
 
-    /// The endpoint a pinned call (`unary_on`) must use, if any.
-    fn pinned(&self) -> Result<Option<usize>, Error> {
+    /// Runs `work` with its requests and streams pinned to endpoint
+    /// `member` when it is given (a per-member snapshot), as `unary_on`
+    /// does for one call.
+    pub async fn on_member<F: std::future::Future>(member: Option<String>, work: F) -> F::Output {
+        match member {
+            Some(ep) => PINNED.scope(Some(ep), work).await,
+            None => work.await,
+        }
+    }
+
+    /// The endpoint a pinned call (`unary_on`, `on_member`) must use, if
+    /// any.
+    pub fn pinned(&self) -> Result<Option<usize>, Error> {
         let Ok(Some(ep)) = PINNED.try_with(|p| p.clone()) else {
             return Ok(None);
         };

@@ -81,8 +81,8 @@ impl Checksum {
     }
 }
 
-pub async fn snapshot(client: Arc<Client>, target: Target, sink: ReqSink) {
-    let result = run(&client, target, &sink).await;
+pub async fn snapshot(client: Arc<Client>, target: Target, member: Option<String>, sink: ReqSink) {
+    let result = Client::on_member(member, run(&client, target, &sink)).await;
     sink(result.map(|d| Reply::Snapshot(Box::new(d))), true);
 }
 
@@ -185,7 +185,10 @@ async fn run(client: &Client, target: Target, sink: &ReqSink) -> Result<Finished
         let mut stream = match tokio::time::timeout(idle, call).await {
             Err(_) => return Err(Error::deadline()),
             Ok(Err(s)) => {
-                client.fail_over_if_unreachable(o.endpoint, &s);
+                // A snapshot of one member moves nobody elsewhere.
+                if !matches!(client.pinned(), Ok(Some(_))) {
+                    client.fail_over_if_unreachable(o.endpoint, &s);
+                }
                 return Err(Error::from_status(&s));
             }
             Ok(Ok(r)) => r.into_inner(),

@@ -71,10 +71,15 @@ impl Opening {
     }
 }
 
-/// Logs in if needed and takes the current endpoint's channel; a failure is
-/// a loss before any stream existed.
+/// Logs in if needed and takes the current endpoint's channel (or the
+/// pinned one's: `Client::on_member`); a failure is a loss before any
+/// stream existed.
 pub async fn open(client: &Client) -> Result<Opening, Lost> {
-    let endpoint = client.endpoints.current();
+    let pinned = client.pinned();
+    let endpoint = match &pinned {
+        Ok(Some(i)) => *i,
+        _ => client.endpoints.current(),
+    };
     let deadline = Instant::now() + client.cfg.timeout;
     let lost = |status, token| Lost {
         endpoint,
@@ -82,6 +87,9 @@ pub async fn open(client: &Client) -> Result<Opening, Lost> {
         stream: false,
         token,
     };
+    if let Err(e) = pinned {
+        return Err(lost(Status::new(e.code, e.message), 0));
+    }
     let (opts, token) = match client.call_opts(deadline).await {
         Ok(o) => o,
         Err(e) => return Err(lost(Status::new(e.code, e.message), 0)),

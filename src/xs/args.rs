@@ -72,7 +72,14 @@ pub struct Reply {
 }
 
 /// The methods that take `endpoint` (POD "One member at a time").
-const PER_MEMBER: &[&str] = &["status", "defragment", "hash", "hash_kv", "alarm"];
+const PER_MEMBER: &[&str] = &[
+    "status",
+    "defragment",
+    "hash",
+    "hash_kv",
+    "alarm",
+    "snapshot",
+];
 
 /// The callback `cb` and the per-call options read from `opts` (if it is
 /// a hash reference) for method `usage` (its name is what precedes `(`).

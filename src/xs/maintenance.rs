@@ -125,10 +125,17 @@ pub fn auth_status<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     Ok(None)
 }
 
-/// `snapshot($file_or_callback, $cb)`: the backend database, written to a
-/// file or handed over chunk by chunk; `$cb` gets `{ header, size, file }`.
+/// `snapshot($file_or_callback, [\%opts,] $cb)`: the backend database,
+/// written to a file or handed over chunk by chunk; `$cb` gets `{ header,
+/// size, file }`. `endpoint` in the options names the member to ask.
 pub fn snapshot<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
-    let (id, cb) = args::fixed_form(p, a, 3, "snapshot(client, file_or_callback, callback)")?;
+    const USAGE: &str = "snapshot(client, file_or_callback, callback)";
+    let (id, cb) = args::fixed_form(p, a, a.len().clamp(3, 4), USAGE)?;
+    let member = match a.get(2).filter(|_| a.len() == 4) {
+        None => None,
+        Some(&o) if p.hash_ref(o).is_some() => args::Opts::new(p, Some(o)).text("endpoint"),
+        Some(_) => return Err(format!("Usage: EV::Etcd::{USAGE}")),
+    };
     let t = a[1];
     let (target, on_chunk) = if p.is_code_ref(t) {
         (crate::etcd::snapshot::Target::Chunks, Some(p.keep(t)))
@@ -143,6 +150,6 @@ pub fn snapshot<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     } else {
         return Err("snapshot: target must be a file name or a code reference".into());
     };
-    callbacks::snapshot(p, id, target, on_chunk, cb)?;
+    callbacks::snapshot(p, id, target, on_chunk, cb, member)?;
     Ok(None)
 }

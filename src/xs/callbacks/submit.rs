@@ -256,6 +256,7 @@ pub fn snapshot(
     target: Target,
     on_chunk: Option<SvBox>,
     cb: SvBox,
+    member: Option<String>,
 ) -> Result<(), String> {
     let delivery = Delivery::Snapshot {
         cb: Rc::new(cb),
@@ -266,6 +267,7 @@ pub fn snapshot(
             client,
             req,
             target,
+            member,
         }
     })?;
     Ok(())
