@@ -1,6 +1,7 @@
 #!/usr/bin/env perl
 # Health monitoring and failover: two etcd members, a client writing to
-# them, and the member in use killed after two seconds.
+# them, and the member in use killed after two seconds. on_event shows what
+# the client did on its own meanwhile, and stats counts it.
 #
 #   perl -Mblib eg/health.pl
 use strict;
@@ -26,6 +27,13 @@ my $etcd = EV::Etcd->new(
         my ($is_healthy, $endpoint) = @_;
         say_at($is_healthy ? "healthy, using $endpoint" : "unhealthy, moving to $endpoint");
     },
+    on_event => sub {
+        my ($e) = @_;
+        my $what = $e->{type} eq 'failover' ? "from $e->{from} to $e->{to} ($e->{why})"
+                 : $e->{type} eq 'retry'    ? "$e->{method}, attempt $e->{attempt}: $e->{error}{status}"
+                 : $e->{endpoint} // '';
+        say_at("event: $e->{type} $what");
+    },
 );
 
 my ($ok, $failed) = (0, 0);
@@ -33,8 +41,11 @@ my $writer = EV::timer(0, 0.05, sub {
     $etcd->put("/ev-etcd-health-example/$$", 'v', sub { $_[1] ? $failed++ : $ok++ });
 });
 my $kill = EV::timer(2, 0, sub { say_at('killing', $members[0]->endpoint); $members[0]->kill });
-my $stop = EV::timer(5, 0, sub { undef $writer; undef $etcd; EV::break });
+my $stats;
+my $stop = EV::timer(5, 0, sub { $stats = $etcd->stats; undef $writer; undef $etcd; EV::break });
 EV::run;
+say_at(sprintf 'stats: %d requests, %d retries, %d failovers, %d bytes in, %d bytes out',
+       @$stats{qw(requests retries failovers bytes_in bytes_out)});
 # A write in flight on the connection that died may fail (it may have been
 # applied, so it is not replayed); every later one goes to the next member.
 say_at("done: $ok writes succeeded, $failed failed");

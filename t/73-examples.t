@@ -23,6 +23,8 @@ my %expect = (
                               qr/(?:version [\d.]+, leader \d+.*raft index \d+[\s\S]*?){3}/ ],
     'tls.pl'             => [ qr/^read back: over TLS$/m, qr/^without a client certificate: UNAVAILABLE/m ],
     'health.pl'          => [ qr/unhealthy, moving to /, qr/healthy, using /,
+                              qr/event: endpoint_down /, qr/event: failover from \S+ to /,
+                              qr/stats: \d+ requests, \d+ retries, [1-9]\d* failovers, [1-9]\d* bytes in/,
                               qr/done: \d+ writes succeeded, [0-2] failed$/m ],
     'mutex_fencing.pl'   => [ qr/^2 workers x 5 fenced increments: counter = 10$/m,
                               qr/^stale holder: lock lost \(NOT_FOUND\)$/m,
