@@ -13,7 +13,7 @@ use super::backlog::Backlog;
 use super::call::{Call, CallOpts, Reply};
 use super::endpoints::{Conn, EndpointStates, Endpoints};
 use super::error::{self, Error};
-use super::events::{Counters, Event, Observer};
+use super::events::{describe, Counters, Event, Observer};
 use super::leader::{self, LeaderWatch};
 use super::namespace::Namespace;
 use super::retry::{verdict, Backoff, Limits, Verdict};
@@ -23,12 +23,6 @@ tokio::task_local! {
     /// The endpoint of a per-member call (`Client::unary_on`), for the
     /// attempts of that call alone.
     static PINNED: Option<String>;
-}
-
-/// A status as events name it: `CODE (message)`.
-pub fn describe(status: &tonic::Status) -> String {
-    let e = Error::from_status(status);
-    format!("{} ({})", e.status_name(), e.message)
 }
 
 /// `at` before the first attempt has chosen an endpoint.

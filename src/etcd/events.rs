@@ -82,8 +82,14 @@ impl Event {
     }
 }
 
-fn error_text(e: &Error) -> String {
+/// An error as events name it: `CODE (message)`.
+pub fn error_text(e: &Error) -> String {
     format!("{} ({})", e.status_name(), e.message)
+}
+
+/// A gRPC status as events name it (`error_text` of its error).
+pub fn describe(status: &tonic::Status) -> String {
+    error_text(&Error::from_status(status))
 }
 
 /// The line `EV_ETCD_DEBUG` prints: the type, then `key=value` pairs.

@@ -493,7 +493,7 @@ impl Reconnect {
             // Never opened there: the next try goes to the next endpoint.
             client
                 .endpoints
-                .failover(l.endpoint, || super::client::describe(&l.status));
+                .failover(l.endpoint, || super::events::describe(&l.status));
         }
         let err = Error::from_status(&l.status);
         let deadline = Instant::now() + client.cfg.timeout;

@@ -144,8 +144,6 @@ pub fn new<'a>(p: &Perl<'a>, a: &[Sv<'a>]) -> XsResult {
     Ok(Some(obj))
 }
 
-/// `keepalive_time`, `keepalive_timeout` (whole seconds, at least 1) and
-/// `keepalive_while_idle`: the connections' HTTP/2 pings (POD "new").
 /// `retry_backoff_min`, `retry_backoff_max` (POD "RETRIES AND FAILOVER"):
 /// seconds, fractions allowed.
 fn backoff_option(o: &Opts) -> Result<Limits, String> {
@@ -171,6 +169,8 @@ fn backoff_option(o: &Opts) -> Result<Limits, String> {
     Ok(Limits { floor, cap })
 }
 
+/// `keepalive_time`, `keepalive_timeout` (whole seconds, at least 1) and
+/// `keepalive_while_idle`: the connections' HTTP/2 pings (POD "new").
 fn liveness_option(o: &Opts) -> Result<Liveness, String> {
     let d = Liveness::default();
     let secs = |k: &str, default: Duration| match o.int(k) {
