@@ -457,7 +457,10 @@ for my $retries (0, 2) {
 
 # ---------------------------------------------------------------------------
 # concurrent transfers: 4 workers (separate clients) x 50 transfers among 5
-# accounts, under each isolation level
+# accounts, under each isolation level. The first transfer of every worker
+# is the same one (1 from the first account to the second), and none of
+# them commits before all four have read: whatever the timing, the workers
+# contend, and under the checked levels all but one of them conflict.
 
 sub transfers {
     my ($iso) = @_;
@@ -466,6 +469,7 @@ sub transfers {
     my (%stats, @errors);
     my @clients = map { EV::Etcd->new(endpoints => [@eps], timeout => 10) } 1 .. 4;
     my $running = 0;
+    my @held;    # the first transfers' commits, until all four have read
     for my $w (0 .. 3) {
         my $left = 50;
         my $next;
@@ -475,6 +479,8 @@ sub transfers {
             $to++ if $to >= $from;
             my $amount = 1 + int rand 40;
             my $style = int rand 3;
+            my $gated = $left == 49;
+            ($from, $to, $amount, $style) = (0, 1, 1, 0) if $gated;
             my $apply = sub {
                 my ($stm) = @_;
                 my ($f, $t, $got) = (undef, undef, 0);
@@ -484,6 +490,14 @@ sub transfers {
                     $stm->put($acct[$to], $t + $amount);
                     $stm->commit;
                 };
+                if ($gated) {    # its first attempt only
+                    $gated = 0;
+                    my $go = $decide;
+                    $decide = sub {
+                        push @held, $go;
+                        if (@held == 4) { $_->() for splice @held }
+                    };
+                }
                 if ($style == 0) {    # one after the other
                     $stm->get($acct[$from], sub {
                         $f = $_[0];
