@@ -5,9 +5,11 @@
 #   EV_ETCD_FEATURES=trace perl Makefile.PL && make
 #   perl -Mblib bench/latency.pl [--ops 5000] [--rounds 3]
 #
-# The stages (src/bridge/trace.rs): submit (the Perl thread hands the job
+# The stages (src/trace.rs): submit (the Perl thread hands the job
 # over) -> pickup (the runtime thread has it) -> send (the call starts) ->
-# answer (its reply is decoded) -> queued (the completion is in the queue)
+# wire (its bytes are written to the connection) -> reply (the last bytes
+# read before its answer: the server's time is wire to reply) -> answer
+# (its reply is decoded) -> queued (the completion is in the queue)
 # -> signal (the notify fd is written) -> wakeup (the loop woke and the
 # drain started) -> callback (the callback is about to run). A build without
 # the trace feature prints the round trip only. Uses EV_ETCD_ENDPOINTS

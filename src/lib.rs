@@ -13,8 +13,11 @@
 //! - `bridge`: the thread boundary (runtime thread, notify fd, job and
 //!   completion queues); no Perl in it.
 //! - `etcd`: a pure async etcd client, testable without Perl.
+//! - `trace`: time stamps of a request's stages for bench/latency.pl
+//!   (the `trace` feature; nothing without it).
 //!
-//! Dependencies: `etcd <- bridge <- xs -> perl`, with `sys` below them all.
+//! Dependencies: `etcd <- bridge <- xs -> perl`, with `sys` and `trace`
+//! below them all.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -28,6 +31,7 @@ pub mod bridge;
 pub mod etcd;
 pub mod perl;
 pub mod sys;
+pub mod trace;
 pub mod xs;
 
 // `boot_EV__Etcd`, the symbol XSLoader calls.

@@ -35,13 +35,14 @@ sub _ensure_io {
     # wakeups.
     $IO->stop if $IO;
     $PREPARE->stop if $PREPARE;
-    my $pid = $$;
+    # _drain and _flush are false in a forked child (the engine knows its
+    # process without asking the kernel each time, as $$ does).
     my $io;
-    $io = EV::io(_fd(), EV::READ(), sub { $$ == $pid ? _drain() : $io->stop });
+    $io = EV::io(_fd(), EV::READ(), sub { _drain() or $io->stop });
     $IO = $io;
     $IO->keepalive(0);
     my $prepare;
-    $prepare = EV::prepare_ns(sub { $$ == $pid ? _flush() : $prepare->stop });
+    $prepare = EV::prepare_ns(sub { _flush() or $prepare->stop });
     $PREPARE = $prepare;
     $PREPARE->keepalive(0);
     $IO_PID = $$;
@@ -2341,14 +2342,15 @@ its events to STDERR (see L</EVENTS AND COUNTERS>).
 =item EV_ETCD_LINGER_US
 
 After it answers the last outstanding request, the engine thread stays
-awake (yielding the CPU to anyone who wants it) for this many
+awake (yielding the CPU to anyone who wants it) up to this many
 microseconds, so that the next request of a program making one at a time
-does not have to wake it first. Default 0 (off); at most 10000. It spends
-CPU to save a thread wakeup per request, which pays where the client has
-cores to spare (the server elsewhere); on a machine shared with a busy
-server it takes CPU the server needs. Read once, the first time it is
-needed. A client with no request outstanding never lingers: an idle
-client costs no CPU.
+finds it awake rather than having to wake it first: one thread wakeup
+less per round trip. Default 100; 0 turns it off; at most 10000. It
+lingers only while it pays: once a next request comes later than that
+after its answer, the next answer does not linger, until a request
+follows its answer within the time again. So a program that thinks
+between its requests spends no CPU on it, and an idle client none at all
+(no request, no lingering). Read once, the first time it is needed.
 
 =back
 

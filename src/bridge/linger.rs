@@ -1,37 +1,47 @@
-//! On request (`EV_ETCD_LINGER_US`), the runtime thread lingers a moment
-//! before it sleeps when it has just answered the last call outstanding: a
-//! program that makes one request at a time sends its next one from the
-//! callback, some microseconds later, and a thread still awake takes it at
-//! once, where a sleeping one would first have to be woken (a futex or
-//! eventfd wake and a trip through the scheduler, on the critical path of
-//! every round trip). It lingers only after such an answer, never while
-//! calls are outstanding (their answers come from the network, not from
-//! the Perl thread) and never on an idle client (no wakeups: nothing
-//! happens until a request is made). Off by default: on a machine whose
-//! cores the client shares with a busy server the lingering thread takes
-//! CPU from the server and the Perl thread, and bench/kv.pl showed no gain
-//! there beyond its noise (bench/latency.pl shows the pickup it saves).
+//! The runtime thread lingers a moment before it sleeps when it has just
+//! answered the last call outstanding: a program that makes one request
+//! at a time sends its next one from the callback, some microseconds
+//! later, and a thread still awake takes it at once, where a sleeping one
+//! would first have to be woken (a wake of a thread whose core went idle,
+//! on the critical path of every round trip, and dearer still in a virtual
+//! machine, where it halted a virtual CPU: bench/latency.pl shows the
+//! pickup it saves). tokio's own worker threads do the same before they
+//! park.
+//!
+//! It lingers only after such an answer, never while calls are
+//! outstanding (their answers come from the network, not from the Perl
+//! thread) and never on an idle client (no wakeups: nothing happens until
+//! a request is made). And only while it pays: when the last request
+//! came later than the lingering would have waited, the next answer does
+//! not linger, so a program that thinks between its requests costs no
+//! CPU for it. While lingering it yields, so any other thread that wants
+//! the core (the Perl thread, a local etcd) has it. `EV_ETCD_LINGER_US`
+//! sets how long (0: never).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the runtime thread stays awake for the next request, unless
-/// `EV_ETCD_LINGER_US` says otherwise: by default it does not linger.
-pub const LINGER: Duration = Duration::ZERO;
+/// `EV_ETCD_LINGER_US` says otherwise.
+pub const LINGER: Duration = Duration::from_micros(100);
+
+/// The most `EV_ETCD_LINGER_US` may ask for.
+const MOST: Duration = Duration::from_millis(10);
 
 fn linger() -> Duration {
     static CHOSEN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| {
-        std::env::var("EV_ETCD_LINGER_US")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|us| Duration::from_micros(us.min(10_000)))
-            .unwrap_or(LINGER)
-    })
+    *CHOSEN.get_or_init(|| chosen(std::env::var("EV_ETCD_LINGER_US").ok().as_deref()))
 }
 
-#[derive(Default)]
+/// The lingering `EV_ETCD_LINGER_US` asks for (a whole number of
+/// microseconds), or `LINGER`.
+fn chosen(var: Option<&str>) -> Duration {
+    var.and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|us| Duration::from_micros(us).min(MOST))
+        .unwrap_or(LINGER)
+}
+
 pub struct Activity {
     /// Jobs sent by the Perl thread (it counts; the runtime watches).
     sent: AtomicU64,
@@ -39,6 +49,26 @@ pub struct Activity {
     calls: AtomicUsize,
     /// The last outstanding call was just answered.
     armed: AtomicBool,
+    /// When it was answered, in nanoseconds since `epoch` (0: no answer
+    /// waits for its next request).
+    answered: AtomicU64,
+    /// The request after the last such answer came within the lingering
+    /// time (true until one did not).
+    quick: AtomicBool,
+    epoch: Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity {
+            sent: AtomicU64::new(0),
+            calls: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            answered: AtomicU64::new(0),
+            quick: AtomicBool::new(true),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl Activity {
@@ -49,8 +79,32 @@ impl Activity {
 
     /// A unary call starts on the runtime; its guard ends it.
     pub fn call(self: &Arc<Self>) -> Call {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.call_within(linger())
+    }
+
+    fn call_within(self: &Arc<Self>, limit: Duration) -> Call {
+        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.next_request(limit);
+        }
         Call(self.clone())
+    }
+
+    /// The first call after a quiet spell: was it quick enough after the
+    /// last answer for lingering to have caught it?
+    fn next_request(&self, limit: Duration) {
+        let answered = self.answered.swap(0, Ordering::Relaxed);
+        if answered != 0 {
+            let gap = self.now().saturating_sub(answered);
+            self.quick
+                .store(u128::from(gap) < limit.as_nanos(), Ordering::Relaxed);
+        }
+    }
+
+    /// Nanoseconds since `epoch`, never 0.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// Before the runtime thread parks (tokio's `on_thread_park`): after
@@ -64,7 +118,7 @@ impl Activity {
         if !self.armed.swap(false, Ordering::Relaxed) {
             return;
         }
-        if limit.is_zero() {
+        if limit.is_zero() || !self.quick.load(Ordering::Relaxed) {
             return;
         }
         let seen = self.sent.load(Ordering::Acquire);
@@ -95,6 +149,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if self.0.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.answered.store(self.0.now(), Ordering::Relaxed);
             self.0.armed.store(true, Ordering::Relaxed);
         }
     }
@@ -111,7 +166,7 @@ mod tests {
         let t = Instant::now();
         a.linger_for(L);
         assert!(t.elapsed() < L, "an idle runtime does not linger");
-        let (one, two) = (a.call(), a.call());
+        let (one, two) = (a.call_within(L), a.call_within(L));
         drop(one);
         assert!(
             !a.armed.load(Ordering::Relaxed),
@@ -125,7 +180,7 @@ mod tests {
         a.linger_for(L);
         assert!(t.elapsed() < L, "once");
         // a job ends the lingering
-        drop(a.call());
+        drop(a.call_within(L));
         let b = a.clone();
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(1));
@@ -136,10 +191,42 @@ mod tests {
         sender.join().unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "woken by the job");
         assert_eq!(a.sent.load(Ordering::Relaxed), 1);
-        // by default nothing lingers
-        drop(a.call());
+        // zero: never
+        drop(a.call_within(L));
         let t = Instant::now();
-        a.linger_for(LINGER);
-        assert!(t.elapsed() < L, "off by default");
+        a.linger_for(Duration::ZERO);
+        assert!(t.elapsed() < L, "zero turns it off");
+    }
+
+    #[test]
+    fn stops_lingering_for_a_program_that_thinks() {
+        const L: Duration = Duration::from_millis(20);
+        let a = Arc::new(Activity::default());
+        // A request that came long after the answer: the next answer
+        // does not linger.
+        drop(a.call_within(L));
+        std::thread::sleep(2 * L);
+        let c = a.call_within(L);
+        assert!(!a.quick.load(Ordering::Relaxed), "the request came late");
+        drop(c);
+        let t = Instant::now();
+        a.linger_for(L);
+        assert!(t.elapsed() < L, "no lingering after a slow request");
+        // One that came at once: lingering again.
+        let c = a.call_within(L);
+        assert!(a.quick.load(Ordering::Relaxed), "the request came at once");
+        drop(c);
+        let t = Instant::now();
+        a.linger_for(L);
+        assert!(t.elapsed() >= L, "lingers again");
+    }
+
+    #[test]
+    fn reads_its_setting() {
+        assert_eq!(chosen(None), LINGER);
+        assert_eq!(chosen(Some("0")), Duration::ZERO);
+        assert_eq!(chosen(Some(" 250 ")), Duration::from_micros(250));
+        assert_eq!(chosen(Some("99999999")), MOST);
+        assert_eq!(chosen(Some("abc")), LINGER);
     }
 }

@@ -8,7 +8,6 @@
 pub mod linger;
 pub mod notify;
 pub mod runtime;
-pub mod trace;
 
 use std::collections::HashMap;
 use std::os::unix::io::RawFd;

@@ -23,8 +23,8 @@ use crate::etcd::watch::{self as w, Barrier};
 
 use super::linger::{self, Activity};
 use super::notify::Notifier;
-use super::trace::{self, Stage};
 use super::IdMap;
+use crate::trace::{self, Stage};
 
 /// Work sent from the Perl thread.
 pub enum Job {

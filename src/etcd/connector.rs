@@ -5,6 +5,13 @@
 //! fails or when an open connection is lost (the server closed it, or reading
 //! or writing failed). So the health monitor sees a member die even while no
 //! request is running. Runtime thread only.
+//!
+//! It also gathers small writes. hyper hands a request's HEADERS frame to
+//! the connection before the body task has produced its DATA frame, so
+//! each request left in two writes: two TCP segments, each of which wakes
+//! the server's reader. The connection's flush is put off by one turn of
+//! the runtime, which lets the tasks already woken add their frames, and
+//! then everything gathered goes out in one write (`Watched::poll_flush`).
 
 use std::future::Future;
 use std::io;
@@ -53,7 +60,13 @@ impl Service<Uri> for Dialer {
                 Ok(tcp) => {
                     let _ = tcp.set_nodelay(true);
                     state.set_conn_of(&name, Conn::Up);
-                    Ok(TokioIo::new(Watched { tcp, state, name }))
+                    Ok(TokioIo::new(Watched {
+                        tcp,
+                        state,
+                        name,
+                        out: Vec::new(),
+                        held: false,
+                    }))
                 }
                 Err(e) => {
                     state.set_conn_of(&name, Conn::Down);
@@ -69,7 +82,15 @@ pub struct Watched {
     tcp: TcpStream,
     state: Arc<EndpointStates>,
     name: String,
+    /// Small writes gathered for the flush.
+    out: Vec<u8>,
+    /// The flush was put off once already: the next one sends `out`.
+    held: bool,
 }
+
+/// Writes are gathered while they add up to no more than this; a larger
+/// one sends what was gathered, then goes out as it is (no copy).
+const GATHER: usize = 16 * 1024;
 
 impl Watched {
     fn lost(&self) {
@@ -86,6 +107,7 @@ impl Watched {
     /// `watch` for a write, counting the bytes written.
     fn wrote(&self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         if let Poll::Ready(Ok(n)) = &r {
+            crate::trace::wrote();
             Counters::add(&self.state.events().counters.bytes_out, *n as u64);
         }
         self.watch(r)
@@ -107,19 +129,36 @@ impl AsyncRead for Watched {
                 self.lost();
             }
             Counters::add(&self.state.events().counters.bytes_in, n as u64);
+            if n > 0 {
+                crate::trace::read();
+            }
         }
         self.watch(r)
     }
 }
 
+impl Watched {
+    /// Sends what was gathered; Ready once all of it is written.
+    fn send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let r = Pin::new(&mut self.tcp).poll_write(cx, &self.out);
+            match std::task::ready!(self.wrote(r)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => drop(self.out.drain(..n)),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.tcp).poll_write(cx, buf);
-        self.wrote(r)
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -127,20 +166,42 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.out.len() + len <= GATHER {
+            for b in bufs {
+                self.out.extend_from_slice(b);
+            }
+            return Poll::Ready(Ok(len));
+        }
+        std::task::ready!(self.send_out(cx))?;
         let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
         self.wrote(r)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        true
     }
 
+    /// The first flush with something gathered is put off: the task asks
+    /// to be polled again after the tasks already woken (hyper's body
+    /// task among them, whose DATA frame then joins its HEADERS frame);
+    /// the next one sends.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.out.is_empty() {
+            if !self.held {
+                self.held = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            std::task::ready!(self.send_out(cx))?;
+            self.held = false;
+        }
         let r = Pin::new(&mut self.tcp).poll_flush(cx);
         self.watch(r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.send_out(cx))?;
         Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }

@@ -319,17 +319,21 @@ pub fn fd<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
     Ok(Some(p.new_iv(i64::from(fd))))
 }
 
-/// `_drain()`: runs the callbacks of everything that completed.
+/// `_drain()`: runs the callbacks of everything that completed. False
+/// (and nothing run) in a forked child, whose watcher then stops.
 pub fn drain<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    if !callbacks::ours() {
+        return Ok(Some(p.new_iv(0)));
+    }
     callbacks::drain(p);
-    Ok(None)
+    Ok(Some(p.new_iv(1)))
 }
 
 /// `_trace()`: with the `trace` feature, `[count, [stage, mean ns], ...]`
 /// for the requests since the last call (src/bridge/trace.rs); an empty
 /// list without it.
 pub fn trace<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
-    let (gaps, n) = crate::bridge::trace::report();
+    let (gaps, n) = crate::trace::report();
     let mut av = p.new_array(gaps.len() + 1);
     if !gaps.is_empty() {
         av.push(p.new_uv(n));
@@ -344,9 +348,13 @@ pub fn trace<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
 }
 
 /// `_flush()`: sends requests buffered by callbacks (prepare watcher).
-pub fn flush<'a>(_p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+/// False in a forked child, like `_drain`.
+pub fn flush<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
+    if !callbacks::ours() {
+        return Ok(Some(p.new_iv(0)));
+    }
     callbacks::flush();
-    Ok(None)
+    Ok(Some(p.new_iv(1)))
 }
 
 /// `_shutdown()`: END-time teardown.

@@ -36,7 +36,7 @@ pub fn flush() {
 /// Runs the callbacks of every completion that has arrived (called by the
 /// `EV::io` watcher on the notify fd).
 pub fn drain(p: &Perl) {
-    crate::bridge::trace::stamp(crate::bridge::trace::Stage::Wakeup);
+    crate::trace::stamp(crate::trace::Stage::Wakeup);
     with(|m| m.draining += 1);
     run_deferred(p);
     drain_batch(p);
@@ -143,7 +143,7 @@ fn drain_batch(p: &Perl) {
         let call = arguments(p, &mut done, kind, delivery);
         drop(done);
         if let Some((cb, args)) = call {
-            crate::bridge::trace::close();
+            crate::trace::close();
             p.call_cb(&cb, args);
         }
     }
@@ -186,6 +186,13 @@ fn withdraw(m: &mut Registry, client: u64, done: &mut Completion) {
         member: None,
     };
     let _ = super::submit::queue(m, job);
+}
+
+/// Whether the notify fd the watchers watch is this process's (false in a
+/// child forked with a client: its watchers, inherited, stop themselves
+/// rather than drain the parent's queue).
+pub fn ours() -> bool {
+    with(|m| m.bridge.as_ref().is_none_or(|b| b.ours()))
 }
 
 /// END-time teardown: releases every stored callback while the interpreter

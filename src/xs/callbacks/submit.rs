@@ -45,7 +45,7 @@ fn submit_call(
     };
     let own = reply.timeout;
     let member = reply.endpoint;
-    crate::bridge::trace::stamp(crate::bridge::trace::Stage::Submit);
+    crate::trace::stamp(crate::trace::Stage::Submit);
     enqueue(p, client, kind, callback(reply.cb), tx, |req, timeout| {
         Job::Unary {
             client,

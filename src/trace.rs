@@ -3,6 +3,7 @@
 //! gaps between stages up when the callback starts. Meant for one request
 //! at a time (a sequential benchmark): the stamps are those of the latest
 //! request. Without the feature every call here compiles to nothing.
+#![forbid(unsafe_code)]
 
 /// The stages, in the order a request passes them.
 #[derive(Clone, Copy)]
@@ -13,6 +14,10 @@ pub enum Stage {
     Pickup,
     /// The call starts (encode, send).
     Send,
+    /// Its bytes are written to the connection (the first write since).
+    Wire,
+    /// The last bytes read from the connection before its answer.
+    Reply,
     /// The call's answer is decoded.
     Answer,
     /// The completion is queued for the Perl thread.
@@ -25,8 +30,8 @@ pub enum Stage {
     Callback,
 }
 
-pub const STAGES: [&str; 8] = [
-    "submit", "pickup", "send", "answer", "queued", "signal", "wakeup", "callback",
+pub const STAGES: [&str; 10] = [
+    "submit", "pickup", "send", "wire", "reply", "answer", "queued", "signal", "wakeup", "callback",
 ];
 
 #[cfg(feature = "trace")]
@@ -48,6 +53,23 @@ mod imp {
 
     pub fn stamp(s: Stage) {
         AT[s as usize].store(now(), Relaxed);
+    }
+
+    /// A write to a connection: the request's bytes went out, if it is
+    /// the first write since the call started.
+    pub fn wrote() {
+        if AT[Stage::Wire as usize].load(Relaxed) < AT[Stage::Send as usize].load(Relaxed) {
+            stamp(Stage::Wire);
+        }
+    }
+
+    /// A read from a connection after the request went out and before
+    /// its answer.
+    pub fn read() {
+        let wire = AT[Stage::Wire as usize].load(Relaxed);
+        if wire > 0 && AT[Stage::Answer as usize].load(Relaxed) == 0 {
+            stamp(Stage::Reply);
+        }
     }
 
     /// At `Callback`: adds the gaps of a request that passed every stage
@@ -90,9 +112,15 @@ mod imp {
     #[inline(always)]
     pub fn close() {}
 
+    #[inline(always)]
+    pub fn wrote() {}
+
+    #[inline(always)]
+    pub fn read() {}
+
     pub fn report() -> (Vec<(&'static str, f64)>, u64) {
         (Vec::new(), 0)
     }
 }
 
-pub use imp::{close, report, stamp};
+pub use imp::{close, read, report, stamp, wrote};
