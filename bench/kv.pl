@@ -176,24 +176,35 @@ my @PHASES = qw(put get seqput seqget);
 my %NAME = (put => "pipelined put ($inflight)", get => "pipelined get ($inflight)",
             seqput => 'sequential put', seqget => 'sequential get');
 
-# The clients take turns, round after round, so drift of the server
-# (database growth, compaction, page cache) hits all alike; each figure
-# reported is the median over the rounds.
+# The clients take turns phase by phase, round after round (each baseline
+# runs one phase per start, after its own warm-up), and the order in which
+# they take their turns rotates from round to round, so that drift of the
+# server (database growth, compaction, page cache) and of the machine hits
+# all alike; each figure reported is the median over the rounds.
+my %RUN = (put => sub { pipelined($ops, 1) }, get => sub { pipelined($ops, 0) },
+           seqput => sub { sequential($seq, 1) }, seqget => sub { sequential($seq, 0) });
+my %N = (put => $ops, get => $ops, seqput => $seq, seqget => $seq);
 my (%perl, %base);
 for my $round (1 .. $rounds) {
-    push @{ $perl{put} },    [$ops, pipelined($ops, 1)];
-    push @{ $perl{get} },    [$ops, pipelined($ops, 0)];
-    push @{ $perl{seqput} }, [$seq, sequential($seq, 1)];
-    push @{ $perl{seqget} }, [$seq, sequential($seq, 0)];
-    my $pid = $server_pid // '';
-    for my $b (sort keys %baseline) {
-        my $got = 0;
-        for (`'$baseline{$b}' $endpoint $ops $inflight $seq $pid`) {
-            my ($phase, $n, $s, $cpu, $scpu, $idle) = split;
-            push @{ $base{$b}{$phase} }, [$n, $s, $cpu, ($scpu < 0 ? undef : $scpu), ($idle < 0 ? undef : $idle)];
-            $got++;
+    my @clients = ('perl', sort keys %baseline);
+    push @clients, shift @clients for 1 .. ($round - 1) % @clients;
+    for my $p (@PHASES) {
+        for my $who (@clients) {
+            if ($who eq 'perl') {
+                push @{ $perl{$p} }, [$N{$p}, $RUN{$p}->()];
+                next;
+            }
+            my $pid = $server_pid // '';
+            local $ENV{KV_PHASES} = $p;
+            my $got = 0;
+            for (`'$baseline{$who}' $endpoint $ops $inflight $seq $pid`) {
+                my ($phase, $n, $s, $cpu, $scpu, $idle) = split;
+                next unless defined $phase && $phase eq $p;
+                push @{ $base{$who}{$phase} }, [$n, $s, $cpu, ($scpu < 0 ? undef : $scpu), ($idle < 0 ? undef : $idle)];
+                $got++;
+            }
+            die "the $who baseline produced no figures for $p\n" unless $got == 1;
         }
-        die "the $b baseline produced no figures\n" unless $got == @PHASES;
     }
 }
 

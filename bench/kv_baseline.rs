@@ -3,7 +3,8 @@
 //! on the same machine, against the same etcd, in the same run.
 //!
 //! Usage: kv_baseline ENDPOINT OPS INFLIGHT SEQ_OPS [SERVER_PID]
-//! Prints one line per phase: `phase ops seconds cpu_seconds server_cpu
+//! Runs the phases KV_PHASES lists (put, get, seqput, seqget; all when
+//! unset), after a warm-up. Prints one line per phase: `phase ops seconds cpu_seconds server_cpu
 //! idle`: the server's CPU seconds (all its threads; -1 without SERVER_PID
 //! or off Linux) and the share of the machine's CPU time left idle (-1 off
 //! Linux), both over the phase.
@@ -103,16 +104,19 @@ fn main() {
         // warm-up
         pipelined(&ch, 1000, inflight, true).await;
         sequential(&ch, 200, true).await;
-        let around = Around::start(server);
-        let (s, c) = pipelined(&ch, ops, inflight, true).await;
-        println!("put {ops} {s:.4} {c:.4} {}", around.end());
-        let around = Around::start(server);
-        let (s, c) = pipelined(&ch, ops, inflight, false).await;
-        println!("get {ops} {s:.4} {c:.4} {}", around.end());
+        for (phase, put) in [("put", true), ("get", false)] {
+            if measure::wanted(phase) {
+                let around = Around::start(server);
+                let (s, c) = pipelined(&ch, ops, inflight, put).await;
+                println!("{phase} {ops} {s:.4} {c:.4} {}", around.end());
+            }
+        }
         for (phase, put) in [("seqput", true), ("seqget", false)] {
-            let around = Around::start(server);
-            let (s, c) = sequential(&ch, seq, put).await;
-            println!("{phase} {seq} {s:.4} {c:.4} {}", around.end());
+            if measure::wanted(phase) {
+                let around = Around::start(server);
+                let (s, c) = sequential(&ch, seq, put).await;
+                println!("{phase} {seq} {s:.4} {c:.4} {}", around.end());
+            }
         }
     });
 }

@@ -2,6 +2,16 @@
 //! server and the machine over one phase (bench/kv_baseline.rs and
 //! bench/etcd-client/ include this file).
 
+/// Whether phase `name` is to run: those listed in KV_PHASES
+/// (comma-separated; bench/kv.pl runs one at a time, so that the clients
+/// take turns phase by phase), or all when it is unset.
+pub fn wanted(name: &str) -> bool {
+    match std::env::var("KV_PHASES") {
+        Ok(list) => list.split(',').any(|p| p.trim() == name),
+        Err(_) => true,
+    }
+}
+
 /// Process CPU time (user + system, all threads), in seconds, to the
 /// nanosecond (clock_gettime(CLOCK_PROCESS_CPUTIME_ID)).
 pub fn cpu() -> f64 {
