@@ -110,6 +110,28 @@ is((sync_call($client, 'put', "${P}k", 'v'))[1], undef, 'setup put');
     my $timer = EV::timer(1, 0, sub { EV::break });
     EV::run;
     cmp_ok($iterations, '<=', 5, "an idle client adds no loop wakeups ($iterations iterations in 1 s)");
+
+    # ... nor any of its engine thread (no timer runs while nothing is
+    # outstanding and no stream is open): its context switches, from /proc
+    my ($engine) = grep {
+        open my $fh, '<', "$_/comm" or next;
+        (<$fh> // '') eq "ev-etcd-runtime\n";
+    } glob "/proc/$$/task/*";
+    SKIP: {
+        skip 'no /proc/PID/task here (not Linux)', 2 if !$engine && !-d "/proc/$$/task";
+        ok($engine, 'the engine thread is found in /proc');
+        my $switches = sub {
+            open my $fh, '<', "$engine/status" or return -1;
+            my $n = 0;
+            /ctxt_switches:\s+(\d+)/ and $n += $1 while <$fh>;
+            return $n;
+        };
+        my $before = $switches->();
+        my $idle = EV::timer(2, 0, sub { EV::break });
+        EV::run;
+        my $woke = $switches->() - $before;
+        is($woke, 0, "the engine thread of idle clients sleeps: $woke wakeups in 2 s");
+    }
 }
 
 # ---------------------------------------------------------------------------------

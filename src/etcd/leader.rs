@@ -26,6 +26,9 @@ pub struct LeaderWatch {
     /// `(n, name)`: the n-th move: the endpoint found without a leader
     /// (empty: the endpoint list changed).
     lost: watch::Sender<(u64, String)>,
+    /// A stream session opened (the check waits for one: an idle client
+    /// has no timer running).
+    opened: tokio::sync::Notify,
 }
 
 impl Default for LeaderWatch {
@@ -33,6 +36,7 @@ impl Default for LeaderWatch {
         LeaderWatch {
             open: Mutex::new(HashMap::new()),
             lost: watch::channel((0, String::new())).0,
+            opened: tokio::sync::Notify::new(),
         }
     }
 }
@@ -56,6 +60,7 @@ impl LeaderWatch {
     /// A stream session on endpoint `name` is open.
     pub fn stream_open(&self, name: &str) -> OpenStream<'_> {
         *self.streams().entry(name.to_owned()).or_default() += 1;
+        self.opened.notify_one();
         OpenStream(self, name.to_owned())
     }
 
@@ -117,13 +122,19 @@ pub fn has_no_leader(reply: &Reply) -> bool {
     matches!(reply, Reply::Status(s) if s.leader == 0)
 }
 
-/// The check, for the client's life (the caller ends it with the client).
+/// The check, for the client's life (the caller ends it with the client);
+/// it sleeps without a timer while no stream is open.
 pub async fn check(client: Arc<Client>) {
     let every = client.cfg.leader_check_interval;
     if every.is_zero() || !client.cfg.require_leader {
         return;
     }
     loop {
+        // No stream, nothing to check: no timer either until one opens.
+        if client.leader.stream_endpoints().is_empty() {
+            client.leader.opened.notified().await;
+            continue;
+        }
         tokio::time::sleep(every).await;
         // The members the streams are on (not only the current endpoint:
         // calls may have moved on while the streams stayed).
