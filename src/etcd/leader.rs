@@ -68,6 +68,11 @@ impl LeaderWatch {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether any stream session is open.
+    fn any_stream(&self) -> bool {
+        !self.streams().is_empty()
+    }
+
     /// The endpoints that streams are open on.
     fn stream_endpoints(&self) -> Vec<String> {
         self.streams().keys().cloned().collect()
@@ -131,7 +136,7 @@ pub async fn check(client: Arc<Client>) {
     }
     loop {
         // No stream, nothing to check: no timer either until one opens.
-        if client.leader.stream_endpoints().is_empty() {
+        if !client.leader.any_stream() {
             client.leader.opened.notified().await;
             continue;
         }

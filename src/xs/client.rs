@@ -322,15 +322,12 @@ pub fn fd<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
 /// `_drain()`: runs the callbacks of everything that completed. False
 /// (and nothing run) in a forked child, whose watcher then stops.
 pub fn drain<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
-    if !callbacks::ours() {
-        return Ok(Some(p.new_iv(0)));
-    }
-    callbacks::drain(p);
-    Ok(Some(p.new_iv(1)))
+    let ours = callbacks::drain(p);
+    Ok(Some(p.new_iv(i64::from(ours))))
 }
 
 /// `_trace()`: with the `trace` feature, `[count, [stage, mean ns], ...]`
-/// for the requests since the last call (src/bridge/trace.rs); an empty
+/// for the requests since the last call (src/trace.rs); an empty
 /// list without it.
 pub fn trace<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
     let (gaps, n) = crate::trace::report();

@@ -34,8 +34,12 @@ pub fn flush() {
 }
 
 /// Runs the callbacks of every completion that has arrived (called by the
-/// `EV::io` watcher on the notify fd).
-pub fn drain(p: &Perl) {
+/// `EV::io` watcher on the notify fd). False, with nothing run, in a child
+/// forked with a client (`ours`).
+pub fn drain(p: &Perl) -> bool {
+    if !ours() {
+        return false;
+    }
     crate::trace::stamp(crate::trace::Stage::Wakeup);
     with(|m| m.draining += 1);
     run_deferred(p);
@@ -45,6 +49,7 @@ pub fn drain(p: &Perl) {
     with(|m| m.draining -= 1);
     flush();
     sync_keepalive(p);
+    true
 }
 
 /// Calls `on_event` with each event its client queued (POD "EVENTS AND
@@ -101,14 +106,7 @@ fn arguments(
 }
 
 fn drain_batch(p: &Perl) {
-    let ours = with(|m| match &m.bridge {
-        Some(b) if b.ours() => {
-            b.rearm();
-            true
-        }
-        _ => false,
-    });
-    if !ours {
+    if !with(|m| m.bridge.as_ref().map(|b| b.rearm()).is_some()) {
         return;
     }
     for i in 0..MAX_BATCH {
