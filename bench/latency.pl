@@ -3,7 +3,11 @@
 # flight), each stage's share of the time from the call to its callback.
 #
 #   EV_ETCD_FEATURES=trace perl Makefile.PL && make
-#   perl -Mblib bench/latency.pl [--ops 5000] [--rounds 3]
+#   perl -Mblib bench/latency.pl [--ops 5000] [--rounds 3] [--chain]
+#
+# Each request is made from the top level and waited for with EV::run;
+# with --chain each is made from the previous one's callback instead, in
+# one EV::run (as bench/kv.pl's sequential phases do).
 #
 # The stages (src/trace.rs): submit (the Perl thread hands the job
 # over) -> pickup (the runtime thread has it) -> send (the call starts) ->
@@ -24,8 +28,8 @@ use Time::HiRes qw(time);
 use EV;
 use EV::Etcd;
 
-my ($ops, $rounds) = (5000, 3);
-GetOptions('ops=i' => \$ops, 'rounds=i' => \$rounds) or die "bad options\n";
+my ($ops, $rounds, $chain) = (5000, 3, 0);
+GetOptions('ops=i' => \$ops, 'rounds=i' => \$rounds, 'chain' => \$chain) or die "bad options\n";
 
 use EtcdTest;
 
@@ -34,6 +38,7 @@ my $c = EV::Etcd->new(endpoints => [$endpoint], timeout => 30);
 
 sub phase {
     my ($put) = @_;
+    return chained($put) if $chain;
     my $t0 = time;
     for my $i (1 .. $ops) {
         my $k = '/bench/latency/' . ($i % 100);
@@ -43,6 +48,24 @@ sub phase {
         EV::run;
         die "request $i incomplete\n" unless $ok;
     }
+    return (time - $t0) / $ops;
+}
+
+sub chained {
+    my ($put) = @_;
+    my ($i, $next) = (0);
+    my $cb = sub {
+        die "request failed: $_[1]{message}\n" if $_[1];
+        $next->() if ++$i < $ops;
+    };
+    $next = sub {
+        my $k = '/bench/latency/' . ($i % 100);
+        $put ? $c->put($k, 'v', $cb) : $c->get($k, $cb);
+    };
+    my $t0 = time;
+    $next->();
+    EV::run;
+    die "only $i of $ops completed\n" unless $i == $ops;
     return (time - $t0) / $ops;
 }
 

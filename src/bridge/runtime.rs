@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::etcd::backlog::Backlog;
 use crate::etcd::call::{Call, Reply};
 use crate::etcd::client::{Client, Config};
+use crate::etcd::connector;
 use crate::etcd::error::Error;
 use crate::etcd::events::Counters;
 use crate::etcd::keepalive::{self as ka, Keeper};
@@ -184,12 +185,19 @@ pub fn spawn(
     let linger = activity.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(move || linger.before_park())
+        // Held flushes go out first (src/etcd/connector.rs); the runtime
+        // lingers only when nothing is left to run.
+        .on_thread_park(move || {
+            if !connector::release_held() {
+                linger.before_park()
+            }
+        })
         .build()?;
     std::thread::Builder::new()
         .name("ev-etcd-runtime".into())
         .spawn(move || {
             crate::sys::process::block_sigpipe();
+            connector::flush_at_park();
             rt.block_on(serve(rx, done, notify, activity, backlog))
         })?;
     Ok(tx)

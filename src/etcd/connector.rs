@@ -9,15 +9,21 @@
 //! It also gathers small writes. hyper hands a request's HEADERS frame to
 //! the connection before the body task has produced its DATA frame, so
 //! each request left in two writes: two TCP segments, each of which wakes
-//! the server's reader. The connection's flush is put off by one turn of
-//! the runtime, which lets the tasks already woken add their frames, and
-//! then everything gathered goes out in one write (`Watched::poll_flush`).
+//! the server's reader. The connection's flush is put off until the
+//! runtime has run every task that was woken (`release_held`, from its
+//! park hook), which lets them add their frames, and then everything
+//! gathered goes out in one write (`Watched::poll_flush`). That also keeps
+//! the acknowledgement of the server's ping, which grpc-go sends with its
+//! answers, from going out before the answer has reached the Perl thread:
+//! h2 queues the acknowledgement while it reads the answer, and its write
+//! (which wakes the server) cost the round trip some 15 us.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use http::Uri;
 use hyper_util::rt::TokioIo;
@@ -75,6 +81,45 @@ impl Service<Uri> for Dialer {
             }
         })
     }
+}
+
+thread_local! {
+    /// The connections whose flush waits for the runtime to run out of
+    /// work; `None` on a thread whose runtime does not call
+    /// `release_held` (the flush is then put off by one turn instead).
+    static HELD: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
+}
+
+/// Called on the runtime thread before it starts: its park hook calls
+/// `release_held`.
+pub fn flush_at_park() {
+    HELD.with(|h| *h.borrow_mut() = Some(Vec::new()));
+}
+
+/// From the runtime's park hook (it has nothing left to run): wakes the
+/// connections whose flush was put off. True when there were any; the
+/// runtime then runs them instead of parking.
+pub fn release_held() -> bool {
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        let Some(held) = h.as_mut() else {
+            return false;
+        };
+        let any = !held.is_empty();
+        for w in held.drain(..) {
+            w.wake();
+        }
+        any
+    })
+}
+
+/// Puts a flush off: until the runtime has run out of work, or for one
+/// turn where `flush_at_park` was not called.
+fn hold(waker: &Waker) {
+    HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(held) => held.push(waker.clone()),
+        None => waker.wake_by_ref(),
+    })
 }
 
 /// A TCP connection that marks its endpoint down when it is lost.
@@ -182,15 +227,16 @@ impl AsyncWrite for Watched {
         true
     }
 
-    /// The first flush with something gathered is put off: the task asks
-    /// to be polled again after the tasks already woken (hyper's body
-    /// task among them, whose DATA frame then joins its HEADERS frame);
-    /// the next one sends.
+    /// The first flush with something gathered is put off (`hold`): the
+    /// task is polled again once the tasks already woken have run
+    /// (hyper's body task among them, whose DATA frame then joins its
+    /// HEADERS frame), or sooner if something else wakes it; that flush
+    /// sends.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.out.is_empty() {
             if !self.held {
                 self.held = true;
-                cx.waker().wake_by_ref();
+                hold(cx.waker());
                 return Poll::Pending;
             }
             std::task::ready!(self.send_out(cx))?;
@@ -209,6 +255,37 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn held_flushes_wait_for_the_park_hook() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        std::thread::spawn(move || {
+            // Without the park hook: woken at once, polled again next turn.
+            hold(&waker);
+            assert_eq!(count.0.load(Ordering::Relaxed), 1);
+            assert!(!release_held());
+            // With it: woken when the runtime runs out of work.
+            flush_at_park();
+            hold(&waker);
+            hold(&waker);
+            assert_eq!(count.0.load(Ordering::Relaxed), 1, "held");
+            assert!(release_held(), "there were held flushes");
+            assert_eq!(count.0.load(Ordering::Relaxed), 3, "both woken");
+            assert!(!release_held(), "nothing left");
+            assert_eq!(count.0.load(Ordering::Relaxed), 3);
+        })
+        .join()
+        .unwrap();
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn records_connect_and_loss() {
