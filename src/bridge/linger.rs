@@ -109,17 +109,17 @@ impl Activity {
 
     /// Before the runtime thread parks (tokio's `on_thread_park`): after
     /// the answer to the last outstanding call, wait up to `LINGER` for
-    /// the next job.
-    pub fn before_park(&self) {
-        self.linger_for(linger());
+    /// the next job. True when one came.
+    pub fn before_park(&self) -> bool {
+        self.linger_for(linger())
     }
 
-    fn linger_for(&self, limit: Duration) {
+    fn linger_for(&self, limit: Duration) -> bool {
         if !self.armed.swap(false, Ordering::Relaxed) {
-            return;
+            return false;
         }
         if limit.is_zero() || !self.quick.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let seen = self.sent.load(Ordering::Acquire);
         let start = Instant::now();
@@ -129,9 +129,10 @@ impl Activity {
         while self.sent.load(Ordering::Acquire) == seen {
             std::thread::yield_now();
             if start.elapsed() >= limit {
-                return;
+                return false;
             }
         }
+        true
     }
 }
 
@@ -164,7 +165,7 @@ mod tests {
         const L: Duration = Duration::from_millis(20);
         let a = Arc::new(Activity::default());
         let t = Instant::now();
-        a.linger_for(L);
+        assert!(!a.linger_for(L));
         assert!(t.elapsed() < L, "an idle runtime does not linger");
         let (one, two) = (a.call_within(L), a.call_within(L));
         drop(one);
@@ -174,20 +175,23 @@ mod tests {
         );
         drop(two);
         let t = Instant::now();
-        a.linger_for(L);
+        assert!(!a.linger_for(L), "no job came");
         assert!(t.elapsed() >= L, "lingers after the last answer");
         let t = Instant::now();
         a.linger_for(L);
         assert!(t.elapsed() < L, "once");
-        // a job ends the lingering
+        // a job ends the lingering (two calls: the second comes at once
+        // after the first's answer, so lingering pays again)
         drop(a.call_within(L));
+        drop(a.call_within(L));
+        assert!(a.quick.load(Ordering::Relaxed));
         let b = a.clone();
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(1));
             b.sent();
         });
         let t = Instant::now();
-        a.linger_for(Duration::from_secs(10));
+        assert!(a.linger_for(Duration::from_secs(10)), "a job came");
         sender.join().unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "woken by the job");
         assert_eq!(a.sent.load(Ordering::Relaxed), 1);

@@ -185,11 +185,14 @@ pub fn spawn(
     let linger = activity.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Held flushes go out first (src/etcd/connector.rs); the runtime
-        // lingers only when nothing is left to run.
+        // The flushes put off (src/etcd/connector.rs) go out when the
+        // runtime has nothing left to run; after lingering, unless a job
+        // came meanwhile (what it writes then joins them: the ping
+        // acknowledgement owed since the last answer leaves with the
+        // next request).
         .on_thread_park(move || {
-            if !connector::release_held() {
-                linger.before_park()
+            if !linger.before_park() {
+                connector::release_held();
             }
         })
         .build()?;

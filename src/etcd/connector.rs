@@ -71,7 +71,8 @@ impl Service<Uri> for Dialer {
                         state,
                         name,
                         out: Vec::new(),
-                        held: false,
+                        held: None,
+                        overdue: None,
                     }))
                 }
                 Err(e) => {
@@ -83,42 +84,69 @@ impl Service<Uri> for Dialer {
     }
 }
 
+/// The flushes put off on the runtime thread.
+struct Held {
+    wakers: Vec<Waker>,
+    /// How many times `release_held` released them.
+    releases: u64,
+}
+
 thread_local! {
-    /// The connections whose flush waits for the runtime to run out of
-    /// work; `None` on a thread whose runtime does not call
-    /// `release_held` (the flush is then put off by one turn instead).
-    static HELD: RefCell<Option<Vec<Waker>>> = const { RefCell::new(None) };
+    /// `None` on a thread whose runtime does not call `release_held`
+    /// (a flush is then put off by one turn instead).
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
 }
 
 /// Called on the runtime thread before it starts: its park hook calls
 /// `release_held`.
 pub fn flush_at_park() {
-    HELD.with(|h| *h.borrow_mut() = Some(Vec::new()));
+    HELD.with(|h| {
+        *h.borrow_mut() = Some(Held {
+            wakers: Vec::new(),
+            releases: 0,
+        })
+    });
 }
 
-/// From the runtime's park hook (it has nothing left to run): wakes the
-/// connections whose flush was put off. True when there were any; the
-/// runtime then runs them instead of parking.
+/// From the runtime's park hook (it has nothing left to run): the
+/// flushes put off may go out; their connections are woken. True when
+/// there were any (the runtime then runs them instead of parking).
 pub fn release_held() -> bool {
     HELD.with(|h| {
         let mut h = h.borrow_mut();
         let Some(held) = h.as_mut() else {
             return false;
         };
-        let any = !held.is_empty();
-        for w in held.drain(..) {
+        held.releases += 1;
+        let any = !held.wakers.is_empty();
+        for w in held.wakers.drain(..) {
             w.wake();
         }
         any
     })
 }
 
-/// Puts a flush off: until the runtime has run out of work, or for one
-/// turn where `flush_at_park` was not called.
-fn hold(waker: &Waker) {
+/// Puts a flush off until the next `release_held`, or for one turn where
+/// `flush_at_park` was not called. Returns the ticket for `released`.
+fn hold(waker: &Waker) -> u64 {
     HELD.with(|h| match h.borrow_mut().as_mut() {
-        Some(held) => held.push(waker.clone()),
-        None => waker.wake_by_ref(),
+        Some(held) => {
+            held.wakers.push(waker.clone());
+            held.releases
+        }
+        None => {
+            waker.wake_by_ref();
+            0
+        }
+    })
+}
+
+/// Whether the flush held with `ticket` may go out.
+fn released(ticket: u64) -> bool {
+    HELD.with(|h| {
+        h.borrow()
+            .as_ref()
+            .is_none_or(|held| held.releases > ticket)
     })
 }
 
@@ -129,13 +157,19 @@ pub struct Watched {
     name: String,
     /// Small writes gathered for the flush.
     out: Vec<u8>,
-    /// The flush was put off once already: the next one sends `out`.
-    held: bool,
+    /// The flush is put off: the ticket of `hold`.
+    held: Option<u64>,
+    /// When a flush put off goes out regardless (`HOLD_AT_MOST`).
+    overdue: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Writes are gathered while they add up to no more than this; a larger
 /// one sends what was gathered, then goes out as it is (no copy).
 const GATHER: usize = 16 * 1024;
+
+/// The longest a flush waits for the runtime to run out of work (a
+/// runtime busy with many streams may not for a long time).
+const HOLD_AT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Watched {
     fn lost(&self) {
@@ -183,6 +217,13 @@ impl AsyncRead for Watched {
 }
 
 impl Watched {
+    /// Whether the flush put off has waited `HOLD_AT_MOST`.
+    fn due(&mut self, cx: &mut Context<'_>) -> bool {
+        self.overdue
+            .as_mut()
+            .is_none_or(|at| at.as_mut().poll(cx).is_ready())
+    }
+
     /// Sends what was gathered; Ready once all of it is written.
     fn send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
@@ -227,20 +268,32 @@ impl AsyncWrite for Watched {
         true
     }
 
-    /// The first flush with something gathered is put off (`hold`): the
-    /// task is polled again once the tasks already woken have run
-    /// (hyper's body task among them, whose DATA frame then joins its
-    /// HEADERS frame), or sooner if something else wakes it; that flush
+    /// A flush with something gathered is put off (`hold`) until the
+    /// tasks already woken have run (hyper's body task among them, whose
+    /// DATA frame then joins its HEADERS frame); the flush after that
     /// sends.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.out.is_empty() {
-            if !self.held {
-                self.held = true;
-                hold(cx.waker());
-                return Poll::Pending;
+            let held = self.held;
+            match held {
+                None => {
+                    let ticket = hold(cx.waker());
+                    self.held = Some(ticket);
+                    if !released(ticket) {
+                        let mut at = Box::pin(tokio::time::sleep(HOLD_AT_MOST));
+                        // Registers the timer: it wakes the task when due.
+                        let _ = at.as_mut().poll(cx);
+                        self.overdue = Some(at);
+                    }
+                    return Poll::Pending;
+                }
+                Some(ticket) if !released(ticket) && !self.due(cx) => return Poll::Pending,
+                Some(_) => {
+                    std::task::ready!(self.send_out(cx))?;
+                    self.held = None;
+                    self.overdue = None;
+                }
             }
-            std::task::ready!(self.send_out(cx))?;
-            self.held = false;
         }
         let r = Pin::new(&mut self.tcp).poll_flush(cx);
         self.watch(r)
@@ -269,19 +322,83 @@ mod tests {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         std::thread::spawn(move || {
-            // Without the park hook: woken at once, polled again next turn.
-            hold(&waker);
+            // Without the park hook: woken at once, sent at the next poll.
+            let t = hold(&waker);
             assert_eq!(count.0.load(Ordering::Relaxed), 1);
+            assert!(released(t));
             assert!(!release_held());
-            // With it: woken when the runtime runs out of work.
+            // With it: not before the runtime runs out of work.
             flush_at_park();
-            hold(&waker);
-            hold(&waker);
+            let (a, b) = (hold(&waker), hold(&waker));
             assert_eq!(count.0.load(Ordering::Relaxed), 1, "held");
+            assert!(!released(a) && !released(b), "held");
             assert!(release_held(), "there were held flushes");
             assert_eq!(count.0.load(Ordering::Relaxed), 3, "both woken");
+            assert!(released(a) && released(b), "released");
+            let c = hold(&waker);
+            assert!(
+                !released(c),
+                "a flush put off after the release waits for the next"
+            );
+            assert!(release_held());
+            assert!(released(c));
             assert!(!release_held(), "nothing left");
-            assert_eq!(count.0.load(Ordering::Relaxed), 3);
+            assert_eq!(count.0.load(Ordering::Relaxed), 4);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A runtime that never runs out of work (a task always ready) still
+    /// sends what a connection gathered: after `HOLD_AT_MOST`.
+    #[test]
+    fn a_busy_runtime_still_flushes() {
+        use std::sync::atomic::AtomicBool;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        std::thread::spawn(|| {
+            flush_at_park();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .on_thread_park(|| {
+                    release_held();
+                })
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let uri: Uri = format!("http://{}", l.local_addr().unwrap())
+                    .parse()
+                    .unwrap();
+                let mut d = Dialer {
+                    state: EndpointStates::unnamed(1),
+                    name: "e0".into(),
+                };
+                let mut w = d.call(uri).await.unwrap().into_inner();
+                let (mut srv, _) = l.accept().await.unwrap();
+                let stop = Arc::new(AtomicBool::new(false));
+                let busy = {
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        while !stop.load(Ordering::Relaxed) {
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                };
+                let sent = async {
+                    w.write_all(b"ping").await.unwrap();
+                    w.flush().await.unwrap();
+                    let mut b = [0u8; 4];
+                    srv.read_exact(&mut b).await.unwrap();
+                    b
+                };
+                let got = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
+                stop.store(true, Ordering::Relaxed);
+                busy.await.unwrap();
+                assert_eq!(
+                    got.expect("sent although the runtime stayed busy"),
+                    *b"ping"
+                );
+            });
         })
         .join()
         .unwrap();
