@@ -11,12 +11,17 @@
 //! each request left in two writes: two TCP segments, each of which wakes
 //! the server's reader. The connection's flush is put off until the
 //! runtime has run every task that was woken (`release_held`, from its
-//! park hook), which lets them add their frames, and then everything
-//! gathered goes out in one write (`Watched::poll_flush`). That also keeps
-//! the acknowledgement of the server's ping, which grpc-go sends with its
-//! answers, from going out before the answer has reached the Perl thread:
-//! h2 queues the acknowledgement while it reads the answer, and its write
-//! (which wakes the server) cost the round trip some 15 us.
+//! park hook, after the runtime lingered for the next request), which
+//! lets them add their frames, and then everything gathered goes out in
+//! one write (`Watched::poll_flush`); a runtime kept busy by other work
+//! sends it anyway after `HOLD_AT_MOST`.
+//!
+//! Acknowledgements of the server's pings alone wait longer: for the next
+//! write, which they join, or `HOLD_AT_MOST` (`hold_acks`). grpc-go pings
+//! with its answers, and when a request's body arrives; h2 acknowledged
+//! while it read, so the acknowledgement went out before the answer
+//! reached the Perl thread, or in the middle of the server's work, each
+//! time as a write of its own that woke the server.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -139,6 +144,35 @@ fn hold(waker: &Waker) -> u64 {
             0
         }
     })
+}
+
+/// The ticket of a flush that `release_held` does not release.
+const UNTIL_DUE: u64 = u64::MAX;
+
+/// Puts off a flush of ping acknowledgements alone: until something else
+/// is written (they go with it) or `HOLD_AT_MOST` has passed, so that the
+/// acknowledgement of a ping that came with an answer, or before it (etcd
+/// pings when a request's body arrives), does not wake the server on its
+/// own. `hold` where `flush_at_park` was not called.
+fn hold_acks(waker: &Waker) -> u64 {
+    if HELD.with(|h| h.borrow().is_some()) {
+        UNTIL_DUE
+    } else {
+        hold(waker)
+    }
+}
+
+/// Whether `b` holds HTTP/2 PING acknowledgements and nothing else.
+fn only_ping_acks(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 9 <= b.len() {
+        let len = (usize::from(b[i]) << 16) | (usize::from(b[i + 1]) << 8) | usize::from(b[i + 2]);
+        if b[i + 3] != 6 || b[i + 4] & 1 == 0 {
+            return false;
+        }
+        i += 9 + len;
+    }
+    i == b.len()
 }
 
 /// Whether the flush held with `ticket` may go out.
@@ -274,10 +308,19 @@ impl AsyncWrite for Watched {
     /// sends.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.out.is_empty() {
+            let acks = only_ping_acks(&self.out);
+            if self.held == Some(UNTIL_DUE) && !acks {
+                // Something joined the acknowledgements: held as it is.
+                self.held = None;
+            }
             let held = self.held;
             match held {
                 None => {
-                    let ticket = hold(cx.waker());
+                    let ticket = if acks {
+                        hold_acks(cx.waker())
+                    } else {
+                        hold(cx.waker())
+                    };
                     self.held = Some(ticket);
                     if !released(ticket) {
                         let mut at = Box::pin(tokio::time::sleep(HOLD_AT_MOST));
@@ -318,6 +361,19 @@ mod tests {
     }
 
     #[test]
+    fn tells_ping_acknowledgements_from_other_frames() {
+        let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let update = [0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        assert!(only_ping_acks(&ack));
+        assert!(only_ping_acks(&[ack, ack].concat()));
+        assert!(!only_ping_acks(&ping), "a ping of our own");
+        assert!(!only_ping_acks(&[&ack[..], &update[..]].concat()));
+        assert!(!only_ping_acks(&ack[..12]), "cut short");
+        assert!(!only_ping_acks(&[0x17, 3, 3, 0, 40, 1, 2, 3, 4, 5]), "TLS");
+    }
+
+    #[test]
     fn held_flushes_wait_for_the_park_hook() {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
@@ -343,6 +399,11 @@ mod tests {
             assert!(release_held());
             assert!(released(c));
             assert!(!release_held(), "nothing left");
+            assert_eq!(count.0.load(Ordering::Relaxed), 4);
+            // Acknowledgements alone: not released (their timer sends them).
+            let acks = hold_acks(&waker);
+            release_held();
+            assert!(!released(acks));
             assert_eq!(count.0.load(Ordering::Relaxed), 4);
         })
         .join()
