@@ -337,6 +337,10 @@ impl AsyncWrite for Watched {
                     self.overdue = None;
                 }
             }
+        } else if self.held.is_some() {
+            // A large write sent what was held.
+            self.held = None;
+            self.overdue = None;
         }
         let r = Pin::new(&mut self.tcp).poll_flush(cx);
         self.watch(r)
