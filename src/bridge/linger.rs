@@ -52,6 +52,8 @@ pub struct Activity {
     /// When it was answered, in nanoseconds since `epoch` (0: no answer
     /// waits for its next request).
     answered: AtomicU64,
+    /// How many jobs had been sent when it was answered.
+    sent_then: AtomicU64,
     /// The request after the last such answer came within the lingering
     /// time (true until one did not).
     quick: AtomicBool,
@@ -65,6 +67,7 @@ impl Default for Activity {
             calls: AtomicUsize::new(0),
             armed: AtomicBool::new(false),
             answered: AtomicU64::new(0),
+            sent_then: AtomicU64::new(0),
             quick: AtomicBool::new(true),
             epoch: Instant::now(),
         }
@@ -121,7 +124,14 @@ impl Activity {
         if limit.is_zero() || !self.quick.load(Ordering::Relaxed) {
             return false;
         }
-        let seen = self.sent.load(Ordering::Acquire);
+        // A job that came after the answer but before the runtime got
+        // here (the Perl thread, woken on this core, ran before it) has
+        // been taken already, and what it wrote is among the flushes to
+        // release: waiting for another would hold its request back.
+        let seen = self.sent_then.load(Ordering::Relaxed);
+        if self.sent.load(Ordering::Acquire) != seen {
+            return false;
+        }
         let start = Instant::now();
         // Yielding, not spinning: the thread stays runnable (a job finds it
         // awake) but gives the core to any thread that wants it, the
@@ -150,6 +160,8 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if self.0.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let sent = self.0.sent.load(Ordering::Acquire);
+            self.0.sent_then.store(sent, Ordering::Relaxed);
             self.0.answered.store(self.0.now(), Ordering::Relaxed);
             self.0.armed.store(true, Ordering::Relaxed);
         }
@@ -200,6 +212,27 @@ mod tests {
         let t = Instant::now();
         a.linger_for(Duration::ZERO);
         assert!(t.elapsed() < L, "zero turns it off");
+    }
+
+    #[test]
+    fn a_job_taken_before_the_park_ends_the_lingering() {
+        const L: Duration = Duration::from_millis(20);
+        let a = Arc::new(Activity::default());
+        drop(a.call_within(L));
+        // The Perl thread sent the next request before the runtime came
+        // to park (it ran first on the runtime's core): the runtime took
+        // it, and what it wrote waits for this park.
+        a.sent();
+        let c = a.call_within(L);
+        let t = Instant::now();
+        assert!(!a.linger_for(L), "nothing more to wait for");
+        assert!(t.elapsed() < L, "the request is not held back");
+        assert!(!a.armed.load(Ordering::Relaxed));
+        drop(c);
+        assert!(a.armed.load(Ordering::Relaxed), "the next answer arms it");
+        let t = Instant::now();
+        assert!(!a.linger_for(L));
+        assert!(t.elapsed() >= L, "and lingers again");
     }
 
     #[test]
