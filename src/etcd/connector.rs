@@ -21,7 +21,10 @@
 //! with its answers, and when a request's body arrives; h2 acknowledged
 //! while it read, so the acknowledgement went out before the answer
 //! reached the Perl thread, or in the middle of the server's work, each
-//! time as a write of its own that woke the server.
+//! time as a write of its own that woke the server. They go after the
+//! frames that join them: grpc-go pings when a request's body arrives
+//! only if its last ping was acknowledged, so it now pings for every
+//! other request instead of every one.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -76,6 +79,7 @@ impl Service<Uri> for Dialer {
                         state,
                         name,
                         out: Vec::new(),
+                        acks: Vec::new(),
                         held: None,
                         overdue: None,
                     }))
@@ -191,6 +195,8 @@ pub struct Watched {
     name: String,
     /// Small writes gathered for the flush.
     out: Vec<u8>,
+    /// Ping acknowledgements put off; they go after what joins them.
+    acks: Vec<u8>,
     /// The flush is put off: the ticket of `hold`.
     held: Option<u64>,
     /// When a flush put off goes out regardless (`HOLD_AT_MOST`).
@@ -258,6 +264,17 @@ impl Watched {
             .is_none_or(|at| at.as_mut().poll(cx).is_ready())
     }
 
+    /// A flush put off with `ticket` goes out after `HOLD_AT_MOST` at the
+    /// latest: the timer wakes the task.
+    fn hold_for_at_most(&mut self, ticket: u64, cx: &mut Context<'_>) {
+        if !released(ticket) {
+            let mut at = Box::pin(tokio::time::sleep(HOLD_AT_MOST));
+            // Registers the timer: it wakes the task when due.
+            let _ = at.as_mut().poll(cx);
+            self.overdue = Some(at);
+        }
+    }
+
     /// Sends what was gathered; Ready once all of it is written.
     fn send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
@@ -307,46 +324,65 @@ impl AsyncWrite for Watched {
     /// DATA frame then joins its HEADERS frame); the flush after that
     /// sends.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.out.is_empty() {
-            let acks = only_ping_acks(&self.out);
-            if self.held == Some(UNTIL_DUE) && !acks {
-                // Something joined the acknowledgements: held as it is.
-                self.held = None;
-            }
-            let held = self.held;
+        let me = &mut *self;
+        if !me.out.is_empty() && me.held.is_none_or(|t| t == UNTIL_DUE) && only_ping_acks(&me.out) {
+            // Acknowledgements alone wait apart, and go after the frames
+            // that join them: grpc-go pings again for a request's body
+            // only once its last ping is acknowledged (its estimate of the
+            // bandwidth), so acknowledged after the body, it pings for
+            // every other request instead of every one.
+            me.acks.append(&mut me.out);
+        }
+        if me.out.is_empty() && !me.acks.is_empty() {
+            let held = me.held;
             match held {
                 None => {
-                    let ticket = if acks {
-                        hold_acks(cx.waker())
-                    } else {
-                        hold(cx.waker())
-                    };
-                    self.held = Some(ticket);
-                    if !released(ticket) {
-                        let mut at = Box::pin(tokio::time::sleep(HOLD_AT_MOST));
-                        // Registers the timer: it wakes the task when due.
-                        let _ = at.as_mut().poll(cx);
-                        self.overdue = Some(at);
-                    }
+                    let ticket = hold_acks(cx.waker());
+                    me.held = Some(ticket);
+                    me.hold_for_at_most(ticket, cx);
                     return Poll::Pending;
                 }
-                Some(ticket) if !released(ticket) && !self.due(cx) => return Poll::Pending,
+                Some(ticket) if !released(ticket) && !me.due(cx) => return Poll::Pending,
                 Some(_) => {
-                    std::task::ready!(self.send_out(cx))?;
-                    self.held = None;
-                    self.overdue = None;
+                    me.out.append(&mut me.acks);
+                    std::task::ready!(me.send_out(cx))?;
+                    me.held = None;
+                    me.overdue = None;
                 }
             }
-        } else if self.held.is_some() {
+        } else if !me.out.is_empty() {
+            if me.held == Some(UNTIL_DUE) {
+                // Something joined the acknowledgements: held as it is.
+                me.held = None;
+            }
+            let held = me.held;
+            match held {
+                None => {
+                    let ticket = hold(cx.waker());
+                    me.held = Some(ticket);
+                    me.hold_for_at_most(ticket, cx);
+                    return Poll::Pending;
+                }
+                Some(ticket) if !released(ticket) && !me.due(cx) => return Poll::Pending,
+                Some(_) => {
+                    me.out.append(&mut me.acks);
+                    std::task::ready!(me.send_out(cx))?;
+                    me.held = None;
+                    me.overdue = None;
+                }
+            }
+        } else if me.held.is_some() {
             // A large write sent what was held.
-            self.held = None;
-            self.overdue = None;
+            me.held = None;
+            me.overdue = None;
         }
-        let r = Pin::new(&mut self.tcp).poll_flush(cx);
-        self.watch(r)
+        let r = Pin::new(&mut me.tcp).poll_flush(cx);
+        me.watch(r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = &mut *self;
+        me.out.append(&mut me.acks);
         std::task::ready!(self.send_out(cx))?;
         Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
@@ -463,6 +499,55 @@ mod tests {
                     got.expect("sent although the runtime stayed busy"),
                     *b"ping"
                 );
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// One poll of `w`'s flush.
+    fn flush_once(w: &mut Watched) -> Poll<io::Result<()>> {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        Pin::new(w).poll_flush(&mut Context::from_waker(&waker))
+    }
+
+    /// Acknowledgements put off go after the frames that join them.
+    #[test]
+    fn acknowledgements_go_after_what_joins_them() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        std::thread::spawn(|| {
+            flush_at_park();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .on_thread_park(|| {
+                    release_held();
+                })
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let uri: Uri = format!("http://{}", l.local_addr().unwrap())
+                    .parse()
+                    .unwrap();
+                let mut d = Dialer {
+                    state: EndpointStates::unnamed(1),
+                    name: "e0".into(),
+                };
+                let mut w = d.call(uri).await.unwrap().into_inner();
+                let (mut srv, _) = l.accept().await.unwrap();
+                let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+                // HEADERS and DATA frames of a request (contents do not matter).
+                let headers = [0, 0, 3, 1, 4, 0, 0, 0, 1, 9, 9, 9];
+                let data = [0, 0, 2, 0, 1, 0, 0, 0, 1, 7, 7];
+                w.write_all(&ack).await.unwrap();
+                assert!(flush_once(&mut w).is_pending(), "held");
+                w.write_all(&headers).await.unwrap();
+                assert!(flush_once(&mut w).is_pending(), "held");
+                w.write_all(&data).await.unwrap();
+                w.flush().await.unwrap();
+                let mut b = vec![0u8; ack.len() + headers.len() + data.len()];
+                srv.read_exact(&mut b).await.unwrap();
+                assert_eq!(b, [&headers[..], &data[..], &ack[..]].concat());
             });
         })
         .join()
