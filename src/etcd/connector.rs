@@ -450,12 +450,14 @@ mod tests {
         .unwrap();
     }
 
-    /// A runtime that never runs out of work (a task always ready) still
-    /// sends what a connection gathered: after `HOLD_AT_MOST`.
-    #[test]
-    fn a_busy_runtime_still_flushes() {
-        use std::sync::atomic::AtomicBool;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// Runs `test` with a connection made by `Dialer` and the server's
+    /// end of it, on a runtime thread whose park hook releases the
+    /// flushes put off, as the module's does.
+    fn on_parking_runtime<F, Fut>(test: F)
+    where
+        F: FnOnce(Watched, tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
         std::thread::spawn(|| {
             flush_at_park();
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -474,35 +476,46 @@ mod tests {
                     state: EndpointStates::unnamed(1),
                     name: "e0".into(),
                 };
-                let mut w = d.call(uri).await.unwrap().into_inner();
-                let (mut srv, _) = l.accept().await.unwrap();
-                let stop = Arc::new(AtomicBool::new(false));
-                let busy = {
-                    let stop = stop.clone();
-                    tokio::spawn(async move {
-                        while !stop.load(Ordering::Relaxed) {
-                            tokio::task::yield_now().await;
-                        }
-                    })
-                };
-                let sent = async {
-                    w.write_all(b"ping").await.unwrap();
-                    w.flush().await.unwrap();
-                    let mut b = [0u8; 4];
-                    srv.read_exact(&mut b).await.unwrap();
-                    b
-                };
-                let got = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
-                stop.store(true, Ordering::Relaxed);
-                busy.await.unwrap();
-                assert_eq!(
-                    got.expect("sent although the runtime stayed busy"),
-                    *b"ping"
-                );
+                let w = d.call(uri).await.unwrap().into_inner();
+                let (srv, _) = l.accept().await.unwrap();
+                test(w, srv).await;
             });
         })
         .join()
         .unwrap();
+    }
+
+    /// A runtime that never runs out of work (a task always ready) still
+    /// sends what a connection gathered: after `HOLD_AT_MOST`.
+    #[test]
+    fn a_busy_runtime_still_flushes() {
+        use std::sync::atomic::AtomicBool;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        on_parking_runtime(|mut w, mut srv| async move {
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let sent = async {
+                w.write_all(b"ping").await.unwrap();
+                w.flush().await.unwrap();
+                let mut b = [0u8; 4];
+                srv.read_exact(&mut b).await.unwrap();
+                b
+            };
+            let got = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
+            stop.store(true, Ordering::Relaxed);
+            busy.await.unwrap();
+            assert_eq!(
+                got.expect("sent although the runtime stayed busy"),
+                *b"ping"
+            );
+        });
     }
 
     /// One poll of `w`'s flush.
@@ -515,43 +528,21 @@ mod tests {
     #[test]
     fn acknowledgements_go_after_what_joins_them() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        std::thread::spawn(|| {
-            flush_at_park();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .on_thread_park(|| {
-                    release_held();
-                })
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let uri: Uri = format!("http://{}", l.local_addr().unwrap())
-                    .parse()
-                    .unwrap();
-                let mut d = Dialer {
-                    state: EndpointStates::unnamed(1),
-                    name: "e0".into(),
-                };
-                let mut w = d.call(uri).await.unwrap().into_inner();
-                let (mut srv, _) = l.accept().await.unwrap();
-                let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
-                // HEADERS and DATA frames of a request (contents do not matter).
-                let headers = [0, 0, 3, 1, 4, 0, 0, 0, 1, 9, 9, 9];
-                let data = [0, 0, 2, 0, 1, 0, 0, 0, 1, 7, 7];
-                w.write_all(&ack).await.unwrap();
-                assert!(flush_once(&mut w).is_pending(), "held");
-                w.write_all(&headers).await.unwrap();
-                assert!(flush_once(&mut w).is_pending(), "held");
-                w.write_all(&data).await.unwrap();
-                w.flush().await.unwrap();
-                let mut b = vec![0u8; ack.len() + headers.len() + data.len()];
-                srv.read_exact(&mut b).await.unwrap();
-                assert_eq!(b, [&headers[..], &data[..], &ack[..]].concat());
-            });
-        })
-        .join()
-        .unwrap();
+        on_parking_runtime(|mut w, mut srv| async move {
+            let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            // HEADERS and DATA frames of a request (contents do not matter).
+            let headers = [0, 0, 3, 1, 4, 0, 0, 0, 1, 9, 9, 9];
+            let data = [0, 0, 2, 0, 1, 0, 0, 0, 1, 7, 7];
+            w.write_all(&ack).await.unwrap();
+            assert!(flush_once(&mut w).is_pending(), "held");
+            w.write_all(&headers).await.unwrap();
+            assert!(flush_once(&mut w).is_pending(), "held");
+            w.write_all(&data).await.unwrap();
+            w.flush().await.unwrap();
+            let mut b = vec![0u8; ack.len() + headers.len() + data.len()];
+            srv.read_exact(&mut b).await.unwrap();
+            assert_eq!(b, [&headers[..], &data[..], &ack[..]].concat());
+        });
     }
 
     #[tokio::test(flavor = "current_thread")]
