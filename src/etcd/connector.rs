@@ -310,6 +310,9 @@ impl AsyncWrite for Watched {
             }
             return Poll::Ready(Ok(len));
         }
+        // What was gathered goes first, acknowledgements put off with it.
+        let me = &mut *self;
+        me.out.append(&mut me.acks);
         std::task::ready!(self.send_out(cx))?;
         let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
         self.wrote(r)
@@ -542,6 +545,24 @@ mod tests {
             let mut b = vec![0u8; ack.len() + headers.len() + data.len()];
             srv.read_exact(&mut b).await.unwrap();
             assert_eq!(b, [&headers[..], &data[..], &ack[..]].concat());
+        });
+    }
+
+    /// A large write sends the acknowledgements put off with what was
+    /// gathered: its flush does not wait for their timer.
+    #[test]
+    fn a_large_write_takes_the_acknowledgements_along() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        on_parking_runtime(|mut w, mut srv| async move {
+            let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            let big = vec![5u8; GATHER + 1];
+            w.write_all(&ack).await.unwrap();
+            assert!(flush_once(&mut w).is_pending(), "held");
+            w.write_all(&big).await.unwrap();
+            assert!(matches!(flush_once(&mut w), Poll::Ready(Ok(()))), "sent");
+            let mut b = vec![0u8; ack.len() + big.len()];
+            srv.read_exact(&mut b).await.unwrap();
+            assert_eq!(b, [&ack[..], &big[..]].concat());
         });
     }
 
