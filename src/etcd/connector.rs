@@ -275,8 +275,10 @@ impl Watched {
         }
     }
 
-    /// Sends what was gathered; Ready once all of it is written.
+    /// Sends what was gathered, the acknowledgements put off last; Ready
+    /// once all of it is written.
     fn send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.out.append(&mut self.acks);
         while !self.out.is_empty() {
             let r = Pin::new(&mut self.tcp).poll_write(cx, &self.out);
             match std::task::ready!(self.wrote(r)) {
@@ -311,8 +313,6 @@ impl AsyncWrite for Watched {
             return Poll::Ready(Ok(len));
         }
         // What was gathered goes first, acknowledgements put off with it.
-        let me = &mut *self;
-        me.out.append(&mut me.acks);
         std::task::ready!(self.send_out(cx))?;
         let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
         self.wrote(r)
@@ -336,39 +336,26 @@ impl AsyncWrite for Watched {
             // every other request instead of every one.
             me.acks.append(&mut me.out);
         }
-        if me.out.is_empty() && !me.acks.is_empty() {
-            let held = me.held;
-            match held {
-                None => {
-                    let ticket = hold_acks(cx.waker());
-                    me.held = Some(ticket);
-                    me.hold_for_at_most(ticket, cx);
-                    return Poll::Pending;
-                }
-                Some(ticket) if !released(ticket) && !me.due(cx) => return Poll::Pending,
-                Some(_) => {
-                    me.out.append(&mut me.acks);
-                    std::task::ready!(me.send_out(cx))?;
-                    me.held = None;
-                    me.overdue = None;
-                }
-            }
-        } else if !me.out.is_empty() {
-            if me.held == Some(UNTIL_DUE) {
+        if !me.out.is_empty() || !me.acks.is_empty() {
+            let acks_alone = me.out.is_empty();
+            if !acks_alone && me.held == Some(UNTIL_DUE) {
                 // Something joined the acknowledgements: held as it is.
                 me.held = None;
             }
             let held = me.held;
             match held {
                 None => {
-                    let ticket = hold(cx.waker());
+                    let ticket = if acks_alone {
+                        hold_acks(cx.waker())
+                    } else {
+                        hold(cx.waker())
+                    };
                     me.held = Some(ticket);
                     me.hold_for_at_most(ticket, cx);
                     return Poll::Pending;
                 }
                 Some(ticket) if !released(ticket) && !me.due(cx) => return Poll::Pending,
                 Some(_) => {
-                    me.out.append(&mut me.acks);
                     std::task::ready!(me.send_out(cx))?;
                     me.held = None;
                     me.overdue = None;
@@ -384,8 +371,6 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = &mut *self;
-        me.out.append(&mut me.acks);
         std::task::ready!(self.send_out(cx))?;
         Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
