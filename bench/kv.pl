@@ -4,7 +4,8 @@
 # tonic/prost stack (bench/kv_baseline.rs) and the etcd-client crate run as
 # its users run it, on a tokio runtime with one worker (bench/etcd-client/).
 #
-#   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--seq 2000] [--rounds 5] [--on-event]
+#   perl -Mblib bench/kv.pl [--ops 20000] [--inflight 100] [--rounds 5]
+#                           [--seq 600] [--seq-rounds 15] [--on-event]
 #
 # Uses EV_ETCD_ENDPOINTS (first endpoint) when set, otherwise starts a
 # throwaway etcd (t/lib/EtcdTest.pm: --unsafe-no-fsync when etcd has it, so
@@ -28,9 +29,9 @@ use Time::HiRes qw(time clock_gettime CLOCK_PROCESS_CPUTIME_ID);
 use EV;
 use EV::Etcd;
 
-my ($ops, $inflight, $seq, $rounds, $on_event) = (20_000, 100, 2_000, 5, 0);
+my ($ops, $inflight, $seq, $rounds, $seq_rounds, $on_event) = (20_000, 100, 600, 5, 15, 0);
 GetOptions('ops=i' => \$ops, 'inflight=i' => \$inflight, 'seq=i' => \$seq, 'rounds=i' => \$rounds,
-           'on-event' => \$on_event)
+           'seq-rounds=i' => \$seq_rounds, 'on-event' => \$on_event)
     or die "bad options\n";
 
 my ($endpoint, $server, $server_pid);
@@ -180,15 +181,21 @@ my %NAME = (put => "pipelined put ($inflight)", get => "pipelined get ($inflight
 # runs one phase per start, after its own warm-up), and the order in which
 # they take their turns rotates from round to round, so that drift of the
 # server (database growth, compaction, page cache) and of the machine hits
-# all alike; each figure reported is the median over the rounds.
+# all alike; each figure reported is the median over the rounds. A
+# sequential round trip moves with the machine's scheduling from one
+# second to the next, by 20% and more on a small virtual machine: the
+# sequential phases are shorter and have more rounds (--seq-rounds), and
+# each ratio is the median of the rounds' own ratios, each taken between
+# runs a second or so apart.
 my %RUN = (put => sub { pipelined($ops, 1) }, get => sub { pipelined($ops, 0) },
            seqput => sub { sequential($seq, 1) }, seqget => sub { sequential($seq, 0) });
 my %N = (put => $ops, get => $ops, seqput => $seq, seqget => $seq);
 my (%perl, %base);
-for my $round (1 .. $rounds) {
+sub take_turns {
+    my ($round, @phases) = @_;
     my @clients = ('perl', sort keys %baseline);
     push @clients, shift @clients for 1 .. ($round - 1) % @clients;
-    for my $p (@PHASES) {
+    for my $p (@phases) {
         for my $who (@clients) {
             if ($who eq 'perl') {
                 push @{ $perl{$p} }, [$N{$p}, $RUN{$p}->()];
@@ -207,6 +214,8 @@ for my $round (1 .. $rounds) {
         }
     }
 }
+take_turns($_, qw(put get)) for 1 .. $rounds;
+take_turns($_, qw(seqput seqget)) for 1 .. $seq_rounds;
 
 sub median {
     my @v = sort { $a <=> $b } @_;
@@ -217,6 +226,14 @@ sub figures {
     my ($runs) = @_;
     return (median(map { $_->[0] / $_->[1] } @$runs), median(map { 1e6 * $_->[2] / $_->[0] } @$runs));
 }
+# This module's rate over a baseline's, round by round (each round's runs
+# against each other), in ascending order; `ratio` is their median.
+sub ratios {
+    my ($mine, $theirs) = @_;
+    return sort { $a <=> $b }
+        map { ($mine->[$_][0] / $mine->[$_][1]) / ($theirs->[$_][0] / $theirs->[$_][1]) } 0 .. $#$mine;
+}
+sub ratio { median(ratios(@_)) }
 # Median of field $i over the rounds, per operation (us) or as a percentage;
 # '-' when unknown.
 sub per_op {
@@ -230,8 +247,9 @@ sub pct {
     return @v == @$runs ? sprintf('%.0f%%', median(@v)) : '-';
 }
 
-printf "%d rounds, %d ops per pipelined phase, %d in flight, %d ops per sequential phase; medians\n",
-    $rounds, $ops, $inflight, $seq;
+printf "%d rounds of %d ops per pipelined phase, %d in flight; %d rounds of %d ops per sequential phase;\n"
+    . "medians over the rounds (p/tonic, p/crate: of the rounds' own ratios)\n",
+    $rounds, $ops, $inflight, $seq_rounds, $seq;
 print "ops/s and client CPU us/op; perl: this module, tonic: bench/kv_baseline.rs, crate: etcd-client\n";
 printf "%-20s %10s %8s %10s %8s %10s %8s %8s %8s\n", 'phase', 'perl ops/s', 'us/op',
     'tonic', 'us/op', 'crate', 'us/op', 'p/tonic', 'p/crate';
@@ -240,7 +258,12 @@ for my $p (@PHASES) {
     my ($tr, $tc) = figures($base{tonic}{$p});
     my ($cr, $cc) = figures($base{crate}{$p});
     printf "%-20s %10.0f %8.1f %10.0f %8.1f %10.0f %8.1f %8.3f %8.3f\n",
-        $NAME{$p}, $pr, $pc, $tr, $tc, $cr, $cc, $pr / $tr, $pr / $cr;
+        $NAME{$p}, $pr, $pc, $tr, $tc, $cr, $cc, ratio($perl{$p}, $base{tonic}{$p}), ratio($perl{$p}, $base{crate}{$p});
+}
+print "\nthe rounds' own ratios to the crate: lowest, lower quartile, median, upper quartile, highest\n";
+for my $p (@PHASES) {
+    my @r = ratios($perl{$p}, $base{crate}{$p});
+    printf "%-20s %s\n", $NAME{$p}, join('  ', map { sprintf '%.3f', $r[int($_ * $#r + 0.5)] } 0, 0.25, 0.5, 0.75, 1);
 }
 print "\nsequential round trip (us, median)\n";
 for my $p (qw(seqput seqget)) {
