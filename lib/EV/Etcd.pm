@@ -2299,21 +2299,35 @@ the two cores:
 
 =item KV
 
-Pipelined C<put> (100 in flight): about 83-85% of the throughput of a
-pure-Rust client on the same tonic stack (and allocator) in the same run,
-at about 15-16 microseconds of client CPU per request: 12.7-13.7 on the
-engine thread, 2.4-2.6 on the Perl thread (the benchmark's own Perl code
-included), against 10.2-10.7 for the Rust client's one thread. The test
-server runs without fsync, so it is bound by the CPU it shares with the
-client (it spends about 42-46 microseconds per put), and every
-microsecond the client spends is one the server lacks. Pipelined C<get>:
-about 93-95% of the throughput, 22.5-24.5 microseconds per request (the
-server spends 165-180 per get, so the client's share counts for less).
-Sequential requests are bound by the round trip (one put plus its event
-reaches a watch in about 0.2-0.3 ms with etcd's data on tmpfs). The
-script prints, after the figures, where the time went: the client's CPU
-by thread, the server's CPU per request under each client, and the share
+Pipelined C<put> and C<get> (100 in flight): 4-11% more requests per
+second than the etcd-client crate (a Rust client on a tokio runtime with
+one worker) in the same run, at about 12 microseconds of client CPU per
+request (10 on the engine thread, 2 on the Perl thread, the benchmark's
+own Perl code included), against 15-16 for the crate; about 80% of the
+throughput of a hand-written single-threaded Rust client on the module's
+own tonic stack (7-8 microseconds per request). The test server runs
+without fsync, so it is bound by the CPU it shares with the client, and
+every microsecond the client spends is one the server lacks. The script
+prints, after the figures, where the time went: the client's CPU by
+thread, the server's CPU per request under each client, and the share
 of the machine left idle.
+
+=item Sequential requests
+
+One request at a time (the next sent from the previous one's callback),
+each round trip crosses from the Perl thread to the engine thread and
+back, and the crate's crosses between its two threads the same way. On
+a small virtual machine most of such a round trip is the kernel
+scheduling the threads: a thread woken on an idle virtual CPU waits some
+25 microseconds for it, and one woken behind a busy process can wait
+hundreds. Measured there: a sequential C<get> took 150-200 microseconds,
+and 15-20% longer than the crate's; with the program and its engine
+thread kept on one CPU (C<taskset -c 2 perl script.pl>: the engine
+thread starts with the CPUs of the thread that makes the first client),
+a C<get> went from about 205 to 130 microseconds and a C<put> from 235
+to 185 (pipelined throughput did not change). EV::Etcd does not pin threads itself; pin them when the program
+makes one request at a time and latency matters more to it than the
+CPU it leaves to others. F<bench/README.md> has the measurements.
 
 =item Watches
 
