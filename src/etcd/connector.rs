@@ -388,9 +388,12 @@ mod tests {
         }
     }
 
+    /// An HTTP/2 PING acknowledgement (type 6, flag ACK, 8 bytes of data).
+    const PING_ACK: [u8; 17] = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+
     #[test]
     fn tells_ping_acknowledgements_from_other_frames() {
-        let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let ack = PING_ACK;
         let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
         let update = [0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0];
         assert!(only_ping_acks(&ack));
@@ -517,7 +520,7 @@ mod tests {
     fn acknowledgements_go_after_what_joins_them() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         on_parking_runtime(|mut w, mut srv| async move {
-            let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            let ack = PING_ACK;
             // HEADERS and DATA frames of a request (contents do not matter).
             let headers = [0, 0, 3, 1, 4, 0, 0, 0, 1, 9, 9, 9];
             let data = [0, 0, 2, 0, 1, 0, 0, 0, 1, 7, 7];
@@ -539,7 +542,7 @@ mod tests {
     fn a_large_write_takes_the_acknowledgements_along() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         on_parking_runtime(|mut w, mut srv| async move {
-            let ack = [0, 0, 8, 6, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+            let ack = PING_ACK;
             let big = vec![5u8; GATHER + 1];
             w.write_all(&ack).await.unwrap();
             assert!(flush_once(&mut w).is_pending(), "held");
