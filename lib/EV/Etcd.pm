@@ -2299,11 +2299,11 @@ the two cores:
 
 =item KV
 
-Pipelined C<put> and C<get> (100 in flight): 4-11% more requests per
+Pipelined C<put> and C<get> (100 in flight): 0-6% more requests per
 second than the etcd-client crate (a Rust client on a tokio runtime with
 one worker) in the same run, at about 12 microseconds of client CPU per
 request (10 on the engine thread, 2 on the Perl thread, the benchmark's
-own Perl code included), against 15-16 for the crate; about 80% of the
+own Perl code included), against 14-16 for the crate; about 80% of the
 throughput of a hand-written single-threaded Rust client on the module's
 own tonic stack (7-8 microseconds per request). The test server runs
 without fsync, so it is bound by the CPU it shares with the client, and
@@ -2316,18 +2316,23 @@ of the machine left idle.
 
 One request at a time (the next sent from the previous one's callback),
 each round trip crosses from the Perl thread to the engine thread and
-back, and the crate's crosses between its two threads the same way. On
-a small virtual machine most of such a round trip is the kernel
-scheduling the threads: a thread woken on an idle virtual CPU waits some
+back. On a small virtual machine most of such a round trip would be the
+kernel waking threads: a thread woken on an idle virtual CPU waits some
 25 microseconds for it, and one woken behind a busy process can wait
-hundreds. Measured there: a sequential C<get> took 150-200 microseconds,
-and 15-20% longer than the crate's; with the program and its engine
-thread kept on one CPU (C<taskset -c 2 perl script.pl>: the engine
-thread starts with the CPUs of the thread that makes the first client),
-a C<get> went from about 205 to 130 microseconds and a C<put> from 235
-to 185 (pipelined throughput did not change). EV::Etcd does not pin threads itself; pin them when the program
-makes one request at a time and latency matters more to it than the
-CPU it leaves to others. F<bench/README.md> has the measurements.
+hundreds. So neither thread sleeps while the answer is due: the engine
+thread keeps looking at its connections and the Perl thread waits for
+the answer before the loop blocks, until the request is 250 microseconds
+old (C<EV_ETCD_WAIT_US>), and after the answer the engine thread stays
+awake for the next request (C<EV_ETCD_LINGER_US>), all the while yielding
+the CPU to anyone who wants it. This is only done for a program that
+makes its requests back to back, and only while answers come within that
+time; see L</ENVIRONMENT>. Measured there, in two runs of F<bench/kv.pl>:
+a sequential C<put> took 82-101 microseconds against 145-177 for the
+crate (1.79-1.81 times its rate), a C<get> 96-111 against 159-172
+(1.51-1.61 times), at 71-100 microseconds of client CPU per request
+against 51-69 for the crate; with C<EV_ETCD_WAIT_US=0>, a C<get> took
+176 microseconds and a C<put> 238. F<bench/README.md> has the
+measurements.
 
 =item Watches
 
@@ -2365,6 +2370,25 @@ after its answer, the next answer does not linger, until a request
 follows its answer within the time again. So a program that thinks
 between its requests spends no CPU on it, and an idle client none at all
 (no request, no lingering). Read once, the first time it is needed.
+
+=item EV_ETCD_WAIT_US
+
+While one request is outstanding, from a program that makes its requests
+back to back (each within this time of the answer before), neither the
+Perl thread nor the engine thread sleeps until the request is this many
+microseconds old: before the loop blocks, the Perl thread waits for the
+answer, and the engine thread keeps looking at its connections, both
+yielding the CPU to anyone who wants it. The answer then finds both
+awake: two thread wakeups less per round trip, which on a small virtual
+machine are most of a round trip to a nearby server (see
+L</PERFORMANCE>). Default 250; 0 turns it off; at most 10000. It waits
+only while it pays: once an answer has taken longer than this, the next
+request is not waited for, until one is answered within the time again;
+so a program whose server is farther away spends nothing on it, nor one
+that thinks between its requests, nor an idle client. Pipelined requests
+(more than one outstanding) are never waited for. While the Perl thread
+waits, the loop's other watchers and timers are seen at most this much
+later. Read once, the first time it is needed.
 
 =back
 

@@ -17,6 +17,15 @@
 //! CPU for it. While lingering it yields, so any other thread that wants
 //! the core (the Perl thread, a local etcd) has it. `EV_ETCD_LINGER_US`
 //! sets how long (0: never).
+//!
+//! While one call is outstanding, from a program that makes its requests
+//! back to back (each within `EV_ETCD_WAIT_US` of the answer before), the
+//! runtime thread does not sleep either until the call is that old: it
+//! yields and looks at its sockets again (`Rest::Await`), so the answer
+//! finds it awake. The Perl thread waits for the answer in the same way
+//! (src/xs/callbacks/wait.rs). Once an answer has taken longer than that,
+//! the next call is not waited for, until one is answered within the time
+//! again: a program talking to a distant server spends nothing on it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,15 +40,37 @@ const MOST: Duration = Duration::from_millis(10);
 
 fn linger() -> Duration {
     static CHOSEN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| chosen(std::env::var("EV_ETCD_LINGER_US").ok().as_deref()))
+    *CHOSEN.get_or_init(|| chosen(std::env::var("EV_ETCD_LINGER_US").ok().as_deref(), LINGER))
 }
 
-/// The lingering `EV_ETCD_LINGER_US` asks for (a whole number of
-/// microseconds), or `LINGER`.
-fn chosen(var: Option<&str>) -> Duration {
+/// How long the Perl thread and the runtime thread wait for the answer to
+/// the one call outstanding, unless `EV_ETCD_WAIT_US` says otherwise.
+pub const WAIT: Duration = Duration::from_micros(250);
+
+/// The wait for an answer (`EV_ETCD_WAIT_US`, or `WAIT`).
+pub fn answer_wait() -> Duration {
+    static CHOSEN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| chosen(std::env::var("EV_ETCD_WAIT_US").ok().as_deref(), WAIT))
+}
+
+/// The time an environment variable asks for (a whole number of
+/// microseconds, at most `MOST`), or `default`.
+fn chosen(var: Option<&str>, default: Duration) -> Duration {
     var.and_then(|v| v.trim().parse::<u64>().ok())
         .map(|us| Duration::from_micros(us).min(MOST))
-        .unwrap_or(LINGER)
+        .unwrap_or(default)
+}
+
+/// What the runtime thread does when it has nothing left to run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rest {
+    /// It lingered, and a job came.
+    JobCame,
+    /// The answer to the one call outstanding is due: look at the sockets
+    /// again rather than sleep.
+    Await,
+    /// Sleep until something happens.
+    Sleep,
 }
 
 pub struct Activity {
@@ -57,6 +88,13 @@ pub struct Activity {
     /// The request after the last such answer came within the lingering
     /// time (true until one did not).
     quick: AtomicBool,
+    /// The same, within the answer wait.
+    prompt: AtomicBool,
+    /// When the first of the calls outstanding started (nanoseconds since
+    /// `epoch`).
+    started: AtomicU64,
+    /// The last answer to a call alone took longer than the answer wait.
+    slow: AtomicBool,
     epoch: Instant,
 }
 
@@ -69,6 +107,9 @@ impl Default for Activity {
             answered: AtomicU64::new(0),
             sent_then: AtomicU64::new(0),
             quick: AtomicBool::new(true),
+            prompt: AtomicBool::new(true),
+            started: AtomicU64::new(0),
+            slow: AtomicBool::new(false),
             epoch: Instant::now(),
         }
     }
@@ -82,24 +123,27 @@ impl Activity {
 
     /// A unary call starts on the runtime; its guard ends it.
     pub fn call(self: &Arc<Self>) -> Call {
-        self.call_within(linger())
+        self.call_within(linger(), answer_wait())
     }
 
-    fn call_within(self: &Arc<Self>, limit: Duration) -> Call {
+    fn call_within(self: &Arc<Self>, limit: Duration, wait: Duration) -> Call {
         if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.next_request(limit);
+            self.next_request(limit, wait);
         }
         Call(self.clone())
     }
 
     /// The first call after a quiet spell: was it quick enough after the
-    /// last answer for lingering to have caught it?
-    fn next_request(&self, limit: Duration) {
+    /// last answer for lingering to have caught it (and for waiting for
+    /// its answer to pay)?
+    fn next_request(&self, limit: Duration, wait: Duration) {
+        let now = self.now();
+        self.started.store(now, Ordering::Relaxed);
         let answered = self.answered.swap(0, Ordering::Relaxed);
         if answered != 0 {
-            let gap = self.now().saturating_sub(answered);
-            self.quick
-                .store(u128::from(gap) < limit.as_nanos(), Ordering::Relaxed);
+            let gap = u128::from(now.saturating_sub(answered));
+            self.quick.store(gap < limit.as_nanos(), Ordering::Relaxed);
+            self.prompt.store(gap < wait.as_nanos(), Ordering::Relaxed);
         }
     }
 
@@ -112,9 +156,33 @@ impl Activity {
 
     /// Before the runtime thread parks (tokio's `on_thread_park`): after
     /// the answer to the last outstanding call, wait up to `LINGER` for
-    /// the next job. True when one came.
-    pub fn before_park(&self) -> bool {
-        self.linger_for(linger())
+    /// the next job; while one call is outstanding whose answer is due,
+    /// do not sleep.
+    pub fn before_park(&self) -> Rest {
+        if self.linger_for(linger()) {
+            Rest::JobCame
+        } else if self.awaiting(answer_wait()) {
+            Rest::Await
+        } else {
+            Rest::Sleep
+        }
+    }
+
+    /// One call is outstanding, from a program making its requests back
+    /// to back, younger than `wait`, and the last answer to a call alone
+    /// came within it.
+    fn awaiting(&self, wait: Duration) -> bool {
+        !wait.is_zero()
+            && self.calls.load(Ordering::Relaxed) == 1
+            && self.prompt.load(Ordering::Relaxed)
+            && !self.slow.load(Ordering::Relaxed)
+            && u128::from(self.age()) < wait.as_nanos()
+    }
+
+    /// Nanoseconds since the first of the calls outstanding started.
+    fn age(&self) -> u64 {
+        self.now()
+            .saturating_sub(self.started.load(Ordering::Relaxed))
     }
 
     fn linger_for(&self, limit: Duration) -> bool {
@@ -160,6 +228,8 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if self.0.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let slow = u128::from(self.0.age()) >= answer_wait().as_nanos();
+            self.0.slow.store(slow, Ordering::Relaxed);
             let sent = self.0.sent.load(Ordering::Acquire);
             self.0.sent_then.store(sent, Ordering::Relaxed);
             self.0.answered.store(self.0.now(), Ordering::Relaxed);
@@ -179,7 +249,7 @@ mod tests {
         let t = Instant::now();
         assert!(!a.linger_for(L));
         assert!(t.elapsed() < L, "an idle runtime does not linger");
-        let (one, two) = (a.call_within(L), a.call_within(L));
+        let (one, two) = (a.call_within(L, L), a.call_within(L, L));
         drop(one);
         assert!(
             !a.armed.load(Ordering::Relaxed),
@@ -194,8 +264,8 @@ mod tests {
         assert!(t.elapsed() < L, "once");
         // a job ends the lingering (two calls: the second comes at once
         // after the first's answer, so lingering pays again)
-        drop(a.call_within(L));
-        drop(a.call_within(L));
+        drop(a.call_within(L, L));
+        drop(a.call_within(L, L));
         assert!(a.quick.load(Ordering::Relaxed));
         let b = a.clone();
         let sender = std::thread::spawn(move || {
@@ -208,7 +278,7 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(5), "woken by the job");
         assert_eq!(a.sent.load(Ordering::Relaxed), 1);
         // zero: never
-        drop(a.call_within(L));
+        drop(a.call_within(L, L));
         let t = Instant::now();
         a.linger_for(Duration::ZERO);
         assert!(t.elapsed() < L, "zero turns it off");
@@ -218,12 +288,12 @@ mod tests {
     fn a_job_taken_before_the_park_ends_the_lingering() {
         const L: Duration = Duration::from_millis(20);
         let a = Arc::new(Activity::default());
-        drop(a.call_within(L));
+        drop(a.call_within(L, L));
         // The Perl thread sent the next request before the runtime came
         // to park (it ran first on the runtime's core): the runtime took
         // it, and what it wrote waits for this park.
         a.sent();
-        let c = a.call_within(L);
+        let c = a.call_within(L, L);
         let t = Instant::now();
         assert!(!a.linger_for(L), "nothing more to wait for");
         assert!(t.elapsed() < L, "the request is not held back");
@@ -241,16 +311,16 @@ mod tests {
         let a = Arc::new(Activity::default());
         // A request that came long after the answer: the next answer
         // does not linger.
-        drop(a.call_within(L));
+        drop(a.call_within(L, L));
         std::thread::sleep(2 * L);
-        let c = a.call_within(L);
+        let c = a.call_within(L, L);
         assert!(!a.quick.load(Ordering::Relaxed), "the request came late");
         drop(c);
         let t = Instant::now();
         a.linger_for(L);
         assert!(t.elapsed() < L, "no lingering after a slow request");
         // One that came at once: lingering again.
-        let c = a.call_within(L);
+        let c = a.call_within(L, L);
         assert!(a.quick.load(Ordering::Relaxed), "the request came at once");
         drop(c);
         let t = Instant::now();
@@ -260,10 +330,42 @@ mod tests {
 
     #[test]
     fn reads_its_setting() {
-        assert_eq!(chosen(None), LINGER);
-        assert_eq!(chosen(Some("0")), Duration::ZERO);
-        assert_eq!(chosen(Some(" 250 ")), Duration::from_micros(250));
-        assert_eq!(chosen(Some("99999999")), MOST);
-        assert_eq!(chosen(Some("abc")), LINGER);
+        assert_eq!(chosen(None, LINGER), LINGER);
+        assert_eq!(chosen(Some("0"), LINGER), Duration::ZERO);
+        assert_eq!(chosen(Some(" 250 "), LINGER), Duration::from_micros(250));
+        assert_eq!(chosen(Some("99999999"), WAIT), MOST);
+        assert_eq!(chosen(Some("abc"), WAIT), WAIT);
+    }
+
+    #[test]
+    fn awaits_the_answer_to_one_young_call_of_a_prompt_program() {
+        const W: Duration = Duration::from_millis(50);
+        let a = Arc::new(Activity::default());
+        assert!(!a.awaiting(W), "nothing outstanding");
+        let one = a.call_within(W, W);
+        assert!(a.awaiting(W), "one call, just made");
+        assert!(!a.awaiting(Duration::ZERO), "0: never");
+        let two = a.call_within(W, W);
+        assert!(!a.awaiting(W), "two calls: their answers keep it busy");
+        drop(two);
+        std::thread::sleep(W);
+        assert!(!a.awaiting(W), "the call is older than the wait");
+        drop(one);
+        assert!(a.slow.load(Ordering::Relaxed), "it was answered late");
+        let c = a.call_within(W, W);
+        assert!(!a.awaiting(W), "after a late answer");
+        drop(c);
+        assert!(!a.slow.load(Ordering::Relaxed), "this one was quick");
+        let c = a.call_within(W, W);
+        assert!(a.awaiting(W), "after a quick answer, again");
+        drop(c);
+        std::thread::sleep(W);
+        let c = a.call_within(W, W);
+        assert!(!a.prompt.load(Ordering::Relaxed), "the request came late");
+        assert!(!a.awaiting(W), "a program that thinks between requests");
+        drop(c);
+        let c = a.call_within(W, W);
+        assert!(a.awaiting(W), "one that came at once");
+        drop(c);
     }
 }

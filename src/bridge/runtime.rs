@@ -22,7 +22,7 @@ use crate::etcd::snapshot;
 use crate::etcd::stream;
 use crate::etcd::watch::{self as w, Barrier};
 
-use super::linger::{self, Activity};
+use super::linger::{self, Activity, Rest};
 use super::notify::Notifier;
 use super::IdMap;
 use crate::trace::{self, Stage};
@@ -183,16 +183,27 @@ pub fn spawn(
 ) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (tx, rx) = mpsc::unbounded_channel();
     let linger = activity.clone();
+    let again = Arc::new(tokio::sync::Notify::new());
+    let look_again = again.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The flushes put off (src/etcd/connector.rs) go out when the
         // runtime has nothing left to run; after lingering, unless a job
         // came meanwhile (what it writes then joins them: the ping
         // acknowledgement owed since the last answer leaves with the
-        // next request).
-        .on_thread_park(move || {
-            if !linger.before_park() {
+        // next request). While the answer to the one call outstanding is
+        // due, the runtime yields and polls its sockets again instead of
+        // sleeping: the waiting task woken here keeps it from blocking.
+        .on_thread_park(move || match linger.before_park() {
+            Rest::JobCame => {}
+            Rest::Sleep => {
                 connector::release_held();
+            }
+            Rest::Await => {
+                if !connector::release_held() {
+                    std::thread::yield_now();
+                    look_again.notify_one();
+                }
             }
         })
         .build()?;
@@ -201,7 +212,10 @@ pub fn spawn(
         .spawn(move || {
             crate::sys::process::block_sigpipe();
             connector::flush_at_park();
-            rt.block_on(serve(rx, done, notify, activity, backlog))
+            rt.block_on(async move {
+                tokio::spawn(waiting(again));
+                serve(rx, done, notify, activity, backlog).await
+            })
         })?;
     Ok(tx)
 }
@@ -240,6 +254,15 @@ impl Completions {
         } else {
             self.flush.notify_one();
         }
+    }
+}
+
+/// Woken by the park hook while an answer is due (linger.rs
+/// `Rest::Await`): a task to run means the runtime polls its sockets
+/// without blocking, then comes back to the hook.
+async fn waiting(again: Arc<tokio::sync::Notify>) {
+    loop {
+        again.notified().await;
     }
 }
 

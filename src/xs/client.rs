@@ -351,6 +351,7 @@ pub fn flush<'a>(p: &Perl<'a>, _a: &[Sv<'a>]) -> XsResult {
         return Ok(Some(p.new_iv(0)));
     }
     callbacks::flush();
+    callbacks::wait_for_answer();
     Ok(Some(p.new_iv(1)))
 }
 

@@ -33,6 +33,18 @@ pub fn flush() {
     });
 }
 
+/// Before the loop blocks (the .pm's prepare watcher, after `flush`): while
+/// one call is outstanding whose answer is due soon, waits for it, yielding
+/// the core meanwhile (wait.rs).
+pub fn wait_for_answer() {
+    let Some(until) = with(|m| m.waiter.due()) else {
+        return;
+    };
+    super::wait::wait(until, || {
+        with(|m| m.bridge.as_ref().is_none_or(|b| b.queued() > 0))
+    });
+}
+
 /// Runs the callbacks of every completion that has arrived (called by the
 /// `EV::io` watcher on the notify fd). False, with nothing run, in a child
 /// forked with a client (`ours`).
@@ -118,6 +130,9 @@ fn drain_batch(p: &Perl) {
             let mut done = m.bridge.as_ref()?.next()?;
             let entry = if done.last {
                 m.pending.remove(&done.req).map(|pd| {
+                    if pd.due {
+                        m.waiter.answered();
+                    }
                     if pd.cancelled {
                         withdraw(m, pd.client, &mut done);
                     }
@@ -196,7 +211,10 @@ pub fn ours() -> bool {
 /// END-time teardown: releases every stored callback while the interpreter
 /// is still whole; later drops leak instead of touching a dying interpreter.
 pub fn shutdown() {
-    let pending: Vec<Pending> = with(|m| m.pending.drain().map(|(_, v)| v).collect());
+    let pending: Vec<Pending> = with(|m| {
+        m.waiter = Default::default();
+        m.pending.drain().map(|(_, v)| v).collect()
+    });
     let deferred: Vec<SvBox> = with(|m| m.deferred.drain(..).collect());
     let listeners = super::registry::take_listeners();
     drop(pending);

@@ -9,8 +9,9 @@
 mod drain;
 mod registry;
 mod submit;
+mod wait;
 
-pub use drain::{drain, flush, ours, shutdown};
+pub use drain::{drain, flush, ours, shutdown, wait_for_answer};
 pub use registry::{
     check_client, check_stream, client_tag_ok, drop_client, endpoints, health_tick, namespaced,
     new_client, notify_fd, set_client_tag, set_endpoints, stats, Stats,

@@ -89,6 +89,8 @@ pub(super) struct Pending {
     /// `cancel` was called: whatever the call's answer, its callback gets
     /// CANCELLED, and a lock or leadership it was granted is released.
     pub cancelled: bool,
+    /// Counted by the waiter (wait.rs): a call whose answer is due.
+    pub due: bool,
 }
 
 #[derive(Default)]
@@ -109,6 +111,8 @@ pub(super) struct Registry {
     inherited_below: u64,
     /// Clients with an `on_event` listener.
     pub listeners: usize,
+    /// The calls whose answer the loop may wait for (wait.rs).
+    pub waiter: super::wait::Waiter,
 }
 
 thread_local! {
@@ -140,6 +144,7 @@ pub fn notify_fd() -> Result<RawFd, String> {
                 // Everything with an id up to here belongs to the parent.
                 m.inherited_below = m.next_id;
                 m.keepalive_on = false;
+                m.waiter = Default::default();
                 inherited = Some((
                     m.pending.drain().map(|(_, v)| v).collect(),
                     std::mem::take(&mut m.deferred),
@@ -208,10 +213,13 @@ pub fn drop_client(p: &Perl, id: u64) {
             .filter(|(_, v)| v.client == id)
             .map(|(k, _)| *k)
             .collect();
-        let pending = reqs
+        let pending: Vec<Pending> = reqs
             .into_iter()
             .filter_map(|r| m.pending.remove(&r))
             .collect();
+        for _ in pending.iter().filter(|pd| pd.due) {
+            m.waiter.forget();
+        }
         (pending, on_event)
     });
     // Released outside the borrow: freeing a closure may run DESTROY code.

@@ -112,12 +112,18 @@ fn enqueue(
         m.next_id += 1;
         let req = m.next_id;
         queue(m, make(req, timeout))?;
+        // A lock or campaign (cancellable) waits for others: not due.
+        let due = cancel.is_none() && matches!(kind, Kind::Unary(_) | Kind::KeepaliveOnce);
+        if due {
+            m.waiter.started();
+        }
         let pending = Pending {
             client,
             kind,
             delivery,
             cancel,
             cancelled: false,
+            due,
         };
         m.pending.insert(req, pending);
         Ok::<_, String>(req)
