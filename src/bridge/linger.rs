@@ -95,6 +95,8 @@ pub struct Activity {
     started: AtomicU64,
     /// The last answer to a call alone took longer than the answer wait.
     slow: AtomicBool,
+    /// The answer wait, in nanoseconds (as `call_within` was given it).
+    wait: AtomicU64,
     epoch: Instant,
 }
 
@@ -110,6 +112,7 @@ impl Default for Activity {
             prompt: AtomicBool::new(true),
             started: AtomicU64::new(0),
             slow: AtomicBool::new(false),
+            wait: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -139,6 +142,8 @@ impl Activity {
     fn next_request(&self, limit: Duration, wait: Duration) {
         let now = self.now();
         self.started.store(now, Ordering::Relaxed);
+        let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        self.wait.store(ns, Ordering::Relaxed);
         let answered = self.answered.swap(0, Ordering::Relaxed);
         if answered != 0 {
             let gap = u128::from(now.saturating_sub(answered));
@@ -228,7 +233,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if self.0.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
-            let slow = u128::from(self.0.age()) >= answer_wait().as_nanos();
+            let slow = self.0.age() >= self.0.wait.load(Ordering::Relaxed);
             self.0.slow.store(slow, Ordering::Relaxed);
             let sent = self.0.sent.load(Ordering::Acquire);
             self.0.sent_then.store(sent, Ordering::Relaxed);
