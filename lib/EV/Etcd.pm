@@ -2223,6 +2223,11 @@ cancelled, and an idle client without a health monitor causes no wakeups
 at all. A one-shot C<lease_keepalive> leaves nothing outstanding once it
 has called back.
 
+While one request is outstanding, from a program that makes its requests
+back to back, the loop waits for its answer, before it blocks, until the
+request is C<EV_ETCD_WAIT_US> old (250 microseconds): the loop's other
+watchers and timers are seen that much later at most. See L</ENVIRONMENT>.
+
 =head1 OTHER EVENT LOOPS
 
 L<AnyEvent> programs can use EV::Etcd whenever AnyEvent runs on EV (it does
