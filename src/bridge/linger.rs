@@ -181,13 +181,13 @@ impl Activity {
             && self.calls.load(Ordering::Relaxed) == 1
             && self.prompt.load(Ordering::Relaxed)
             && !self.slow.load(Ordering::Relaxed)
-            && u128::from(self.age()) < wait.as_nanos()
+            && u128::from(self.age(self.now())) < wait.as_nanos()
     }
 
-    /// Nanoseconds since the first of the calls outstanding started.
-    fn age(&self) -> u64 {
-        self.now()
-            .saturating_sub(self.started.load(Ordering::Relaxed))
+    /// Nanoseconds from the start of the first of the calls outstanding
+    /// to `now`.
+    fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.started.load(Ordering::Relaxed))
     }
 
     fn linger_for(&self, limit: Duration) -> bool {
@@ -233,11 +233,12 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if self.0.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
-            let slow = self.0.age() >= self.0.wait.load(Ordering::Relaxed);
+            let now = self.0.now();
+            let slow = self.0.age(now) >= self.0.wait.load(Ordering::Relaxed);
             self.0.slow.store(slow, Ordering::Relaxed);
             let sent = self.0.sent.load(Ordering::Acquire);
             self.0.sent_then.store(sent, Ordering::Relaxed);
-            self.0.answered.store(self.0.now(), Ordering::Relaxed);
+            self.0.answered.store(now, Ordering::Relaxed);
             self.0.armed.store(true, Ordering::Relaxed);
         }
     }
