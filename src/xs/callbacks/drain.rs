@@ -33,18 +33,6 @@ pub fn flush() {
     });
 }
 
-/// Before the loop blocks (the .pm's prepare watcher, after `flush`): while
-/// one call is outstanding whose answer is due soon, waits for it, yielding
-/// the core meanwhile (wait.rs).
-pub fn wait_for_answer() {
-    let Some(until) = with(|m| m.waiter.due()) else {
-        return;
-    };
-    super::wait::wait(until, || {
-        with(|m| m.bridge.as_ref().is_none_or(|b| b.queued() > 0))
-    });
-}
-
 /// Runs the callbacks of every completion that has arrived (called by the
 /// `EV::io` watcher on the notify fd). False, with nothing run, in a child
 /// forked with a client (`ours`).

@@ -11,7 +11,7 @@ mod registry;
 mod submit;
 mod wait;
 
-pub use drain::{drain, flush, ours, shutdown, wait_for_answer};
+pub use drain::{drain, flush, ours, shutdown};
 pub use registry::{
     check_client, check_stream, client_tag_ok, drop_client, endpoints, health_tick, namespaced,
     new_client, notify_fd, set_client_tag, set_endpoints, stats, Stats,
@@ -20,3 +20,4 @@ pub use submit::{
     cancel_call, cancel_observe, cancel_watch, keepalive_start, lease_keepalive, observe, snapshot,
     stop_keepalive, submit, submit_cancellable, watch, watch_progress,
 };
+pub use wait::wait_for_answer;

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::bridge::linger::answer_wait;
 
+use super::registry::with;
+
 /// The Perl thread's count of the calls it may wait for.
 pub(super) struct Waiter {
     /// Unary calls outstanding whose answer is due (not a lock or a
@@ -105,8 +107,20 @@ impl Waiter {
     }
 }
 
+/// Before the loop blocks (the .pm's prepare watcher, after `flush`): while
+/// one call is outstanding whose answer is due soon, waits for it, yielding
+/// the core meanwhile.
+pub fn wait_for_answer() {
+    let Some(until) = with(|m| m.waiter.due()) else {
+        return;
+    };
+    wait(until, || {
+        with(|m| m.bridge.as_ref().is_none_or(|b| b.queued() > 0))
+    });
+}
+
 /// Waits, yielding, until `arrived` or `until`. False when the time ran out.
-pub fn wait(until: Instant, mut arrived: impl FnMut() -> bool) -> bool {
+fn wait(until: Instant, mut arrived: impl FnMut() -> bool) -> bool {
     loop {
         if arrived() {
             return true;
